@@ -1,0 +1,414 @@
+"""Commands -> library calls; the one place errors are rendered.
+
+``main(argv) -> int`` is what ``pip-lambda-pack``, ``python -m pip_lambda_pack`` and (later)
+``pip lambda-pack`` all call. Heavy modules are imported inside the commands so that
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, LambdaPackError
+
+if TYPE_CHECKING:
+    from .config import Project
+    from .lock import Lock
+    from .pipeline import Finders, Settings
+
+PROG = "pip-lambda-pack"
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Run one command; returns the exit code (0 ok, 1 failure, 2 bad input)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        result: int = args.run(args)
+        return result
+    except LambdaPackError as exc:
+        _error(exc.message, exc.tip)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted", "")
+        return 130
+
+
+def _error(message: str, tip: str) -> None:
+    print(f"ERROR: {message}", file=sys.stderr)
+    if tip:
+        print(f"TIP: {tip}", file=sys.stderr)
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Package Python serverless functions into deterministic, cache-friendly "
+        "Lambda layers, resolved for the target runtime.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _common_options()
+    project = _project_options()
+    _add(commands, "lock", "resolve and plan; write lambda-pack.lock", [common, project], _lock)
+    graph = _add(commands, "graph", "show the dependency graph", [common, project], _graph)
+    graph.add_argument("--format", choices=["tree", "json"], default="tree")
+    plan = _add(commands, "plan", "show the layer plan", [common, project], _plan)
+    plan.add_argument("--format", choices=["text", "json"], default="text")
+    plan.add_argument("--fleet", type=Path, help="plan a lambda-pack-fleet/1 file, no index")
+    build = _add(commands, "build", "build layer and code zips", [common, project], _build)
+    build.add_argument("--out", type=Path, help="output directory (default .lambda-pack/build)")
+    push = _add(commands, "push", "build, then push to the store", [common, project], _push)
+    push.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
+    invoke = _add(commands, "invoke", "run a function through the shim", [common], _invoke)
+    invoke.add_argument("name", help="the function's name")
+    invoke.add_argument("--store", help="store URL or path (default: the project's)")
+    invoke.add_argument("--event", default=None, help="event JSON file, or - for stdin")
+    invoke.add_argument("--python", help="interpreter to run the function with")
+    ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
+    ls.add_argument("--store", help="store URL or path (default: the project's)")
+    _add(commands, "check", "offline: is the lock fresh and within limits", [common, project],
+         _check)
+    return parser
+
+
+def _add(
+    commands: Any, name: str, help_text: str, parents: list[argparse.ArgumentParser], run: Any
+) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = commands.add_parser(
+        name, help=help_text, description=help_text, parents=parents
+    )
+    sub.set_defaults(run=run)
+    return sub
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="lambda-pack.toml or pyproject.toml")
+    common.add_argument("--target", help="Lambda runtime preset, e.g. python3.12-x86_64")
+    common.add_argument("--cache-dir", type=Path, help="cache directory")
+    common.add_argument("-v", "--verbose", action="count", default=0)
+    common.add_argument("-q", "--quiet", action="store_true")
+    return common
+
+
+def _project_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("-i", "--index-url")
+    options.add_argument("--extra-index-url", action="append", default=[])
+    options.add_argument("-f", "--find-links", action="append", default=[])
+    options.add_argument("--no-index", action="store_true")
+    options.add_argument("--pre", action="store_true", help="allow pre-releases")
+    options.add_argument("--store", help="store URL or path")
+    options.add_argument("--strategy", help="planning strategy")
+    options.add_argument("--max-layers", type=int, help="layers per function (default 5)")
+    shortcut = options.add_argument_group("one function without a config file")
+    shortcut.add_argument("-r", "--requirement", type=Path, help="requirements file")
+    shortcut.add_argument("--handler", help="module.function")
+    shortcut.add_argument("--code", type=Path, help="the function's code directory")
+    shortcut.add_argument("--name", default=None, help="the function's name (default: code dir)")
+    return options
+
+
+# -- shared plumbing --------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
+    from .pipeline import Settings
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
+    def log(message: str) -> None:
+        if args.verbose:
+            print(message, file=sys.stderr)
+
+    return Settings(cache_dir=_cache_dir(args), offline=offline, log=log, say=say)
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    if args.cache_dir:
+        return Path(args.cache_dir).resolve()
+    if os.environ.get("LAMBDA_PACK_CACHE_DIR"):
+        return Path(os.environ["LAMBDA_PACK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pip-lambda-pack"
+
+
+def _project(args: argparse.Namespace) -> Project:
+    from .config import (
+        IndexOptions,
+        find_config,
+        load_project,
+        shortcut_project,
+        with_overrides,
+    )
+    from .target import get_target
+
+    if getattr(args, "handler", None) or getattr(args, "requirement", None):
+        project = _shortcut(args, shortcut_project)
+    else:
+        path = args.config or find_config(Path.cwd())
+        if path is None:
+            raise ConfigError(
+                "no lambda-pack.toml or pyproject.toml with [tool.lambda-pack] here",
+                "create one, pass --config PATH, or use -r REQS --handler MOD.FUNC --code DIR",
+            )
+        project = load_project(Path(path))
+    index = IndexOptions(
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_url),
+        find_links=tuple(_find_link(v) for v in args.find_links),
+        no_index=args.no_index,
+        pre=args.pre,
+    )
+    project = with_overrides(
+        project,
+        target=args.target,
+        store=args.store,
+        max_layers=args.max_layers,
+        strategy=args.strategy,
+        index=index,
+    )
+    get_target(project.target)  # unknown targets fail before any work
+    return project
+
+
+def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:
+    if not args.handler or not args.code:
+        raise ConfigError(
+            "the one-function shortcut needs --handler and --code",
+            "e.g. build -r requirements.txt --handler app.handler --code src/",
+        )
+    code = Path(args.code)
+    project: Project = shortcut_project(
+        requirements=args.requirement,
+        handler=args.handler,
+        code=code,
+        name=args.name or (code.resolve().name or "function"),
+        root=Path.cwd(),
+        target=args.target or "python3.12-x86_64",
+    )
+    return project
+
+
+def _find_link(value: str) -> str:
+    return value if "://" in value else str(Path(value).resolve())
+
+
+def _finders(settings: Settings) -> Finders:
+    from .pipeline import Finders
+
+    return Finders(settings)
+
+
+def _emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from .pipeline import lock_project
+
+    project = _project(args)
+    settings = _settings(args)
+    finders = _finders(settings)
+    try:
+        lock_project(project, settings, finders)
+    finally:
+        finders.close()
+    return 0
+
+
+def _current_lock(project: Project, args: argparse.Namespace) -> Lock:
+    from .pipeline import current_lock
+
+    settings = _settings(args)
+    finders = _finders(settings)
+    try:
+        return current_lock(project, settings, finders)
+    finally:
+        finders.close()
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from .graph import build_graph, render_tree, to_json
+
+    lock = _current_lock(_project(args), args)
+    graph = build_graph(lock.closures())
+    if args.format == "json":
+        _emit_json(to_json(graph))
+    else:
+        for name in sorted(lock.functions):
+            print("\n".join(render_tree(graph, name)))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .plan import DEFAULT_STRATEGY, PlanParams, load_fleet, make_plan, plan_to_json
+
+    if args.fleet:
+        fleet = load_fleet(args.fleet)
+        params = PlanParams(max_layers=args.max_layers or 5)
+        strategy = args.strategy or DEFAULT_STRATEGY
+    else:
+        from .graph import build_graph
+        from .pipeline import plan_params, project_fleet, strategy_of
+
+        project = _project(args)
+        lock = _current_lock(project, args)
+        fleet = project_fleet(project, build_graph(lock.closures()))
+        params = plan_params(project)
+        strategy = strategy_of(project)
+    report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+    if args.format == "json":
+        _emit_json(report)
+    else:
+        print("\n".join(_plan_lines(report)))
+    return 0
+
+
+def _plan_lines(report: dict[str, Any]) -> list[str]:
+    from .units import human_size
+
+    lines = [f"strategy {report['strategy']}, at most {report['max_layers']} layers per function"]
+    lines.append("")
+    lines.append("functions:")
+    for name, ids in report["functions"].items():
+        stats = report["function_stats"][name]
+        lines.append(
+            f"  {name}: {len(ids)} layers, {human_size(stats['bytes'])} to fetch "
+            f"({human_size(stats['unpacked_bytes'])} unzipped), "
+            f"{stats['cold_ms']:.0f} ms with an empty cache"
+        )
+        for lid in ids:
+            lines.append(f"    {lid} {human_size(report['layer_stats'][lid]['size'])}")
+    lines.append("")
+    lines.append("layers:")
+    for lid, members in report["layers"].items():
+        stats = report["layer_stats"][lid]
+        lines.append(
+            f"  {lid} {human_size(stats['size'])}, used by {', '.join(stats['users'])}: "
+            + ", ".join(members)
+        )
+    return lines
+
+
+def _default_out(project: Project, args: argparse.Namespace) -> Path:
+    return Path(args.out).resolve() if args.out else project.root / ".lambda-pack" / "build"
+
+
+def _build_into(args: argparse.Namespace) -> tuple[Project, Path]:
+    from .pipeline import build_project, current_lock
+
+    project = _project(args)
+    settings = _settings(args)
+    out = _default_out(project, args)
+    finders = _finders(settings)
+    try:
+        lock = current_lock(project, settings, finders)
+        manifest = build_project(project, lock, out, settings, finders)
+    finally:
+        finders.close()
+    layers = {layer.sha256 for f in manifest.functions.values() for layer in f.layers}
+    settings.say(f"built {len(manifest.functions)} functions, {len(layers)} layers in {out}")
+    return project, out
+
+
+def _build(args: argparse.Namespace) -> int:
+    _build_into(args)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .store import open_store, push
+
+    project, out = _build_into(args)
+    store = open_store(project.store, project.root)
+    result = push(out, store)
+    if not args.quiet:
+        print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def _store_location(args: argparse.Namespace) -> tuple[str, Path]:
+    """The store URL and the directory relative paths are taken from."""
+    from .config import DEFAULT_STORE, find_config, load_project
+
+    if args.store:
+        return args.store, Path.cwd()
+    path = args.config or find_config(Path.cwd())
+    if path is None:
+        return DEFAULT_STORE, Path.cwd()
+    project = load_project(Path(path))
+    return project.store, project.root
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from .invoke import invoke
+    from .target import get_target
+
+    store, base = _store_location(args)
+    event = _read_event(args.event)
+    target = get_target(args.target) if args.target else None
+    return invoke(
+        store_url=store,
+        base_dir=base,
+        name=args.name,
+        event=event,
+        python=args.python,
+        target=target,
+        cache_dir=_cache_dir(args) / "runtime",
+    )
+
+
+def _read_event(source: str | None) -> bytes:
+    if source is None:
+        return b"{}"
+    if source == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"event file not found: {source}", "pass --event FILE or -") from None
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from .store import open_store
+
+    store_url, base = _store_location(args)
+    for name in open_store(store_url, base).names():
+        print(name)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .lock import read_lock, staleness
+    from .pipeline import check_lock_limits, strategy_of
+
+    project = _project(args)
+    lock = read_lock(project.lock_path)
+    reason = staleness(lock, project, strategy_of(project))
+    if reason is None:
+        check_lock_limits(project, lock)
+    if reason:
+        print(f"{project.lock_path.name} is stale: {reason}", file=sys.stderr)
+        print("TIP: run: pip-lambda-pack lock", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"{project.lock_path.name} is fresh", file=sys.stderr)
+    return 0

@@ -1,0 +1,493 @@
+"""Project inputs: the ``[tool.lambda-pack]`` config, requirements files and CLI shortcuts.
+
+Everything is read once here and turned into frozen records; the rest of the pipeline
+never opens a config or requirements file itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+CONFIG_NAMES = ("lambda-pack.toml", "pyproject.toml")
+DEFAULT_MAX_LAYERS = 5
+DEFAULT_STORE = ".lambda-pack/store"
+_ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexOptions:
+    """Where packages come from; later sources extend earlier ones, ``index_url`` replaces."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    pre: bool = False
+
+    def merged(self, other: IndexOptions) -> IndexOptions:
+        """``other`` on top of ``self`` (the way pip lets a later option win)."""
+        return IndexOptions(
+            index_url=other.index_url or self.index_url,
+            extra_index_urls=_unique(self.extra_index_urls + other.extra_index_urls),
+            find_links=_unique(self.find_links + other.find_links),
+            no_index=self.no_index or other.no_index,
+            pre=self.pre or other.pre,
+        )
+
+    def index_urls(self) -> tuple[str, ...]:
+        """The indexes to query, in order (none with ``--no-index``)."""
+        if self.no_index:
+            return ()
+        return _unique((self.index_url or "https://pypi.org/simple", *self.extra_index_urls))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequirementSet:
+    """Requirements, constraints and hashes of one function, as strings in file order."""
+
+    requirements: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # canonical name -> sha256 hexes
+    index: IndexOptions = field(default_factory=IndexOptions)
+
+    def parsed(self) -> list[Requirement]:
+        return [Requirement(line) for line in self.requirements]
+
+    def parsed_constraints(self) -> list[Requirement]:
+        return [Requirement(line) for line in self.constraints]
+
+    def hash_map(self) -> dict[str, frozenset[str]]:
+        return {name: frozenset(values) for name, values in self.hashes}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionSpec:
+    """One function of the project."""
+
+    name: str
+    handler: str
+    code: Path
+    requirements: RequirementSet
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Project:
+    """The whole project: where it lives, what it targets, its functions."""
+
+    root: Path
+    config_path: Path | None
+    target: str
+    store: str
+    max_layers: int
+    strategy: str | None
+    functions: tuple[FunctionSpec, ...]
+    index: IndexOptions = field(default_factory=IndexOptions)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "lambda-pack.lock"
+
+    def function(self, name: str) -> FunctionSpec:
+        for spec in self.functions:
+            if spec.name == name:
+                return spec
+        raise ConfigError(
+            f"no function named {name!r} in the project",
+            "use one of: " + ", ".join(f.name for f in self.functions),
+        )
+
+
+def _unique(items: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+# -- requirements files ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Collected:
+    requirements: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    hashes: dict[str, list[str]] = field(default_factory=dict)
+    index: IndexOptions = field(default_factory=IndexOptions)
+
+
+def read_requirements(path: Path) -> RequirementSet:
+    """Parse a pip requirements file with ``-r``, ``-c``, ``--hash`` and index options."""
+    collected = _Collected()
+    _read_into(Path(path), collected, constraint=False, seen=())
+    return RequirementSet(
+        requirements=tuple(collected.requirements),
+        constraints=tuple(collected.constraints),
+        hashes=tuple(sorted((n, tuple(sorted(h))) for n, h in collected.hashes.items())),
+        index=collected.index,
+    )
+
+
+def _read_into(path: Path, out: _Collected, *, constraint: bool, seen: tuple[Path, ...]) -> None:
+    resolved = path.resolve()
+    if resolved in seen:
+        raise ConfigError(f"{path}: requirements files include each other", "remove the loop")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"requirements file not found: {path}", "check the path in the config or on -r"
+        ) from None
+    for number, line in _logical_lines(text):
+        where = f"{path}:{number}"
+        _read_line(line, where, path.parent, out, constraint, (*seen, resolved))
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Lines joined at trailing backslashes, comments stripped, ``${VAR}`` expanded."""
+    buffer, start = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not buffer:
+            start = number
+        if raw.endswith("\\"):
+            buffer += raw[:-1] + " "
+            continue
+        line = re.sub(r"(^|\s+)#.*$", "", buffer + raw).strip()
+        buffer = ""
+        if line:
+            yield start, _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)
+    if buffer.strip():
+        yield start, buffer.strip()
+
+
+_OPTION_ALIASES = {
+    "-r": "--requirement",
+    "-c": "--constraint",
+    "-i": "--index-url",
+    "-f": "--find-links",
+    "-e": "--editable",
+}
+_IGNORED_OPTIONS = {"--prefer-binary", "--only-binary", "--trusted-host", "--use-feature"}
+
+
+def _read_line(
+    line: str, where: str, base: Path, out: _Collected, constraint: bool, seen: tuple[Path, ...]
+) -> None:
+    if line.startswith("-"):
+        _read_option(line, where, base, out, seen)
+        return
+    words = shlex.split(line, posix=True)
+    hashes = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--hash=")]
+    requirement = _parse_requirement(_requirement_text(line), where)
+    (out.constraints if constraint else out.requirements).append(str(requirement))
+    if hashes:
+        name = canonicalize_name(requirement.name)
+        out.hashes.setdefault(name, []).extend(_sha256_values(hashes, where))
+
+
+def _requirement_text(line: str) -> str:
+    """The requirement part of a line, without its trailing ``--hash`` options."""
+    return re.split(r"\s+--hash[=\s]", line, maxsplit=1)[0].strip()
+
+
+def _sha256_values(values: list[str], where: str) -> list[str]:
+    digests = []
+    for value in values:
+        algorithm, _, digest = value.partition(":")
+        if algorithm != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ConfigError(
+                f"{where}: unsupported hash {value!r}",
+                "use --hash=sha256:<64 hex digits>",
+            )
+        digests.append(digest)
+    return digests
+
+
+def _parse_requirement(text: str, where: str) -> Requirement:
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{where}: malformed requirement {text!r}: {first}",
+            "write it as NAME[extras] SPECIFIER [; marker], e.g. requests>=2.31",
+        ) from None
+    if requirement.url:
+        raise ConfigError(
+            f"{where}: direct references are not supported: {text!r}",
+            "publish the package to an index or put its wheel in --find-links",
+        )
+    return requirement
+
+
+def _read_option(line: str, where: str, base: Path, out: _Collected, seen: tuple[Path, ...]) -> None:
+    option, value = _split_option(line)
+    option = _OPTION_ALIASES.get(option, option)
+    if option in ("--requirement", "--constraint"):
+        nested = base / value
+        _read_into(nested, out, constraint=option == "--constraint", seen=seen)
+    elif option == "--index-url":
+        out.index = out.index.merged(IndexOptions(index_url=value))
+    elif option == "--extra-index-url":
+        out.index = out.index.merged(IndexOptions(extra_index_urls=(value,)))
+    elif option == "--find-links":
+        out.index = out.index.merged(IndexOptions(find_links=(_location(value, base),)))
+    elif option == "--no-index":
+        out.index = out.index.merged(IndexOptions(no_index=True))
+    elif option == "--pre":
+        out.index = out.index.merged(IndexOptions(pre=True))
+    elif option not in _IGNORED_OPTIONS:
+        raise ConfigError(
+            f"{where}: unsupported option {option}",
+            "remove it; supported: -r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre",
+        )
+
+
+def _split_option(line: str) -> tuple[str, str]:
+    if line.startswith("--") and "=" in line.split()[0]:
+        option, _, value = line.partition("=")
+        return option, value.strip()
+    parts = line.split(None, 1)
+    if len(parts) == 1 and len(parts[0]) > 2 and not parts[0].startswith("--"):
+        return parts[0][:2], parts[0][2:]  # -rother.txt
+    return parts[0], parts[1].strip() if len(parts) > 1 else ""
+
+
+def _location(value: str, base: Path) -> str:
+    """A find-links location: URLs as given, paths made absolute against the file's dir."""
+    if "://" in value:
+        return value
+    return str((base / value).resolve())
+
+
+# -- project config -------------------------------------------------------------------
+
+
+def find_config(start: Path) -> Path | None:
+    """The first ``lambda-pack.toml`` or ``pyproject.toml`` with our table, from ``start`` up."""
+    for directory in (start, *start.parents):
+        for name in CONFIG_NAMES:
+            candidate = directory / name
+            if candidate.is_file() and (name != "pyproject.toml" or _has_table(candidate)):
+                return candidate
+    return None
+
+
+def _has_table(pyproject: Path) -> bool:
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return "lambda-pack" in data.get("tool", {})
+
+
+def load_project(path: Path) -> Project:
+    """Read the project config at ``path`` (lambda-pack.toml or pyproject.toml)."""
+    table = _config_table(path)
+    root = path.parent.resolve()
+    functions = table.get("functions")
+    if not isinstance(functions, dict) or not functions:
+        raise ConfigError(
+            f"{path}: no functions configured",
+            "add a [functions.NAME] table with handler, code and requirements",
+        )
+    specs = tuple(
+        _function_spec(name, value, root, path) for name, value in sorted(functions.items())
+    )
+    return Project(
+        root=root,
+        config_path=path.resolve(),
+        target=_string(table, "target", path, default="python3.12-x86_64"),
+        store=_string(table, "store", path, default=DEFAULT_STORE),
+        max_layers=_max_layers(table.get("max-layers", DEFAULT_MAX_LAYERS), path),
+        strategy=table.get("strategy"),
+        functions=specs,
+        index=_index_options(table, root),
+    )
+
+
+def _config_table(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file not found: {path}", "create lambda-pack.toml or pass --config PATH"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the syntax") from None
+    if path.name == "pyproject.toml":
+        table = data.get("tool", {}).get("lambda-pack")
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}: no [tool.lambda-pack] table", "add one, or use lambda-pack.toml"
+            )
+        return table
+    return data
+
+
+def _string(table: Mapping[str, Any], key: str, path: Path, *, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: {key} must be a string", f'write {key} = "..."')
+    return value
+
+
+def _max_layers(value: object, path: Path) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+        raise ConfigError(
+            f"{path}: max-layers must be a positive integer", "write max-layers = 5"
+        )
+    return value
+
+
+def _index_options(table: Mapping[str, Any], root: Path) -> IndexOptions:
+    return IndexOptions(
+        index_url=table.get("index-url"),
+        extra_index_urls=tuple(table.get("extra-index-urls", ())),
+        find_links=tuple(_location(v, root) for v in table.get("find-links", ())),
+        no_index=bool(table.get("no-index", False)),
+        pre=bool(table.get("pre", False)),
+    )
+
+
+def _function_spec(name: str, value: object, root: Path, path: Path) -> FunctionSpec:
+    where = f"{path}: functions.{name}"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table", "write [functions.NAME] with handler = ...")
+    check_function_name(name, where)
+    handler = value.get("handler")
+    if not isinstance(handler, str):
+        raise ConfigError(f"{where}.handler is missing", 'add handler = "module.function"')
+    code = root / str(value.get("code", "."))
+    return FunctionSpec(
+        name=name,
+        handler=check_handler(handler, f"{where}.handler"),
+        code=check_code_dir(code, f"{where}.code"),
+        requirements=_function_requirements(value, root, where),
+        weight=_weight(value.get("weight", 1.0), where),
+    )
+
+
+def _function_requirements(value: Mapping[str, Any], root: Path, where: str) -> RequirementSet:
+    if "requirements" in value and "dependencies" in value:
+        raise ConfigError(
+            f"{where} has both requirements and dependencies", "keep one of the two"
+        )
+    if "requirements" in value:
+        return read_requirements(root / str(value["requirements"]))
+    dependencies = value.get("dependencies", [])
+    if not isinstance(dependencies, list):
+        raise ConfigError(f"{where}.dependencies must be a list", 'write ["requests>=2"]')
+    lines = [
+        str(_parse_requirement(str(d), f"{where}.dependencies[{i}]"))
+        for i, d in enumerate(dependencies)
+    ]
+    return RequirementSet(requirements=tuple(lines))
+
+
+def _weight(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where}.weight must be a positive number", "write weight = 1.0")
+    return float(value)
+
+
+def check_function_name(name: str, where: str) -> str:
+    if not _FUNCTION_NAME.match(name):
+        raise ConfigError(
+            f"{where}: function name {name!r} is not valid",
+            "use letters, digits, '-' and '_' (at most 64 characters), as Lambda does",
+        )
+    return name
+
+
+def check_handler(handler: str, where: str) -> str:
+    if not _HANDLER.match(handler):
+        raise ConfigError(
+            f"{where}: handler {handler!r} is not module.function",
+            'write it as "app.handler" (module path, then the function name)',
+        )
+    return handler
+
+
+def check_code_dir(code: Path, where: str) -> Path:
+    if not code.is_dir():
+        raise ConfigError(
+            f"{where}: code directory not found: {code}", "create it or fix the path"
+        )
+    return code.resolve()
+
+
+def shortcut_project(
+    *,
+    requirements: Path | None,
+    handler: str,
+    code: Path,
+    name: str,
+    root: Path,
+    target: str,
+    dependencies: Sequence[str] = (),
+) -> Project:
+    """A one-function project from command-line flags, with no config file."""
+    check_function_name(name, "--name")
+    if requirements is not None:
+        reqs = read_requirements(requirements)
+    else:
+        reqs = RequirementSet(
+            requirements=tuple(str(_parse_requirement(d, "argument")) for d in dependencies)
+        )
+    spec = FunctionSpec(
+        name=name,
+        handler=check_handler(handler, "--handler"),
+        code=check_code_dir(code, "--code"),
+        requirements=reqs,
+    )
+    return Project(
+        root=root.resolve(),
+        config_path=None,
+        target=target,
+        store=DEFAULT_STORE,
+        max_layers=DEFAULT_MAX_LAYERS,
+        strategy=None,
+        functions=(spec,),
+    )
+
+
+def with_overrides(
+    project: Project,
+    *,
+    target: str | None = None,
+    store: str | None = None,
+    max_layers: int | None = None,
+    strategy: str | None = None,
+    index: IndexOptions | None = None,
+) -> Project:
+    """The project with command-line options on top of its config."""
+    return replace(
+        project,
+        target=target or project.target,
+        store=store or project.store,
+        max_layers=max_layers or project.max_layers,
+        strategy=strategy or project.strategy,
+        index=project.index.merged(index) if index else project.index,
+    )
+
+
+def function_index(project: Project, spec: FunctionSpec) -> IndexOptions:
+    """The index options that apply to one function: project config, then its file's lines."""
+    return project.index.merged(spec.requirements.index)
