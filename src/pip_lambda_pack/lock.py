@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
-from urllib.request import pathname2url
 
 import tomli_w
 
@@ -101,7 +100,7 @@ def absolute_url(url: str, root: Path) -> str:
     """Undo ``portable_location`` for a wheel URL: relative paths become file URLs."""
     if "://" in url:
         return url
-    return "file:" + pathname2url(str((root / url).resolve()))
+    return (root / url).resolve().as_uri()
 
 
 def _local_path(location: str) -> Path | None:

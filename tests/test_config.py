@@ -1,0 +1,181 @@
+"""Project config and requirements files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pip_lambda_pack.config import (
+    IndexOptions,
+    find_config,
+    load_project,
+    read_requirements,
+    shortcut_project,
+    with_overrides,
+)
+from pip_lambda_pack.errors import ConfigError
+
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_requirements_with_nested_files_constraints_hashes_and_index_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRIVATE_INDEX", "https://pkgs.example/simple")
+    write(tmp_path / "base.txt", "six==1.16.0  # pinned\n")
+    write(tmp_path / "constraints.txt", "urllib3<3\n")
+    reqs = write(
+        tmp_path / "requirements.txt",
+        "# comment\n"
+        "-r base.txt\n"
+        "-c constraints.txt\n"
+        "--extra-index-url ${PRIVATE_INDEX}\n"
+        "-f wheels\n"
+        "--pre\n"
+        f"requests[socks]>=2.31 ; python_version >= '3.8' \\\n  --hash=sha256:{SHA_A} \\\n"
+        f"  --hash=sha256:{SHA_B}\n",
+    )
+    parsed = read_requirements(reqs)
+    assert parsed.requirements == (
+        "six==1.16.0",
+        'requests[socks]>=2.31; python_version >= "3.8"',
+    )
+    assert parsed.constraints == ("urllib3<3",)
+    assert parsed.hashes == (("requests", (SHA_A, SHA_B)),)
+    assert parsed.index == IndexOptions(
+        extra_index_urls=("https://pkgs.example/simple",),
+        find_links=(str(tmp_path / "wheels"),),
+        pre=True,
+    )
+
+
+def test_malformed_requirement_names_file_and_line(tmp_path: Path) -> None:
+    reqs = write(tmp_path / "requirements.txt", "requests\n\nflask >=>= 2\n")
+    with pytest.raises(ConfigError) as info:
+        read_requirements(reqs)
+    assert info.value.message.startswith(f"{reqs}:3: malformed requirement 'flask >=>= 2'")
+    assert info.value.tip.startswith("write it as NAME[extras] SPECIFIER")
+
+
+def test_missing_requirements_file_and_unsupported_option(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="requirements file not found"):
+        read_requirements(tmp_path / "nope.txt")
+    reqs = write(tmp_path / "r.txt", "--editable .\n")
+    with pytest.raises(ConfigError, match=r"r.txt:1: unsupported option --editable"):
+        read_requirements(reqs)
+
+
+def test_bad_hash_and_direct_reference_are_refused(tmp_path: Path) -> None:
+    reqs = write(tmp_path / "r.txt", "six --hash=md5:abc\n")
+    with pytest.raises(ConfigError, match="unsupported hash 'md5:abc'"):
+        read_requirements(reqs)
+    reqs = write(tmp_path / "r.txt", "six @ https://example.com/six.whl\n")
+    with pytest.raises(ConfigError, match="direct references are not supported"):
+        read_requirements(reqs)
+
+
+def test_include_loop_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "a.txt", "-r b.txt\n")
+    write(tmp_path / "b.txt", "-r a.txt\n")
+    with pytest.raises(ConfigError, match="include each other"):
+        read_requirements(tmp_path / "a.txt")
+
+
+def make_project(root: Path, body: str, name: str = "lambda-pack.toml") -> Path:
+    (root / "src").mkdir(parents=True, exist_ok=True)
+    write(root / "reqs.txt", "six\n")
+    return write(root / name, body)
+
+
+def test_load_lambda_pack_toml(tmp_path: Path) -> None:
+    config = make_project(
+        tmp_path,
+        'target = "python3.13-arm64"\nmax-layers = 3\n'
+        '[functions.api]\nhandler = "app.handler"\ncode = "src"\nrequirements = "reqs.txt"\n'
+        '[functions.jobs]\nhandler = "jobs.run"\ncode = "src"\n'
+        'dependencies = ["attrs>=23"]\nweight = 2.5\n',
+    )
+    project = load_project(config)
+    assert project.target == "python3.13-arm64"
+    assert project.max_layers == 3
+    assert project.store == ".lambda-pack/store"
+    assert [f.name for f in project.functions] == ["api", "jobs"]
+    api, jobs = project.functions
+    assert api.code == (tmp_path / "src").resolve()
+    assert api.requirements.requirements == ("six",)
+    assert jobs.requirements.requirements == ("attrs>=23",)
+    assert jobs.weight == 2.5
+    assert project.lock_path == tmp_path.resolve() / "lambda-pack.lock"
+
+
+def test_pyproject_table_is_found_from_a_subdirectory(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        '[project]\nname = "x"\n[tool.lambda-pack.functions.api]\n'
+        'handler = "app.handler"\ncode = "src"\n',
+        name="pyproject.toml",
+    )
+    found = find_config(tmp_path / "src")
+    assert found == tmp_path / "pyproject.toml"
+    assert load_project(found).functions[0].name == "api"
+
+
+def test_pyproject_without_our_table_is_not_a_config(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[project]\nname = "x"\n')
+    assert find_config(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('target = "x"\n', "no functions configured"),
+        ('[functions.api]\ncode = "src"\n', "functions.api.handler is missing"),
+        (
+            '[functions.api]\nhandler = "app"\ncode = "src"\n',
+            "handler 'app' is not module.function",
+        ),
+        (
+            '[functions.api]\nhandler = "app.h"\ncode = "missing"\n',
+            "code directory not found",
+        ),
+        (
+            '[functions."bad name"]\nhandler = "app.h"\ncode = "src"\n',
+            "function name 'bad name' is not valid",
+        ),
+        ('max-layers = 0\n[functions.a]\nhandler = "a.b"\n', "max-layers must be a positive"),
+        ("[functions\n", "not valid TOML"),
+    ],
+)
+def test_config_errors(tmp_path: Path, body: str, message: str) -> None:
+    config = make_project(tmp_path, body)
+    with pytest.raises(ConfigError, match=message):
+        load_project(config)
+
+
+def test_shortcut_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    reqs = write(tmp_path / "requirements.txt", "six\n")
+    project = shortcut_project(
+        requirements=reqs,
+        handler="app.handler",
+        code=tmp_path / "src",
+        name="src",
+        root=tmp_path,
+        target="python3.12-x86_64",
+    )
+    assert project.config_path is None
+    assert project.functions[0].requirements.requirements == ("six",)
+    changed = with_overrides(
+        project, target="python3.10-arm64", index=IndexOptions(index_url="http://i/simple")
+    )
+    assert changed.target == "python3.10-arm64"
+    assert changed.index.index_urls() == ("http://i/simple",)
+    assert IndexOptions(no_index=True).index_urls() == ()
