@@ -1,0 +1,570 @@
+"""Simple-API client: PEP 691 JSON and PEP 503 HTML pages, PEP 658 metadata, find-links, cache.
+
+Every file that enters the on-disk cache has been checked against the sha256 it must have
+(or is stored under the sha256 of its own bytes); writes are atomic. httpx errors are mapped
+once, here, to ``IndexFetchError``; a file with the wrong bytes is a ``HashMismatchError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.request import url2pathname
+
+import httpx
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from .atomic import atomic_writer, sha256_of, write_bytes
+from .errors import HashMismatchError, IndexFetchError
+
+ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, "
+    "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+)
+JSON_TYPES = ("application/vnd.pypi.simple.v1+json", "application/json")
+ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
+RETRIES = 3
+BACKOFF = 0.25  # seconds before the second try; doubled before the third
+FETCH_TIP = "check the index URL and your network, or use --find-links with local wheels"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileLink:
+    """One downloadable file of a project, as an index or a find-links location lists it."""
+
+    filename: str
+    url: str  # absolute; file:// for local find-links files
+    sha256: str | None  # from the index (#sha256= or JSON hashes); always set for local files
+    requires_python: str | None
+    yanked: str | None  # None = not yanked; "" or the reason = yanked
+    metadata_sha256: str | None  # PEP 658/714 hash of the .metadata file, when given
+    has_metadata: bool  # the index offers <url>.metadata
+    size: int | None  # PEP 700 size, when given
+    source: str  # the index URL or find-links location it came from
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+class _ServerError(Exception):
+    """A 5xx answer, raised inside one try so the retry loop sees it."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (or token-as-user) replaced by ``***``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0] + ":***" if ":" in userinfo else "***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def url_to_path(url: str) -> Path:
+    """The local path of a ``file://`` URL."""
+    return Path(url2pathname(urlsplit(url).path))
+
+
+def project_of(filename: str) -> NormalizedName | None:
+    """The canonical project name in a wheel or sdist filename, or None if it has none."""
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[0]
+        return parse_sdist_filename(filename)[0]
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def read_wheel_metadata(path: Path) -> bytes:
+    """The ``*.dist-info/METADATA`` bytes of the wheel at ``path``."""
+    name = project_of(path.name)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            found = [n for n in archive.namelist() if _is_metadata_member(n)]
+            found.sort(key=lambda n: canonicalize_name(n.split("-", 1)[0]) != name)
+            if not found:
+                raise IndexFetchError(f"{path.name} has no .dist-info/METADATA", FETCH_TIP)
+            return archive.read(found[0])
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IndexFetchError(f"{path.name} is not a readable wheel: {exc}", FETCH_TIP) from exc
+
+
+def _is_metadata_member(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA"
+
+
+def _metadata_value(value: Any) -> tuple[bool, str | None]:
+    """(offered, sha256) from a JSON ``core-metadata`` value or an HTML attribute value."""
+    if isinstance(value, dict):
+        return True, value.get("sha256")
+    if isinstance(value, str):
+        algo, _, digest = value.partition("=")
+        if algo == "sha256" and digest:
+            return True, digest
+        return value.lower() != "false", None
+    return bool(value), None
+
+
+def _yanked_value(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    return "" if value is True else str(value)
+
+
+def parse_json_page(text: str, page_url: str, source: str) -> list[FileLink]:
+    """The files of a PEP 691 JSON project page (relative URLs resolved against ``page_url``)."""
+    try:
+        files = json.loads(text)["files"]
+        return [_link_from_json(item, page_url, source) for item in files]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IndexFetchError(
+            f"{redact_url(page_url)} is not a valid PEP 691 JSON page: {exc}", FETCH_TIP
+        ) from exc
+
+
+def _link_from_json(item: dict[str, Any], page_url: str, source: str) -> FileLink:
+    offered, meta_hash = _metadata_value(
+        item.get("core-metadata", item.get("dist-info-metadata", False))
+    )
+    size = item.get("size")
+    return FileLink(
+        filename=item["filename"],
+        url=urljoin(page_url, item["url"]).split("#", 1)[0],
+        sha256=(item.get("hashes") or {}).get("sha256"),
+        requires_python=item.get("requires-python") or None,
+        yanked=_yanked_value(item.get("yanked", False)),
+        metadata_sha256=meta_hash,
+        has_metadata=offered,
+        size=size if isinstance(size, int) else None,
+        source=source,
+    )
+
+
+class _AnchorParser(HTMLParser):
+    """Collects ``<a>`` attributes and the ``<base href>`` of a PEP 503 page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[dict[str, str | None]] = []
+        self.base: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.anchors.append(dict(attrs))
+        elif tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+
+
+def parse_html_page(text: str, page_url: str, source: str) -> list[FileLink]:
+    """The files of a PEP 503 HTML page (or a find-links page)."""
+    parser = _AnchorParser()
+    parser.feed(text)
+    base = urljoin(page_url, parser.base) if parser.base else page_url
+    return [_link_from_anchor(attrs, base, source) for attrs in parser.anchors if attrs.get("href")]
+
+
+def _link_from_anchor(attrs: dict[str, str | None], base: str, source: str) -> FileLink:
+    url, _, fragment = urljoin(base, attrs["href"] or "").partition("#")
+    algo, _, digest = fragment.partition("=")
+    meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+    offered, meta_hash = _metadata_value(meta) if meta is not None else (False, None)
+    return FileLink(
+        filename=unquote(urlsplit(url).path.rsplit("/", 1)[-1]),
+        url=url,
+        sha256=digest if algo == "sha256" and digest else None,
+        requires_python=attrs.get("data-requires-python") or None,
+        yanked=_yanked_value(attrs["data-yanked"] or True) if "data-yanked" in attrs else None,
+        metadata_sha256=meta_hash,
+        has_metadata=offered,
+        size=None,
+        source=source,
+    )
+
+
+def _hash_mismatch(filename: str, url: str, expected: str, got: str) -> HashMismatchError:
+    return HashMismatchError(
+        f"{filename} from {redact_url(url)} has sha256 {got}, expected {expected}",
+        "the bytes differ from the published hash: check the index (or a proxy in between), "
+        "or refresh the --hash in your requirements if the file was legitimately replaced",
+    )
+
+
+def _url_key(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+class PackageFinder:
+    """Lists, fetches and caches a project's files from indexes and find-links locations.
+
+    ``links`` and ``metadata`` are memoised per process; ``download`` returns verified paths.
+    ``offline=True`` reads only the cache. ``log`` receives the ``-v`` lines.
+    """
+
+    def __init__(
+        self,
+        *,
+        index_urls: Sequence[str] = ("https://pypi.org/simple",),
+        find_links: Sequence[str] = (),
+        cache_dir: Path,
+        offline: bool = False,
+        client: httpx.Client | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.index_urls = tuple(index_urls)
+        self.find_links = tuple(find_links)
+        self.cache_dir = Path(cache_dir)
+        self.offline = offline
+        self._own_client = client is None
+        self._client = client or httpx.Client(
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            follow_redirects=True,
+            headers={"User-Agent": "pip-lambda-pack"},
+        )
+        self._log = log or (lambda _line: None)
+        self._lock = threading.Lock()
+        self._links: dict[str, list[FileLink]] = {}
+        self._locations: dict[str, list[FileLink]] = {}
+        self._metadata: dict[str, bytes] = {}
+        self._downloads: dict[str, Path] = {}
+
+    def __enter__(self) -> PackageFinder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client if the finder made it."""
+        if self._own_client:
+            self._client.close()
+
+    # ------------------------------------------------------------------ listing
+
+    def links(self, name: str) -> list[FileLink]:
+        """Every file of project ``name`` across all indexes, then all find-links locations."""
+        project = canonicalize_name(name)
+        with self._lock:
+            if project in self._links:
+                return self._links[project]
+        found: dict[str, FileLink] = {}
+        for link in self._collect(project):
+            found.setdefault(link.url, link)
+        result = [self._with_local_hash(link) for link in found.values()]
+        with self._lock:
+            self._links[project] = result
+        return result
+
+    def _collect(self, project: NormalizedName) -> Iterable[FileLink]:
+        for index in self.index_urls:
+            page_url = f"{index.rstrip('/')}/{project}/"
+            links = self._page_links(page_url, index)
+            self._log(f"{len(links)} files for {project} from {redact_url(index)}")
+            yield from self._of_project(links, project)
+        for location in self.find_links:
+            yield from self._of_project(self._location_links(location), project)
+
+    def _of_project(self, links: list[FileLink], project: str) -> Iterable[FileLink]:
+        for link in links:
+            if project_of(link.filename) == project:
+                yield link
+            elif link.filename.endswith(ARCHIVE_SUFFIXES) and project_of(link.filename) is None:
+                self._log(f"skipping {link.filename} from {link.source}: not a valid file name")
+
+    def _with_local_hash(self, link: FileLink) -> FileLink:
+        if link.sha256 is None and link.url.startswith("file:"):
+            path = url_to_path(link.url)
+            if path.is_file():
+                return replace(link, sha256=sha256_of(path))
+        return link
+
+    def _location_links(self, location: str) -> list[FileLink]:
+        with self._lock:
+            if location in self._locations:
+                return self._locations[location]
+        if location.startswith(("http://", "https://")):
+            links = self._page_links(location, location)
+        else:
+            links = self._local_links(location)
+        with self._lock:
+            self._locations[location] = links
+        return links
+
+    def _local_links(self, location: str) -> list[FileLink]:
+        path = url_to_path(location) if location.startswith("file:") else Path(location)
+        if path.is_file():
+            return parse_html_page(path.read_text(errors="replace"), path.as_uri(), location)
+        if not path.is_dir():
+            raise IndexFetchError(
+                f"find-links location {location} does not exist",
+                "pass an existing directory, an HTML page or a URL to --find-links",
+            )
+        files = sorted(p for p in path.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES))
+        return [_local_link(p, location) for p in files if p.is_file()]
+
+    def _page_links(self, url: str, source: str) -> list[FileLink]:
+        page = self._get_page(url)
+        if page is None:
+            return []
+        content_type, text, final_url = page
+        if content_type.split(";", 1)[0].strip() in JSON_TYPES:
+            return parse_json_page(text, final_url, source)
+        return parse_html_page(text, final_url, source)
+
+    # ------------------------------------------------------------------ pages
+
+    def _get_page(self, url: str) -> tuple[str, str, str] | None:
+        """(content type, text, final URL) of a page; None when the server says 404."""
+        path = self.cache_dir / "pages" / f"{_url_key(url)}.json"
+        cached = _read_cached_page(path)
+        if self.offline:
+            if cached is None:
+                raise IndexFetchError(
+                    f"no cached copy of {redact_url(url)} (offline)",
+                    "run once without --offline to fill the cache",
+                )
+            return _page_from_cache(cached)
+        self._log(f"fetching {redact_url(url)}")
+        response = self._with_retries(url, lambda: self._get(url, _conditional(cached)))
+        if response.status_code == 304 and cached is not None:
+            return _page_from_cache(cached)
+        if response.status_code == 404:
+            write_bytes(path, json.dumps({"url": url, "status": 404}).encode())
+            return None
+        if response.status_code >= 400:
+            raise IndexFetchError(
+                f"{redact_url(url)} answered HTTP {response.status_code}", FETCH_TIP
+            )
+        entry = _page_entry(url, response)
+        write_bytes(path, json.dumps(entry).encode())
+        return _page_from_cache(entry)
+
+    def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        response = self._client.get(url, headers={"Accept": ACCEPT, **headers})
+        if response.status_code >= 500:
+            raise _ServerError(response.status_code)
+        return response
+
+    def _with_retries(self, url: str, attempt: Callable[[], T]) -> T:
+        """``attempt()`` up to RETRIES times on connect errors and 5xx, httpx errors mapped."""
+        for number in range(1, RETRIES + 1):
+            try:
+                return attempt()
+            except (httpx.TransportError, _ServerError) as exc:
+                if number == RETRIES:
+                    raise _fetch_error(url, exc) from exc
+                self._log(f"retrying {redact_url(url)} after {exc or type(exc).__name__}")
+                time.sleep(BACKOFF * 2 ** (number - 1))
+            except httpx.HTTPError as exc:
+                raise _fetch_error(url, exc) from exc
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ files
+
+    def download(self, link: FileLink) -> Path:
+        """A local path to ``link``'s bytes, verified against its sha256.
+
+        Local ``file://`` files are hashed and returned in place; remote files land in
+        ``files/<sha256[:2]>/<sha256>/<filename>`` under the cache directory.
+        """
+        if link.url.startswith("file:"):
+            return _verified_local(link)
+        with self._lock:
+            if link.url in self._downloads:
+                return self._downloads[link.url]
+        cached = self._file_path(link.sha256, link.filename) if link.sha256 else None
+        if cached is not None and cached.is_file():
+            path = cached
+        elif self.offline:
+            raise IndexFetchError(
+                f"{link.filename} is not in the cache (offline)",
+                "run once without --offline to fill the cache",
+            )
+        else:
+            path = self._fetch_file(link)
+        with self._lock:
+            self._downloads[link.url] = path
+        return path
+
+    def download_many(self, links: Sequence[FileLink]) -> dict[str, Path]:
+        """``download`` for each link in parallel threads sharing one client; keyed by URL."""
+        unique = list({link.url: link for link in links}.values())
+        if not unique:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:
+            paths = list(pool.map(self.download, unique))
+        return {link.url: path for link, path in zip(unique, paths, strict=True)}
+
+    def _file_path(self, sha256: str, filename: str) -> Path:
+        return self.cache_dir / "files" / sha256[:2] / sha256 / filename
+
+    def _fetch_file(self, link: FileLink) -> Path:
+        incoming = self.cache_dir / "files" / ".incoming" / f"{uuid.uuid4().hex}-{link.filename}"
+        self._log(f"downloading {redact_url(link.url)}")
+        got = self._with_retries(link.url, lambda: self._stream_to(link.url, incoming))
+        if link.sha256 is not None and got != link.sha256:
+            incoming.unlink()
+            raise _hash_mismatch(link.filename, link.url, link.sha256, got)
+        final = self._file_path(got, link.filename)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(incoming, final)
+        return final
+
+    def _stream_to(self, url: str, dest: Path) -> str:
+        """One try at writing ``url`` to ``dest`` atomically; returns the sha256 of the bytes."""
+        digest = hashlib.sha256()
+        with self._client.stream("GET", url) as response:
+            if response.status_code >= 500:
+                raise _ServerError(response.status_code)
+            if response.status_code >= 400:
+                raise IndexFetchError(
+                    f"{redact_url(url)} answered HTTP {response.status_code}", FETCH_TIP
+                )
+            with atomic_writer(dest) as handle:
+                for chunk in response.iter_bytes(1 << 16):
+                    digest.update(chunk)
+                    handle.write(chunk)
+        return digest.hexdigest()
+
+    # ------------------------------------------------------------------ metadata
+
+    def metadata(self, link: FileLink) -> bytes:
+        """The core METADATA bytes of the wheel ``link``.
+
+        From the PEP 658 ``.metadata`` file when offered (checked against its hash), else
+        from the (downloaded, verified, cached) wheel itself.
+        """
+        with self._lock:
+            if link.url in self._metadata:
+                return self._metadata[link.url]
+        if link.url.startswith("file:"):
+            data = read_wheel_metadata(_verified_local(link))
+        else:
+            data = self._cached_metadata(link)
+        with self._lock:
+            self._metadata[link.url] = data
+        return data
+
+    def _cached_metadata(self, link: FileLink) -> bytes:
+        key = link.sha256 or _url_key(link.url)
+        path = self.cache_dir / "metadata" / key[:2] / key / "METADATA"
+        if path.is_file():
+            return path.read_bytes()
+        data, verified = self._fetch_metadata(link)
+        if verified:
+            write_bytes(path, data)
+        return data
+
+    def _fetch_metadata(self, link: FileLink) -> tuple[bytes, bool]:
+        """(metadata, whether it was checked against a hash)."""
+        if link.has_metadata and not self.offline:
+            url = link.url + ".metadata"
+            self._log(f"fetching {redact_url(url)}")
+            response = self._with_retries(url, lambda: self._get(url, {}))
+            if response.status_code < 400:
+                return self._checked_metadata(link, response.content)
+            self._log(f"{redact_url(url)} answered HTTP {response.status_code}; using the wheel")
+        wheel = self.download(link)
+        return read_wheel_metadata(wheel), link.sha256 is not None
+
+    def _checked_metadata(self, link: FileLink, data: bytes) -> tuple[bytes, bool]:
+        if link.metadata_sha256 is None:
+            return data, False
+        got = hashlib.sha256(data).hexdigest()
+        if got != link.metadata_sha256:
+            raise _hash_mismatch(link.filename + ".metadata", link.url, link.metadata_sha256, got)
+        return data, True
+
+
+def _local_link(path: Path, location: str) -> FileLink:
+    return FileLink(
+        filename=path.name,
+        url=path.resolve().as_uri(),
+        sha256=None,  # filled in by links() for the files of the project asked for
+        requires_python=None,
+        yanked=None,
+        metadata_sha256=None,
+        has_metadata=False,
+        size=path.stat().st_size,
+        source=location,
+    )
+
+
+def _verified_local(link: FileLink) -> Path:
+    path = url_to_path(link.url)
+    if not path.is_file():
+        raise IndexFetchError(f"{path} does not exist", "check the --find-links location")
+    got = sha256_of(path)
+    if link.sha256 is not None and got != link.sha256:
+        raise _hash_mismatch(link.filename, link.url, link.sha256, got)
+    return path
+
+
+def _fetch_error(url: str, exc: Exception) -> IndexFetchError:
+    if isinstance(exc, _ServerError):
+        return IndexFetchError(f"{redact_url(url)} answered {exc} after {RETRIES} tries", FETCH_TIP)
+    reason = str(exc) or type(exc).__name__
+    return IndexFetchError(f"cannot fetch {redact_url(url)}: {reason}", FETCH_TIP)
+
+
+def _conditional(cached: dict[str, Any] | None) -> dict[str, str]:
+    """Revalidation headers for a cached page."""
+    if not cached or cached.get("status") == 404:
+        return {}
+    headers = {}
+    if cached.get("etag"):
+        headers["If-None-Match"] = cached["etag"]
+    if cached.get("last_modified"):
+        headers["If-Modified-Since"] = cached["last_modified"]
+    return headers
+
+
+def _page_entry(url: str, response: httpx.Response) -> dict[str, Any]:
+    return {
+        "url": url,
+        "status": response.status_code,
+        "final_url": str(response.url),
+        "content_type": response.headers.get("content-type", "text/html"),
+        "etag": response.headers.get("etag"),
+        "last_modified": response.headers.get("last-modified"),
+        "text": response.text,
+    }
+
+
+def _read_cached_page(path: Path) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _page_from_cache(entry: dict[str, Any]) -> tuple[str, str, str] | None:
+    if entry.get("status") == 404:
+        return None
+    return entry["content_type"], entry["text"], entry["final_url"]
