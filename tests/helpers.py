@@ -83,7 +83,7 @@ def make_wheel(
 
 
 # A PEP 517 backend kept inside the sdist, so building it needs nothing from an index.
-_IN_TREE_BACKEND = '''
+_IN_TREE_BACKEND = """
 import base64, hashlib, os, zipfile
 
 NAME, VERSION, REQUIRES, PURE = {name!r}, {version!r}, {requires!r}, {pure!r}
@@ -120,7 +120,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         for path, text in files.items():
             archive.writestr(path, text)
     return filename
-'''
+"""
 
 
 def make_sdist(

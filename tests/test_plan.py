@@ -66,9 +66,7 @@ def test_layer_ids_depend_only_on_the_pins() -> None:
 def test_check_plan_catches_missing_pins_and_too_many_layers() -> None:
     fleet = small_fleet()
     plan = make_plan(fleet, PlanParams(), "single")
-    broken = type(plan)(
-        strategy="x", layers=plan.layers, functions={**plan.functions, "b": ()}
-    )
+    broken = type(plan)(strategy="x", layers=plan.layers, functions={**plan.functions, "b": ()})
     with pytest.raises(PlanError, match="the x plan for function b misses p0==1, p7==1"):
         check_plan(fleet, broken, PlanParams())
     per_pin = make_plan(fleet, PlanParams(max_layers=10), "popularity-topk")

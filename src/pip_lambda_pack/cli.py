@@ -78,8 +78,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     invoke.add_argument("--python", help="interpreter to run the function with")
     ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
     ls.add_argument("--store", help="store URL or path (default: the project's)")
-    _add(commands, "check", "offline: is the lock fresh and within limits", [common, project],
-         _check)
+    _add(
+        commands, "check", "offline: is the lock fresh and within limits", [common, project], _check
+    )
     return parser
 
 

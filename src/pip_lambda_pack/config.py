@@ -236,7 +236,9 @@ def _parse_requirement(text: str, where: str) -> Requirement:
     return requirement
 
 
-def _read_option(line: str, where: str, base: Path, out: _Collected, seen: tuple[Path, ...]) -> None:
+def _read_option(
+    line: str, where: str, base: Path, out: _Collected, seen: tuple[Path, ...]
+) -> None:
     option, value = _split_option(line)
     option = _OPTION_ALIASES.get(option, option)
     if option in ("--requirement", "--constraint"):
@@ -332,13 +334,13 @@ def _config_table(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the syntax") from None
     if path.name == "pyproject.toml":
-        table = data.get("tool", {}).get("lambda-pack")
+        table: object = data.get("tool", {}).get("lambda-pack")
         if not isinstance(table, dict):
             raise ConfigError(
                 f"{path}: no [tool.lambda-pack] table", "add one, or use lambda-pack.toml"
             )
         return table
-    return data
+    return dict(data)
 
 
 def _string(table: Mapping[str, Any], key: str, path: Path, *, default: str) -> str:
@@ -350,9 +352,7 @@ def _string(table: Mapping[str, Any], key: str, path: Path, *, default: str) -> 
 
 def _max_layers(value: object, path: Path) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
-        raise ConfigError(
-            f"{path}: max-layers must be a positive integer", "write max-layers = 5"
-        )
+        raise ConfigError(f"{path}: max-layers must be a positive integer", "write max-layers = 5")
     return value
 
 
@@ -386,9 +386,7 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
 
 def _function_requirements(value: Mapping[str, Any], root: Path, where: str) -> RequirementSet:
     if "requirements" in value and "dependencies" in value:
-        raise ConfigError(
-            f"{where} has both requirements and dependencies", "keep one of the two"
-        )
+        raise ConfigError(f"{where} has both requirements and dependencies", "keep one of the two")
     if "requirements" in value:
         return read_requirements(root / str(value["requirements"]))
     dependencies = value.get("dependencies", [])
@@ -427,9 +425,7 @@ def check_handler(handler: str, where: str) -> str:
 
 def check_code_dir(code: Path, where: str) -> Path:
     if not code.is_dir():
-        raise ConfigError(
-            f"{where}: code directory not found: {code}", "create it or fix the path"
-        )
+        raise ConfigError(f"{where}: code directory not found: {code}", "create it or fix the path")
     return code.resolve()
 
 

@@ -172,8 +172,11 @@ def plan_graph(project: Project, graph: nx.DiGraph) -> LayerPlan:
 def check_lock_limits(project: Project, lock: Lock) -> None:
     """PlanError if the locked plan breaks a limit of the project (offline)."""
     fleet = project_fleet(project, build_graph(lock.closures()))
-    plan = LayerPlan(strategy=lock.strategy, layers=lock.layers, functions={
-        name: f.layers for name, f in lock.functions.items()})
+    plan = LayerPlan(
+        strategy=lock.strategy,
+        layers=lock.layers,
+        functions={name: f.layers for name, f in lock.functions.items()},
+    )
     check_fleet(fleet, plan_params(project))
     check_plan(fleet, plan, plan_params(project))
 
@@ -196,8 +199,9 @@ def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock
         layers=plan.layers,
     )
     write_lock(lock, project.lock_path)
-    settings.say(f"wrote {project.lock_path.name}: {len(lock.wheels)} wheels, "
-                 f"{len(lock.layers)} layers")
+    settings.say(
+        f"wrote {project.lock_path.name}: {len(lock.wheels)} wheels, {len(lock.layers)} layers"
+    )
     return lock
 
 
@@ -226,7 +230,9 @@ def build_project(
     for spec in project.functions:
         code = build_code_zip(spec.code, out_dir, spec.name)
         locked = lock.functions[spec.name]
-        layers = tuple(_layer_entry(artifacts[lid], lock.layers[lid], out_dir) for lid in locked.layers)
+        layers = tuple(
+            _layer_entry(artifacts[lid], lock.layers[lid], out_dir) for lid in locked.layers
+        )
         _check_size(spec.name, code, layers, plan_params(project))
         entries[spec.name] = FunctionEntry(
             handler=spec.handler, code=_code_entry(code, out_dir), layers=layers

@@ -56,7 +56,7 @@ class Target:
         """Whether ``marker`` holds on the runtime (always true for no marker)."""
         if marker is None:
             return True
-        return marker.evaluate(self.markers(extra))  # type: ignore[arg-type]
+        return marker.evaluate(self.markers(extra))
 
     def tag_rank(self, filename: str) -> int | None:
         """Rank of the wheel's best tag (0 is most preferred), or None if it cannot load."""
