@@ -1,0 +1,343 @@
+"""Deterministic layer and code zips: wheels laid out the way Lambda unpacks a layer in /opt.
+
+A layer's bytes depend only on the wheels' bytes: entries sorted by path, one fixed
+timestamp, modes normalised to 0644/0755, no directory entries, no extra fields. Entries
+the wheel deflated or stored are copied raw (deflate output differs between zlib builds,
+so recompressing would make the same layer two blobs on two machines); the few entries we
+must rewrite (scripts' shebangs, other compression methods) are stored uncompressed.
+The same wheels in any order, on any machine and any day, give one sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from .atomic import write_bytes
+from .errors import BuildError
+
+DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: a constant, never SOURCE_DATE_EPOCH
+DOS_TIME = 0
+MADE_BY = (3 << 8) | 20  # unix, zip spec 2.0
+NEEDED = 20
+NEEDED_ZIP64 = 45
+UTF8_FLAG = 0x800
+SHEBANG = b"#!/usr/bin/env python3"
+CODE_SKIP_DIRS = frozenset({"__pycache__", ".git", ".lambda-pack"})
+_U16 = 0xFFFF
+_U32 = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Artifact:
+    """A zip written by a build: where it is, its sha256 and its sizes."""
+
+    path: Path
+    sha256: str
+    size: int
+    unzipped_size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ZipEntry:
+    """One file of an output zip, already compressed (``payload``) as ``method`` says."""
+
+    path: str
+    mode: int  # 0o644 or 0o755
+    method: int  # zipfile.ZIP_STORED or zipfile.ZIP_DEFLATED
+    crc: int
+    size: int  # uncompressed
+    payload: bytes
+    origin: str  # the wheel (or directory) it came from, for error messages
+
+
+def build_layer(wheels: Sequence[Path], out_dir: Path) -> Artifact:
+    """Lay ``wheels`` out under ``python/`` (scripts under ``bin/``) into one layer zip.
+
+    The zip is written atomically to ``out_dir/layers/<sha256>.zip``. Raises BuildError
+    for an unreadable wheel, an unsafe entry path, or two wheels that put different bytes
+    at one path.
+    """
+    entries = merge_entries(entry for wheel in wheels for entry in wheel_entries(wheel))
+    data = zip_bytes(entries)
+    digest = _sha256(data)
+    path = out_dir / "layers" / f"{digest}.zip"
+    write_bytes(path, data)
+    return Artifact(path=path, sha256=digest, size=len(data), unzipped_size=_unzipped(entries))
+
+
+def build_code_zip(code_dir: Path, out_dir: Path, name: str) -> Artifact:
+    """Zip a function's code directory at the zip's root (as Lambda has it in /var/task).
+
+    Skips ``__pycache__``, ``*.pyc``, ``.git``, ``.lambda-pack`` and ``out_dir`` itself when
+    it lies inside ``code_dir``. Written atomically to ``out_dir/functions/<name>.zip``.
+    """
+    if not code_dir.is_dir():
+        raise BuildError(
+            f"function {name}: code directory not found: {code_dir}",
+            "check the function's code = ... in the config",
+        )
+    entries = merge_entries(_code_entries(code_dir, out_dir))
+    data = zip_bytes(entries)
+    path = out_dir / "functions" / f"{name}.zip"
+    write_bytes(path, data)
+    return Artifact(
+        path=path, sha256=_sha256(data), size=len(data), unzipped_size=_unzipped(entries)
+    )
+
+
+def wheel_entries(wheel: Path) -> list[ZipEntry]:
+    """The layer entries of one wheel, with their paths mapped by the wheel install rules."""
+    try:
+        with zipfile.ZipFile(wheel) as archive, open(wheel, "rb") as raw:
+            data_dir = _dist_info(wheel, archive).removesuffix(".dist-info") + ".data"
+            entries = []
+            for info in archive.infolist():
+                entry = _wheel_entry(wheel, archive, raw, info, data_dir)
+                if entry is not None:
+                    entries.append(entry)
+            return entries
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error) as exc:
+        raise BuildError(
+            f"{wheel.name}: not a readable wheel: {exc}", "delete it from the cache and build again"
+        ) from exc
+
+
+def _dist_info(wheel: Path, archive: zipfile.ZipFile) -> str:
+    tops = {name.split("/", 1)[0] for name in archive.namelist() if name.endswith("/METADATA")}
+    infos = sorted(top for top in tops if top.endswith(".dist-info"))
+    if len(infos) != 1:
+        raise BuildError(
+            f"{wheel.name}: expected one *.dist-info/METADATA, found {len(infos)}",
+            "the wheel is malformed; use another build of the package",
+        )
+    return infos[0]
+
+
+def _wheel_entry(
+    wheel: Path, archive: zipfile.ZipFile, raw: BinaryIO, info: zipfile.ZipInfo, data_dir: str
+) -> ZipEntry | None:
+    if info.is_dir():
+        return None
+    check_entry_path(wheel.name, info.filename)
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise BuildError(
+            f"{wheel.name}: entry {info.filename!r} is a symlink",
+            "wheels cannot hold symlinks; use another build of the package",
+        )
+    path, is_script = _layer_path(wheel, info.filename, data_dir)
+    if path is None:
+        return None
+    data = archive.read(info)  # zipfile checks the CRC, so a raw copy is a valid copy
+    if is_script:
+        return _stored(path, 0o755, _fix_shebang(data), wheel.name)
+    mode = 0o755 if mode & 0o111 else 0o644
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return _stored(path, mode, data, wheel.name)
+    return ZipEntry(
+        path=path,
+        mode=mode,
+        method=info.compress_type,
+        crc=info.CRC,
+        size=info.file_size,
+        payload=_raw_payload(raw, info),
+        origin=wheel.name,
+    )
+
+
+def check_entry_path(origin: str, name: str) -> None:
+    """Refuse absolute paths, drive letters, backslashes, and ``..``, ``.`` or empty parts."""
+    parts = name.split("/")
+    unsafe = (
+        name.startswith("/")
+        or "\\" in name
+        or (len(name) > 1 and name[1] == ":")
+        or any(part in ("", ".", "..") for part in parts)
+    )
+    if unsafe:
+        raise BuildError(
+            f"{origin}: unsafe path {name!r} in the archive",
+            "the archive is malformed or malicious; do not use it",
+        )
+
+
+def _layer_path(wheel: Path, name: str, data_dir: str) -> tuple[str | None, bool]:
+    """Where a wheel entry goes in the layer, and whether it is a script."""
+    top, _, rest = name.partition("/")
+    if top != data_dir:
+        return "python/" + name, False
+    scheme, _, inner = rest.partition("/")
+    if scheme in ("purelib", "platlib"):
+        return "python/" + inner, False
+    if scheme == "scripts":
+        return "bin/" + inner, True
+    if scheme in ("headers", "data"):
+        return None, False
+    raise BuildError(
+        f"{wheel.name}: unknown .data scheme {scheme!r} in {name!r}",
+        "the wheel is malformed; use another build of the package",
+    )
+
+
+def _fix_shebang(data: bytes) -> bytes:
+    """``#!python`` (or ``#!pythonw``) becomes ``#!/usr/bin/env python3``, as installers do."""
+    for prefix in (b"#!pythonw", b"#!python"):
+        if data.startswith(prefix):
+            return SHEBANG + data[len(prefix) :]
+    return data
+
+
+def _raw_payload(raw: BinaryIO, info: zipfile.ZipInfo) -> bytes:
+    """The entry's compressed bytes, read past its local header."""
+    raw.seek(info.header_offset)
+    header = raw.read(30)
+    signature, *_, name_len, extra_len = struct.unpack("<IHHHHHIIIHH", header)
+    if signature != 0x04034B50:
+        raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
+    raw.seek(info.header_offset + 30 + name_len + extra_len)
+    payload = raw.read(info.compress_size)
+    if len(payload) != info.compress_size:
+        raise zipfile.BadZipFile(f"truncated entry {info.filename!r}")
+    return payload
+
+
+def _stored(path: str, mode: int, data: bytes, origin: str) -> ZipEntry:
+    return ZipEntry(
+        path=path,
+        mode=mode,
+        method=zipfile.ZIP_STORED,
+        crc=zlib.crc32(data),
+        size=len(data),
+        payload=data,
+        origin=origin,
+    )
+
+
+def _deflated(path: str, mode: int, data: bytes, origin: str) -> ZipEntry:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    payload = compressor.compress(data) + compressor.flush()
+    return replace(_stored(path, mode, data, origin), method=zipfile.ZIP_DEFLATED, payload=payload)
+
+
+def _code_entries(code_dir: Path, out_dir: Path) -> Iterable[ZipEntry]:
+    skip = out_dir.resolve()
+    for folder, dirs, files in os.walk(code_dir):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if d not in CODE_SKIP_DIRS and (here / d).resolve() != skip]
+        for filename in files:
+            if filename.endswith(".pyc"):
+                continue
+            path = here / filename
+            rel = path.relative_to(code_dir).as_posix()
+            check_entry_path(code_dir.name, rel)
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            yield _deflated(rel, mode, path.read_bytes(), str(code_dir))
+
+
+def merge_entries(entries: Iterable[ZipEntry]) -> list[ZipEntry]:
+    """Entries sorted by path, one per path; BuildError when one path has two contents.
+
+    When several entries hold the same bytes, the choice among them does not depend on
+    their order: the smallest payload encoding wins and the mode is 0755 if any has it.
+    """
+    by_path: dict[str, ZipEntry] = {}
+    for entry in entries:
+        kept = by_path.get(entry.path)
+        by_path[entry.path] = entry if kept is None else _one_of(kept, entry)
+    return [by_path[path] for path in sorted(by_path)]
+
+
+def _one_of(a: ZipEntry, b: ZipEntry) -> ZipEntry:
+    if not _same_bytes(a, b):
+        first, second = sorted((a.origin, b.origin))
+        raise BuildError(
+            f"{first} and {second} both provide {a.path} with different contents",
+            "they cannot be installed together; pin versions that agree or drop one",
+        )
+    keep = min(a, b, key=lambda e: (e.method, len(e.payload), e.payload))
+    return replace(keep, mode=max(a.mode, b.mode), origin=min(a.origin, b.origin))
+
+
+def _same_bytes(a: ZipEntry, b: ZipEntry) -> bool:
+    if (a.crc, a.size) != (b.crc, b.size):
+        return False
+    if (a.method, a.payload) == (b.method, b.payload):
+        return True
+    return _inflate(a) == _inflate(b)
+
+
+def _inflate(entry: ZipEntry) -> bytes:
+    if entry.method == zipfile.ZIP_STORED:
+        return entry.payload
+    return zlib.decompress(entry.payload, -15)
+
+
+def zip_bytes(entries: Sequence[ZipEntry]) -> bytes:
+    """The zip archive of ``entries`` in the given order (zip64 end records past 65535)."""
+    out = io.BytesIO()
+    central = io.BytesIO()
+    for entry in entries:
+        offset = out.tell()
+        name = entry.path.encode("utf-8")
+        out.write(_header(entry, name, offset, central=False))
+        out.write(entry.payload)
+        central.write(_header(entry, name, offset, central=True))
+    if out.tell() > _U32:
+        raise BuildError(
+            f"archive of {len(entries)} files is over 4 GiB", "split it across more layers"
+        )
+    directory = central.getvalue()
+    out.write(directory)
+    out.write(_end_records(len(entries), len(directory), out.tell() - len(directory)))
+    return out.getvalue()
+
+
+def _header(entry: ZipEntry, name: bytes, offset: int, *, central: bool) -> bytes:
+    flags = 0 if name.isascii() else UTF8_FLAG
+    common = (NEEDED, flags, entry.method, DOS_TIME, DOS_DATE, entry.crc)
+    sizes = (len(entry.payload), entry.size, len(name), 0)
+    if not central:
+        return struct.pack("<IHHHHHIIIHH", 0x04034B50, *common, *sizes) + name
+    attrs = (0, 0, 0, (stat.S_IFREG | entry.mode) << 16, offset)
+    return struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, MADE_BY, *common, *sizes, *attrs) + name
+
+
+def _end_records(count: int, size: int, offset: int) -> bytes:
+    end = struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, min(count, _U16), min(count, _U16), size, offset, 0
+    )
+    if count < _U16:
+        return end
+    zip64 = struct.pack(
+        "<IQHHIIQQQQ",
+        0x06064B50,
+        44,
+        (3 << 8) | NEEDED_ZIP64,
+        NEEDED_ZIP64,
+        0,
+        0,
+        count,
+        count,
+        size,
+        offset,
+    )
+    locator = struct.pack("<IIQI", 0x07064B50, 0, offset + size, 1)
+    return zip64 + locator + end
+
+
+def _unzipped(entries: Iterable[ZipEntry]) -> int:
+    return sum(entry.size for entry in entries)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

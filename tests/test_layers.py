@@ -1,0 +1,208 @@
+"""Layer and code zips: Lambda layout, wheel install rules, determinism, safety."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import shutil
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import make_wheel
+from pip_lambda_pack.errors import BuildError
+from pip_lambda_pack.layers import ZipEntry, build_code_zip, build_layer, zip_bytes
+
+
+def _listing(path: Path) -> list[tuple[str, str, int]]:
+    """(name, octal mode, create_system) of every entry, in archive order."""
+    with zipfile.ZipFile(path) as archive:
+        return [
+            (i.filename, oct(stat.S_IMODE(i.external_attr >> 16)), i.create_system)
+            for i in archive.infolist()
+        ]
+
+
+def _three_wheels(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        make_wheel(directory, "alpha", "1.0"),
+        make_wheel(
+            directory,
+            "beta",
+            "2.0",
+            files={"beta/__init__.py": "", "beta/tool.sh": "#!/bin/sh\n"},
+            executable=["beta/tool.sh"],
+        ),
+        make_wheel(directory, "gamma", "0.1", files={"gamma.py": "G = 1\n"}),
+    ]
+
+
+def test_layer_entries_modes_and_layout(tmp_path: Path) -> None:
+    artifact = build_layer(_three_wheels(tmp_path / "w"), tmp_path / "out")
+    assert _listing(artifact.path) == [
+        ("python/alpha-1.0.dist-info/METADATA", "0o644", 3),
+        ("python/alpha-1.0.dist-info/RECORD", "0o644", 3),
+        ("python/alpha-1.0.dist-info/WHEEL", "0o644", 3),
+        ("python/alpha/__init__.py", "0o644", 3),
+        ("python/beta-2.0.dist-info/METADATA", "0o644", 3),
+        ("python/beta-2.0.dist-info/RECORD", "0o644", 3),
+        ("python/beta-2.0.dist-info/WHEEL", "0o644", 3),
+        ("python/beta/__init__.py", "0o644", 3),
+        ("python/beta/tool.sh", "0o755", 3),
+        ("python/gamma-0.1.dist-info/METADATA", "0o644", 3),
+        ("python/gamma-0.1.dist-info/RECORD", "0o644", 3),
+        ("python/gamma-0.1.dist-info/WHEEL", "0o644", 3),
+        ("python/gamma.py", "0o644", 3),
+    ]
+    data = artifact.path.read_bytes()
+    assert artifact.path == tmp_path / "out" / "layers" / f"{artifact.sha256}.zip"
+    assert artifact.sha256 == hashlib.sha256(data).hexdigest()
+    assert artifact.size == len(data)
+    with zipfile.ZipFile(artifact.path) as archive:
+        assert archive.testzip() is None
+        infos = archive.infolist()
+        assert artifact.unzipped_size == sum(i.file_size for i in infos)
+        assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+        assert {i.extra for i in infos} == {b""}
+        assert archive.comment == b""
+        assert archive.read("python/alpha/__init__.py") == b'VERSION = "1.0"\n'
+
+
+def test_same_wheels_any_order_any_directory_same_bytes(tmp_path: Path) -> None:
+    first = _three_wheels(tmp_path / "one")
+    second_dir = tmp_path / "two" / "nested"
+    second_dir.mkdir(parents=True)
+    second = [Path(shutil.copy(w, second_dir)) for w in first]
+    random.Random(7).shuffle(second)
+    a = build_layer(first, tmp_path / "out-a")
+    b = build_layer(list(reversed(second)), tmp_path / "out-b")
+    assert a.sha256 == b.sha256
+    assert a.path.read_bytes() == b.path.read_bytes()
+
+
+def test_entries_are_copied_raw_from_the_wheel(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "alpha", "1.0", files={"alpha/big.txt": "abc" * 1000})
+    artifact = build_layer([wheel], tmp_path / "out")
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(artifact.path) as out:
+        original = src.getinfo("alpha/big.txt")
+        copied = out.getinfo("python/alpha/big.txt")
+        assert copied.compress_type == zipfile.ZIP_DEFLATED
+        assert (copied.CRC, copied.compress_size) == (original.CRC, original.compress_size)
+
+
+def test_data_directory_mapping_and_script_shebang(tmp_path: Path) -> None:
+    wheel = make_wheel(
+        tmp_path,
+        "tool",
+        "1.0",
+        files={
+            "tool/__init__.py": "",
+            "tool-1.0.data/purelib/tool_pure.py": "P = 1\n",
+            "tool-1.0.data/platlib/tool_plat.py": "Q = 1\n",
+            "tool-1.0.data/scripts/tool-run": "#!python\nimport tool\n",
+            "tool-1.0.data/scripts/tool-sh": "#!/bin/sh\necho hi\n",
+            "tool-1.0.data/headers/tool.h": "int x;\n",
+            "tool-1.0.data/data/share/tool.txt": "data\n",
+        },
+    )
+    artifact = build_layer([wheel], tmp_path / "out")
+    names = [name for name, _, _ in _listing(artifact.path)]
+    assert names == [
+        "bin/tool-run",
+        "bin/tool-sh",
+        "python/tool-1.0.dist-info/METADATA",
+        "python/tool-1.0.dist-info/RECORD",
+        "python/tool-1.0.dist-info/WHEEL",
+        "python/tool/__init__.py",
+        "python/tool_plat.py",
+        "python/tool_pure.py",
+    ]
+    with zipfile.ZipFile(artifact.path) as archive:
+        assert archive.read("bin/tool-run") == b"#!/usr/bin/env python3\nimport tool\n"
+        assert archive.read("bin/tool-sh") == b"#!/bin/sh\necho hi\n"
+        assert stat.S_IMODE(archive.getinfo("bin/tool-run").external_attr >> 16) == 0o755
+
+
+@pytest.mark.parametrize("entry", ["../evil.py", "/etc/passwd", "a/../../b.py", "a//b.py"])
+def test_unsafe_entry_path_is_refused(tmp_path: Path, entry: str) -> None:
+    wheel = make_wheel(tmp_path, "bad", "1.0", files={entry: "x"})
+    with pytest.raises(BuildError) as info:
+        build_layer([wheel], tmp_path / "out")
+    assert info.value.message == f"bad-1.0-py3-none-any.whl: unsafe path {entry!r} in the archive"
+
+
+def test_conflicting_files_name_both_wheels(tmp_path: Path) -> None:
+    one = make_wheel(tmp_path, "one", "1.0", files={"shared/__init__.py": "A = 1\n"})
+    two = make_wheel(tmp_path, "two", "1.0", files={"shared/__init__.py": "A = 2\n"})
+    with pytest.raises(BuildError) as info:
+        build_layer([two, one], tmp_path / "out")
+    assert info.value.message == (
+        "one-1.0-py3-none-any.whl and two-1.0-py3-none-any.whl both provide "
+        "python/shared/__init__.py with different contents"
+    )
+
+
+def test_identical_files_from_two_wheels_are_kept_once(tmp_path: Path) -> None:
+    one = make_wheel(tmp_path, "one", "1.0", files={"ns/__init__.py": ""})
+    two = make_wheel(tmp_path, "two", "1.0", files={"ns/__init__.py": ""})
+    artifact = build_layer([one, two], tmp_path / "out")
+    names = [name for name, _, _ in _listing(artifact.path)]
+    assert names.count("python/ns/__init__.py") == 1
+    assert build_layer([two, one], tmp_path / "again").sha256 == artifact.sha256
+
+
+def test_not_a_wheel_is_a_build_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus-1.0-py3-none-any.whl"
+    bogus.write_bytes(b"not a zip")
+    with pytest.raises(BuildError, match="bogus-1.0-py3-none-any.whl: not a readable wheel"):
+        build_layer([bogus], tmp_path / "out")
+
+
+def _code_dir(root: Path) -> Path:
+    code = root / "code"
+    (code / "pkg" / "__pycache__").mkdir(parents=True)
+    (code / ".git").mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return event\n")
+    (code / "pkg" / "__init__.py").write_text("")
+    (code / "pkg" / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"\0")
+    (code / "pkg" / "stale.pyc").write_bytes(b"\0")
+    (code / ".git" / "HEAD").write_text("ref: main\n")
+    (code / "run.sh").write_text("#!/bin/sh\n")
+    (code / "run.sh").chmod(0o700)
+    return code
+
+
+def test_code_zip_skips_caches_and_is_deterministic(tmp_path: Path) -> None:
+    code = _code_dir(tmp_path)
+    artifact = build_code_zip(code, code / "build", "api")
+    assert artifact.path == code / "build" / "functions" / "api.zip"
+    assert _listing(artifact.path) == [
+        ("app.py", "0o644", 3),
+        ("pkg/__init__.py", "0o644", 3),
+        ("run.sh", "0o755", 3),
+    ]
+    shutil.rmtree(code / "build")
+    again = build_code_zip(code, tmp_path / "elsewhere", "api")
+    assert again.sha256 == artifact.sha256
+    assert again.unzipped_size == len(b"def handler(event, context):\n    return event\n") + 10
+
+
+def test_code_zip_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="function api: code directory not found"):
+        build_code_zip(tmp_path / "nope", tmp_path / "out", "api")
+
+
+@pytest.mark.slow
+def test_zip64_end_records_past_65535_entries() -> None:
+    entries = [
+        ZipEntry(path=f"f{i:06d}", mode=0o644, method=0, crc=0, size=0, payload=b"", origin="t")
+        for i in range(70_000)
+    ]
+    with zipfile.ZipFile(io.BytesIO(zip_bytes(entries))) as archive:
+        names = archive.namelist()
+    assert len(names) == 70_000
+    assert names[-1] == "f069999"
