@@ -1,0 +1,655 @@
+"""Resolution for a Lambda target: a resolvelib provider over the index, and the pins it yields.
+
+Markers, wheel tags and Requires-Python are evaluated for the ``Target`` only, never for the
+host. Wheels only, except that a project with no fitting wheel for any matching version may
+be built from its sdist, and is accepted only when the result is pure Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.parser
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.version import Version
+from resolvelib import AbstractProvider, BaseReporter, Resolver
+from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+
+from .atomic import sha256_of
+from .errors import NoWheelError, ResolutionError
+from .index import FileLink, PackageFinder, read_wheel_metadata
+from .target import Target
+
+if TYPE_CHECKING:
+    from resolvelib.structs import RequirementInformation
+
+PYTHON = "<python>"  # the identifier of the target's interpreter, for Requires-Python
+MAX_ROUNDS = 20000
+BUILD_TIMEOUT = 1800  # seconds for one sdist build
+CONFLICT_TIP = "loosen one of these requirements or add a constraint"
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedPackage:
+    """One pinned project of a resolution."""
+
+    name: str  # canonical
+    version: str
+    link: FileLink  # the chosen wheel, or the sdist when it had to be built
+    dependencies: tuple[str, ...]  # canonical names it requires on the target, sorted
+    extras: tuple[str, ...]  # extras requested of it, sorted
+    built_from_sdist: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Requirement:
+    """What resolvelib sees as a requirement: a project (with extras) and a specifier."""
+
+    name: str  # canonical project name, or PYTHON
+    extras: frozenset[str]
+    specifier: SpecifierSet
+    text: str  # as written, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """One version of a project (with extras), backed by one file; the target's Python has none."""
+
+    name: str
+    version: Version
+    link: FileLink | None
+    extras: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class _Usable:
+    """A file that can serve the target whatever the requirement says."""
+
+    version: Version
+    link: FileLink
+    rank: int  # wheel tag rank, lower is better; 0 for sdists
+
+
+def _key(name: str, extras: frozenset[str]) -> str:
+    return f"{name}[{','.join(sorted(extras))}]" if extras else name
+
+
+def _full_python(target: Target) -> str:
+    return target.markers()["python_full_version"]
+
+
+def _file_version(filename: str) -> Version | None:
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        return parse_sdist_filename(filename)[1]
+    except ValueError:
+        return None
+
+
+def _tag_part(filename: str) -> str:
+    return "-".join(filename[: -len(".whl")].split("-")[-3:])
+
+
+def _python_allows(requires_python: str, target: Target) -> bool:
+    try:
+        spec = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return True  # like pip: an unreadable Requires-Python does not exclude the file
+    return spec.contains(_full_python(target), prereleases=True)
+
+
+def rejection(link: FileLink, target: Target, hashes: frozenset[str] | None = None) -> str | None:
+    """Why ``link`` can never serve ``target`` (whatever the requirement), or None."""
+    if _file_version(link.filename) is None:
+        return "not a valid wheel or sdist file name"
+    if link.is_wheel and target.tag_rank(link.filename) is None:
+        return f"incompatible tag {_tag_part(link.filename)} for {target.name}"
+    if link.requires_python and not _python_allows(link.requires_python, target):
+        return f"requires-python {link.requires_python} excludes {_full_python(target)}"
+    if hashes is not None and link.sha256 not in hashes:
+        return "hash not in --hash list"
+    return None
+
+
+def newest_with_wheel(name: str, target: Target, finder: PackageFinder) -> Version | None:
+    """The newest non-yanked version of ``name`` with a wheel for ``target`` (finals first)."""
+    versions = [
+        version
+        for link in finder.links(name)
+        if link.is_wheel and link.yanked is None and rejection(link, target) is None
+        for version in [_file_version(link.filename)]
+        if version is not None
+    ]
+    finals = [v for v in versions if not v.is_prerelease]
+    return max(finals or versions, default=None)
+
+
+def _pins_exactly(specifier: SpecifierSet, version: Version) -> bool:
+    return any(
+        spec.operator in ("==", "===")
+        and not spec.version.endswith(".*")
+        and spec.contains(version, prereleases=True)
+        for spec in specifier
+    )
+
+
+def _requirement(req: Requirement, parent: str) -> _Requirement:
+    if req.url:
+        raise ResolutionError(
+            f"{req} (required by {parent}) is a direct URL reference",
+            "require the project by name and put the file in --find-links",
+        )
+    extras = frozenset(canonicalize_name(extra) for extra in req.extras)
+    name = canonicalize_name(req.name)
+    text = f"{name}[{','.join(sorted(extras))}]" if extras else name
+    return _Requirement(name, extras, req.specifier, text + str(req.specifier))
+
+
+class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
+    """A resolvelib provider that lists, filters and reads candidates for one target.
+
+    Lazy: a project's files are listed when the resolver first asks for it, and a
+    candidate's metadata is read (PEP 658 file, wheel or sdist build) only when the
+    resolver pins it. Every file rejected for the target is logged once with its reason.
+    """
+
+    def __init__(
+        self,
+        *,
+        target: Target,
+        finder: PackageFinder,
+        constraints: Sequence[Requirement] = (),
+        hashes: Mapping[str, frozenset[str]] | None = None,
+        allow_prereleases: bool = False,
+        build_dir: Path,
+        log: Log | None = None,
+    ) -> None:
+        self.target = target
+        self.finder = finder
+        self.allow_prereleases = allow_prereleases
+        self.build_dir = build_dir
+        self.log: Log = log or (lambda _line: None)
+        self.hashes: dict[str, frozenset[str]] = {
+            canonicalize_name(k): frozenset(v) for k, v in (hashes or {}).items()
+        }
+        self.constraints: dict[str, list[SpecifierSet]] = {}
+        for req in constraints:
+            if target.evaluate(req.marker):
+                self.constraints.setdefault(canonicalize_name(req.name), []).append(req.specifier)
+        self._usable: dict[str, list[_Usable]] = {}
+        self._dependencies: dict[_Candidate, list[_Requirement]] = {}
+        self._logged: set[tuple[str, str]] = set()
+        self.python = _Candidate(PYTHON, Version(_full_python(target)), None)
+
+    # ------------------------------------------------------------------ resolvelib API
+
+    def identify(self, requirement_or_candidate: _Requirement | _Candidate) -> str:
+        return _key(requirement_or_candidate.name, requirement_or_candidate.extras)
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, _Candidate],
+        candidates: Mapping[str, Iterator[_Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[_Requirement, _Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[_Requirement, _Candidate]],
+    ) -> tuple[bool, bool, bool, int, str]:
+        """The key resolvelib sorts open identifiers by, lowest first.
+
+        ``(not the target's Python, not pinned with == or ===, not a cause of the last
+        backtrack, number of candidates, identifier)``: the interpreter check is free, a pin
+        has one answer, conflicting projects are best settled early, fewer candidates means
+        less to explore, and the name makes the order deterministic.
+        """
+        pinned = any(
+            any(spec.operator in ("==", "===") for spec in info.requirement.specifier)
+            for info in information[identifier]
+        )
+        causes = {cause.requirement.name for cause in backtrack_causes}
+        count = sum(1 for _ in candidates[identifier])
+        name = identifier.split("[", 1)[0]
+        return (identifier != PYTHON, not pinned, name not in causes, count, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[_Requirement]],
+        incompatibilities: Mapping[str, Iterator[_Candidate]],
+    ) -> list[_Candidate]:
+        """Candidates for ``identifier`` that satisfy all its requirements, newest first.
+
+        One candidate per version: the best-ranked wheel for the target, or the sdist when
+        no matching version has a wheel for the target.
+        """
+        reqs = list(requirements[identifier])
+        excluded = {candidate.version for candidate in incompatibilities[identifier]}
+        if identifier == PYTHON:
+            fits = all(self.is_satisfied_by(req, self.python) for req in reqs)
+            return [self.python] if fits and self.python.version not in excluded else []
+        name, extras = reqs[0].name, reqs[0].extras
+        allowed = [u for u in self.usable(name) if self._acceptable(u, reqs)]
+        wheels = [u for u in allowed if u.link.is_wheel]
+        by_version: dict[Version, _Usable] = {}
+        for usable in wheels or allowed:
+            by_version.setdefault(usable.version, usable)
+        return [
+            _Candidate(name, version, usable.link, extras)
+            for version, usable in by_version.items()
+            if version not in excluded
+        ]
+
+    def is_satisfied_by(self, requirement: _Requirement, candidate: _Candidate) -> bool:
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: _Candidate) -> list[_Requirement]:
+        """The candidate's requirements on the target; an extras candidate needs its base."""
+        if candidate.link is None:
+            return []
+        if candidate not in self._dependencies:
+            deps = list(self._read_dependencies(candidate))
+            if candidate.extras:
+                pin = SpecifierSet(f"=={candidate.version}")
+                deps.insert(0, _Requirement(candidate.name, frozenset(), pin, candidate.name))
+            self._dependencies[candidate] = deps
+        return self._dependencies[candidate]
+
+    # ------------------------------------------------------------------ files
+
+    def usable(self, name: str) -> list[_Usable]:
+        """Files of ``name`` that fit the target: newest first, wheels first, best tag first."""
+        if name not in self._usable:
+            found = []
+            for link in self.finder.links(name):
+                reason = rejection(link, self.target, self.hashes.get(name))
+                if reason is not None:
+                    self._reject(link, reason)
+                    continue
+                version = _file_version(link.filename)
+                assert version is not None
+                rank = self.target.tag_rank(link.filename) if link.is_wheel else 0
+                found.append(_Usable(version, link, rank or 0))
+            found.sort(key=lambda u: (u.version, u.link.is_wheel, -u.rank), reverse=True)
+            self._usable[name] = found
+        return self._usable[name]
+
+    def _acceptable(self, usable: _Usable, reqs: Sequence[_Requirement]) -> bool:
+        """Whether ``usable`` satisfies ``reqs``, the constraints, and the yank/pre rules."""
+        specifiers = [req.specifier for req in reqs]
+        specifiers += self.constraints.get(reqs[0].name, [])
+        version = usable.version
+        if not all(spec.contains(version, prereleases=True) for spec in specifiers):
+            return False
+        if version.is_prerelease and not self._prereleases_allowed(specifiers):
+            self._reject(usable.link, "pre-release")
+            return False
+        yanked = usable.link.yanked
+        if yanked is not None and not any(_pins_exactly(s, version) for s in specifiers):
+            self._reject(usable.link, f"yanked: {yanked}" if yanked else "yanked")
+            return False
+        return True
+
+    def _prereleases_allowed(self, specifiers: Iterable[SpecifierSet]) -> bool:
+        return self.allow_prereleases or any(spec.prereleases for spec in specifiers)
+
+    def _reject(self, link: FileLink, reason: str) -> None:
+        if (link.url, reason) not in self._logged:
+            self._logged.add((link.url, reason))
+            self.log(f"skipping {link.filename} from {link.source}: {reason}")
+
+    # ------------------------------------------------------------------ metadata
+
+    def _read_dependencies(self, candidate: _Candidate) -> Iterator[_Requirement]:
+        assert candidate.link is not None
+        message = email.parser.BytesParser().parsebytes(self._metadata(candidate))
+        parent = f"{candidate.name} {candidate.version}"
+        _check_metadata(message.get("Name"), message.get("Version"), candidate)
+        requires_python = message.get("Requires-Python")
+        if requires_python and not candidate.link.requires_python:
+            spec = _specifier_or_none(str(requires_python))
+            if spec is not None:
+                yield _Requirement(PYTHON, frozenset(), spec, f"Requires-Python {spec}")
+        extras = ("", *sorted(candidate.extras))
+        for line in message.get_all("Requires-Dist") or []:
+            try:
+                req = Requirement(str(line))
+            except InvalidRequirement:
+                self.log(f"{parent}: ignoring invalid Requires-Dist {line!r}")
+                continue
+            if any(self.target.evaluate(req.marker, extra) for extra in extras):
+                yield _requirement(req, parent)
+
+    def _metadata(self, candidate: _Candidate) -> bytes:
+        assert candidate.link is not None
+        if candidate.link.is_wheel:
+            return self.finder.metadata(candidate.link)
+        wheel = build_sdist(
+            candidate.link,
+            target=self.target,
+            finder=self.finder,
+            build_dir=self.build_dir,
+            log=self.log,
+        )
+        return read_wheel_metadata(wheel)
+
+    # ------------------------------------------------------------------ errors
+
+    def explain(
+        self, causes: Sequence[RequirementInformation[_Requirement, _Candidate]]
+    ) -> ResolutionError:
+        """The user-facing error for resolvelib's ResolutionImpossible ``causes``."""
+        for name in dict.fromkeys(cause.requirement.name for cause in causes):
+            group = [cause for cause in causes if cause.requirement.name == name]
+            error = self._unavailable(name, group)
+            if error is not None:
+                return error
+        return self._conflict(causes)
+
+    def _unavailable(
+        self, name: str, group: Sequence[RequirementInformation[_Requirement, _Candidate]]
+    ) -> ResolutionError | None:
+        """An error when ``name`` has nothing for the target or one requirement fits nothing."""
+        if name == PYTHON:
+            return self._python_error(group[0])
+        target = self.target.name
+        if not self.finder.links(name):
+            sources = ", ".join((*self.finder.index_urls, *self.finder.find_links)) or "nowhere"
+            return NoWheelError(
+                f"no files for {name} (looked in {sources}) for {target}",
+                "check the project name, --index-url, --extra-index-url and --find-links",
+            )
+        usable = self.usable(name)
+        if not usable:
+            return NoWheelError(
+                f"no file of {name} fits {target}",
+                "see why each file was rejected with -v; pick another --target, "
+                f"or put a wheel built for {target} in --find-links",
+            )
+        for cause in group:
+            if not any(self._acceptable(u, [cause.requirement]) for u in usable):
+                return self._no_version(name, cause, usable)
+        return None
+
+    def _no_version(
+        self,
+        name: str,
+        cause: RequirementInformation[_Requirement, _Candidate],
+        usable: Sequence[_Usable],
+    ) -> ResolutionError:
+        constraints = self.constraints.get(name, [])
+        extra = f" with constraint {','.join(map(str, constraints))}" if constraints else ""
+        versions = ", ".join(str(v) for v in list(dict.fromkeys(u.version for u in usable))[:5])
+        return ResolutionError(
+            f"no version of {name} for {self.target.name} matches {_describe(cause)}{extra}",
+            f"versions available for {self.target.name}: {versions}; loosen the requirement "
+            "(pre-releases need --pre, yanked files an == pin)",
+        )
+
+    def _python_error(
+        self, cause: RequirementInformation[_Requirement, _Candidate]
+    ) -> ResolutionError:
+        parent = cause.parent
+        who = f"{parent.name} {parent.version}" if parent else "the requirements"
+        return ResolutionError(
+            f"{who} requires Python {cause.requirement.specifier}, "
+            f"but {self.target.name} runs {_full_python(self.target)}",
+            "constrain it to an older version, or pick a newer --target",
+        )
+
+    def _conflict(
+        self, causes: Sequence[RequirementInformation[_Requirement, _Candidate]]
+    ) -> ResolutionError:
+        ordered = sorted(causes, key=lambda c: (c.parent is None, _describe(c)))
+        parts = list(dict.fromkeys(_describe(cause) for cause in ordered))
+        if len(parts) == 1:
+            message = f"cannot satisfy {parts[0]} for {self.target.name}"
+        else:
+            message = f"{parts[0]} conflicts with {' and '.join(parts[1:])}"
+        return ResolutionError(message, CONFLICT_TIP)
+
+
+def _describe(cause: RequirementInformation[_Requirement, _Candidate]) -> str:
+    parent = cause.parent
+    if parent is None:
+        return f"{cause.requirement.text} (required by the requirements)"
+    who = f"{_key(parent.name, parent.extras)} {parent.version}"
+    return f"{cause.requirement.text} (required by {who})"
+
+
+def _specifier_or_none(text: str) -> SpecifierSet | None:
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        return None
+
+
+def _check_metadata(name: object, version: object, candidate: _Candidate) -> None:
+    """The metadata must describe the file it came from."""
+    assert candidate.link is not None
+    try:
+        same = canonicalize_name(str(name)) == candidate.name and Version(str(version)) == (
+            candidate.version
+        )
+    except ValueError:
+        same = False
+    if not same:
+        raise ResolutionError(
+            f"{candidate.link.filename} from {candidate.link.source} has metadata for "
+            f"{name} {version}",
+            "the file is inconsistent: report it to the index, or exclude that version",
+        )
+
+
+class _Reporter(BaseReporter[_Requirement, _Candidate, str]):
+    """Sends pins and backtracks to the -v log."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    def pinning(self, candidate: _Candidate) -> None:
+        if candidate.link is not None:
+            name = _key(candidate.name, candidate.extras)
+            self.log(f"pinned {name} {candidate.version} ({candidate.link.filename})")
+
+    def rejecting_candidate(self, criterion: object, candidate: _Candidate) -> None:
+        self.log(f"backtracking: {candidate.name} {candidate.version} does not fit")
+
+
+def resolve(
+    requirements: Sequence[Requirement],
+    *,
+    target: Target,
+    finder: PackageFinder,
+    constraints: Sequence[Requirement] = (),
+    hashes: Mapping[str, frozenset[str]] | None = None,
+    allow_prereleases: bool = False,
+    build_dir: Path | None = None,
+    log: Log | None = None,
+) -> dict[str, ResolvedPackage]:
+    """Pin ``requirements`` (and their closure) for ``target``; keyed and sorted by name.
+
+    ``hashes`` maps a project to the only sha256 values its files may have. Raises
+    ResolutionError (NoWheelError when a project has no file for the target).
+    """
+    provider = LambdaProvider(
+        target=target,
+        finder=finder,
+        constraints=constraints,
+        hashes=hashes,
+        allow_prereleases=allow_prereleases,
+        build_dir=build_dir or finder.cache_dir / "built",
+        log=log,
+    )
+    roots = [_requirement(r, "the requirements") for r in requirements if target.evaluate(r.marker)]
+    resolver: Resolver[_Requirement, _Candidate, str] = Resolver(provider, _Reporter(provider.log))
+    try:
+        result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
+    except ResolutionImpossible as exc:
+        raise provider.explain(list(exc.causes)) from exc
+    except ResolutionTooDeep as exc:
+        raise ResolutionError(
+            f"resolution for {target.name} gave up after {exc.round_count} rounds",
+            "add constraints that pin the projects it keeps backtracking on (see -v)",
+        ) from exc
+    return _packages(result.mapping.values(), provider)
+
+
+def _packages(
+    candidates: Iterable[_Candidate], provider: LambdaProvider
+) -> dict[str, ResolvedPackage]:
+    """Merge each project's base and extras candidates into one ResolvedPackage."""
+    bases: dict[str, _Candidate] = {}
+    extras: dict[str, set[str]] = {}
+    deps: dict[str, set[str]] = {}
+    for candidate in candidates:
+        if candidate.link is None:
+            continue
+        if not candidate.extras:
+            bases[candidate.name] = candidate
+        extras.setdefault(candidate.name, set()).update(candidate.extras)
+        names = {req.name for req in provider.get_dependencies(candidate)}
+        deps.setdefault(candidate.name, set()).update(names - {PYTHON, candidate.name})
+    return {
+        name: ResolvedPackage(
+            name=name,
+            version=str(base.version),
+            link=base.link,
+            dependencies=tuple(sorted(deps[name])),
+            extras=tuple(sorted(extras[name])),
+            built_from_sdist=not base.link.is_wheel,
+        )
+        for name, base in sorted(bases.items())
+        if base.link is not None
+    }
+
+
+# ---------------------------------------------------------------------- sdist builds
+
+
+def wheel_path(
+    package: ResolvedPackage, *, target: Target, finder: PackageFinder, build_dir: Path
+) -> Path:
+    """A verified local wheel for ``package``: downloaded, or built from its sdist (cached)."""
+    if not package.built_from_sdist:
+        return finder.download(package.link)
+    return build_sdist(package.link, target=target, finder=finder, build_dir=build_dir)
+
+
+def build_sdist(
+    link: FileLink,
+    *,
+    target: Target,
+    finder: PackageFinder,
+    build_dir: Path,
+    log: Log | None = None,
+) -> Path:
+    """The pure wheel built from the sdist ``link``, cached by sdist sha256 and target.
+
+    Raises NoWheelError when the build fails or its wheel is not pure Python.
+    """
+    sdist = finder.download(link)
+    out = Path(build_dir) / f"{link.sha256 or sha256_of(sdist)}-{target.name}"
+    built = sorted(out.glob("*.whl"))
+    if not built:
+        if log:
+            log(f"building {link.filename} (no wheel fits {target.name})")
+        _run_pip_wheel(sdist, out, link=link, target=target, finder=finder)
+        built = sorted(out.glob("*.whl"))
+    if len(built) != 1 or not _is_pure(built[0]):
+        raise _impure(link, built, target, finder)
+    return built[0]
+
+
+def _pip_wheel_command(sdist: Path, dest: Path, name: str, finder: PackageFinder) -> list[str]:
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", name]
+    command += ["--disable-pip-version-check", "--no-input", "-q", "-w", str(dest)]
+    if finder.offline or not finder.index_urls:
+        command.append("--no-index")
+    else:
+        command += ["--index-url", finder.index_urls[0]]
+        for url in finder.index_urls[1:]:
+            command += ["--extra-index-url", url]
+    for location in finder.find_links:
+        command += ["--find-links", location]
+    return [*command, str(sdist)]
+
+
+def _run_pip_wheel(
+    sdist: Path, out: Path, *, link: FileLink, target: Target, finder: PackageFinder
+) -> None:
+    """Build into a temp dir beside ``out``, then move it into place in one rename."""
+    name = parse_sdist_filename(link.filename)[0]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".build-"))
+    try:
+        done = subprocess.run(
+            _pip_wheel_command(sdist, temp, name, finder),
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
+            reason = lines[-1].strip() if lines else f"exit code {done.returncode}"
+            raise _ways_out(
+                f"building {link.filename} for {target.name} failed: {reason}", name, target, finder
+            )
+        with contextlib.suppress(OSError):  # another process built it first: keep theirs
+            os.rename(temp, out)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _is_pure(wheel: Path) -> bool:
+    """``Root-Is-Purelib: true`` and only ``none-any`` tags."""
+    tags = parse_wheel_filename(wheel.name)[3]
+    if not all(tag.abi == "none" and tag.platform == "any" for tag in tags):
+        return False
+    with zipfile.ZipFile(wheel) as archive:
+        names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/WHEEL")]
+        names = [n for n in names if n.split("/")[0].endswith(".dist-info")]
+        if not names:
+            return False
+        message = email.parser.BytesParser().parsebytes(archive.read(names[0]))
+    return str(message.get("Root-Is-Purelib", "")).strip().lower() == "true"
+
+
+def _impure(
+    link: FileLink, built: Sequence[Path], target: Target, finder: PackageFinder
+) -> NoWheelError:
+    name, version = parse_sdist_filename(link.filename)
+    what = built[0].name if built else "no wheel"
+    return _ways_out(
+        f"{name} {version} has no wheel for {target.name}, and its sdist builds a "
+        f"platform-specific wheel ({what})",
+        name,
+        target,
+        finder,
+    )
+
+
+def _ways_out(message: str, name: str, target: Target, finder: PackageFinder) -> NoWheelError:
+    newest = newest_with_wheel(name, target, finder)
+    prebuilt = f"or put a prebuilt wheel for {target.name} in --find-links"
+    if newest is not None:
+        tip = (
+            f"require {name}=={newest} (the newest version with a wheel for {target.name}), "
+            f"use another --target, {prebuilt}"
+        )
+    else:
+        tip = f"use another --target that {name} publishes wheels for, {prebuilt}"
+    return NoWheelError(message, tip)
