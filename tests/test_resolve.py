@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 
 from helpers import make_sdist, make_wheel, sha256_file
 from indexserver import IndexServer
-from pip_lambda_pack.errors import NoWheelError, ResolutionError
+from pip_lambda_pack.errors import HashMismatchError, NoWheelError, ResolutionError
 from pip_lambda_pack.index import PackageFinder
 from pip_lambda_pack.resolve import ResolvedPackage, resolve, wheel_path
 from pip_lambda_pack.target import get_target
@@ -100,7 +100,10 @@ def test_wheel_tags_are_those_of_the_target_not_the_host(
         return
     with pytest.raises(NoWheelError) as caught:
         _resolve(["fast"], tmp_path, cache_dir, target=target, log=log)
-    assert caught.value.message == f"no file of fast fits {target}"
+    assert caught.value.message == (
+        f"no file of fast fits {target} (newest: fast-1.0-cp312-abi3-manylinux_2_34_x86_64.whl, "
+        f"incompatible tag cp312-abi3-manylinux_2_34_x86_64 for {target})"
+    )
     assert caught.value.tip == (
         "see why each file was rejected with -v; pick another --target, "
         f"or put a wheel built for {target} in --find-links"
@@ -297,6 +300,10 @@ def test_hashes_limit_the_candidates(tmp_path: Path, cache_dir: Path) -> None:
     resolved = _resolve(["foo"], tmp_path, cache_dir, hashes=hashes, log=log)
     assert _versions(resolved) == {"foo": "1.0"}
     assert f"skipping foo-2.0-py3-none-any.whl from {tmp_path}: hash not in --hash list" in log
+    with pytest.raises(HashMismatchError) as caught:
+        _resolve(["foo"], tmp_path, cache_dir, hashes={"foo": frozenset({"0" * 64})})
+    assert caught.value.message == "no file of foo has a sha256 in its --hash list"
+    assert caught.value.tip.startswith("refresh the hashes")
 
 
 def test_project_with_no_files_anywhere(tmp_path: Path, cache_dir: Path) -> None:

@@ -561,7 +561,10 @@ def _read_cached_page(path: Path) -> dict[str, Any] | None:
         entry = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
-    return entry if isinstance(entry, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    complete = entry.get("status") == 404 or {"content_type", "text", "final_url"} <= set(entry)
+    return entry if complete else None  # a page cached by an older layout is refetched
 
 
 def _page_from_cache(entry: dict[str, Any]) -> tuple[str, str, str] | None:

@@ -28,8 +28,8 @@ from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from .atomic import sha256_of
-from .errors import NoWheelError, ResolutionError
-from .index import FileLink, PackageFinder, read_wheel_metadata
+from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
+from .index import FileLink, PackageFinder, read_wheel_metadata, redact_url
 from .target import Target
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 PYTHON = "<python>"  # the identifier of the target's interpreter, for Requires-Python
 MAX_ROUNDS = 20000
+_ZERO = Version("0")
 BUILD_TIMEOUT = 1800  # seconds for one sdist build
 CONFLICT_TIP = "loosen one of these requirements or add a constraint"
 Log = Callable[[str], None]
@@ -120,6 +121,8 @@ def rejection(link: FileLink, target: Target, hashes: frozenset[str] | None = No
         return f"incompatible tag {_tag_part(link.filename)} for {target.name}"
     if link.requires_python and not _python_allows(link.requires_python, target):
         return f"requires-python {link.requires_python} excludes {_full_python(target)}"
+    if hashes is not None and link.sha256 is None:
+        return "no sha256 from the index to check against the --hash list"
     if hashes is not None and link.sha256 not in hashes:
         return "hash not in --hash list"
     return None
@@ -193,6 +196,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         self._usable: dict[str, list[_Usable]] = {}
         self._dependencies: dict[_Candidate, list[_Requirement]] = {}
         self._logged: set[tuple[str, str]] = set()
+        self._rejected: dict[str, list[tuple[FileLink, str]]] = {}
         self.python = _Candidate(PYTHON, Version(_full_python(target)), None)
 
     # ------------------------------------------------------------------ resolvelib API
@@ -277,6 +281,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
                 reason = rejection(link, self.target, self.hashes.get(name))
                 if reason is not None:
                     self._reject(link, reason)
+                    self._rejected.setdefault(name, []).append((link, reason))
                     continue
                 version = _file_version(link.filename)
                 assert version is not None
@@ -349,7 +354,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
 
     def explain(
         self, causes: Sequence[RequirementInformation[_Requirement, _Candidate]]
-    ) -> ResolutionError:
+    ) -> UserError:
         """The user-facing error for resolvelib's ResolutionImpossible ``causes``."""
         for name in dict.fromkeys(cause.requirement.name for cause in causes):
             group = [cause for cause in causes if cause.requirement.name == name]
@@ -360,28 +365,42 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
 
     def _unavailable(
         self, name: str, group: Sequence[RequirementInformation[_Requirement, _Candidate]]
-    ) -> ResolutionError | None:
+    ) -> UserError | None:
         """An error when ``name`` has nothing for the target or one requirement fits nothing."""
         if name == PYTHON:
             return self._python_error(group[0])
         target = self.target.name
         if not self.finder.links(name):
-            sources = ", ".join((*self.finder.index_urls, *self.finder.find_links)) or "nowhere"
+            sources = (*self.finder.index_urls, *self.finder.find_links)
+            looked = ", ".join(redact_url(source) for source in sources) or "nowhere"
             return NoWheelError(
-                f"no files for {name} (looked in {sources}) for {target}",
+                f"no files for {name} (looked in {looked}) for {target}",
                 "check the project name, --index-url, --extra-index-url and --find-links",
             )
         usable = self.usable(name)
         if not usable:
-            return NoWheelError(
-                f"no file of {name} fits {target}",
-                "see why each file was rejected with -v; pick another --target, "
-                f"or put a wheel built for {target} in --find-links",
-            )
+            return self._nothing_fits(name)
         for cause in group:
             if not any(self._acceptable(u, [cause.requirement]) for u in usable):
                 return self._no_version(name, cause, usable)
         return None
+
+    def _nothing_fits(self, name: str) -> UserError:
+        """Every file of ``name`` was rejected: say why for the newest one."""
+        rejected = self._rejected.get(name, [])
+        target = self.target.name
+        if name in self.hashes and all("--hash" in reason for _, reason in rejected):
+            return HashMismatchError(
+                f"no file of {name} has a sha256 in its --hash list",
+                "refresh the hashes (pip hash FILE, or pip-compile --generate-hashes), "
+                "or check that the index serves the files you locked",
+            )
+        link, reason = max(rejected, key=lambda item: _file_version(item[0].filename) or _ZERO)
+        return NoWheelError(
+            f"no file of {name} fits {target} (newest: {link.filename}, {reason})",
+            "see why each file was rejected with -v; pick another --target, "
+            f"or put a wheel built for {target} in --find-links",
+        )
 
     def _no_version(
         self,
