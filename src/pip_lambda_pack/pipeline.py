@@ -19,7 +19,7 @@ from .graph import Pin, build_graph
 from .index import FileLink, PackageFinder
 from .layers import Artifact, build_code_zip, build_layer
 from .lock import Lock, LockedFunction, inputs_digest, read_lock, staleness, write_lock
-from .manifest import BuildManifest, FunctionEntry, LayerEntry, write_manifest
+from .manifest import BuildManifest, CodeEntry, FunctionEntry, LayerEntry, write_manifest
 from .plan import (
     DEFAULT_STRATEGY,
     Fleet,
@@ -290,12 +290,12 @@ def _layer_entry(artifact: Artifact, members: tuple[str, ...], out_dir: Path) ->
     )
 
 
-def _code_entry(artifact: Artifact, out_dir: Path) -> dict[str, object]:
-    return {
-        "path": artifact.path.relative_to(out_dir).as_posix(),
-        "sha256": artifact.sha256,
-        "size": artifact.size,
-    }
+def _code_entry(artifact: Artifact, out_dir: Path) -> CodeEntry:
+    return CodeEntry(
+        path=artifact.path.relative_to(out_dir).as_posix(),
+        sha256=artifact.sha256,
+        size=artifact.size,
+    )
 
 
 def _check_size(
