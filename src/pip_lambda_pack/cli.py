@@ -260,7 +260,14 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import DEFAULT_STRATEGY, PlanParams, load_fleet, make_plan, plan_to_json
+    from .plan import (
+        DEFAULT_STRATEGY,
+        PlanParams,
+        load_fleet,
+        make_plan,
+        plan_text,
+        plan_to_json,
+    )
 
     if args.fleet:
         fleet = load_fleet(args.fleet)
@@ -279,34 +286,8 @@ def _plan(args: argparse.Namespace) -> int:
     if args.format == "json":
         _emit_json(report)
     else:
-        print("\n".join(_plan_lines(report)))
+        print("\n".join(plan_text(report)))
     return 0
-
-
-def _plan_lines(report: dict[str, Any]) -> list[str]:
-    from .units import human_size
-
-    lines = [f"strategy {report['strategy']}, at most {report['max_layers']} layers per function"]
-    lines.append("")
-    lines.append("functions:")
-    for name, ids in report["functions"].items():
-        stats = report["function_stats"][name]
-        lines.append(
-            f"  {name}: {len(ids)} layers, {human_size(stats['bytes'])} to fetch "
-            f"({human_size(stats['unpacked_bytes'])} unzipped), "
-            f"{stats['cold_ms']:.0f} ms with an empty cache"
-        )
-        for lid in ids:
-            lines.append(f"    {lid} {human_size(report['layer_stats'][lid]['size'])}")
-    lines.append("")
-    lines.append("layers:")
-    for lid, members in report["layers"].items():
-        stats = report["layer_stats"][lid]
-        lines.append(
-            f"  {lid} {human_size(stats['size'])}, used by {', '.join(stats['users'])}: "
-            + ", ".join(members)
-        )
-    return lines
 
 
 def _default_out(project: Project, args: argparse.Namespace) -> Path:

@@ -299,3 +299,28 @@ def function_figures(
         "unpacked_bytes": unpacked,
         "cold_ms": round(cold * 1000, 3),
     }
+
+
+def plan_text(report: Mapping[str, Any]) -> list[str]:
+    """The plan report of ``plan_to_json`` as lines for a terminal."""
+    lines = [f"strategy {report['strategy']}, at most {report['max_layers']} layers per function"]
+    lines.append("")
+    lines.append("functions:")
+    for name, ids in report["functions"].items():
+        stats = report["function_stats"][name]
+        lines.append(
+            f"  {name}: {len(ids)} layers, {human_size(stats['bytes'])} to fetch "
+            f"({human_size(stats['unpacked_bytes'])} unzipped), "
+            f"{stats['cold_ms']:.0f} ms with an empty cache"
+        )
+        for lid in ids:
+            lines.append(f"    {lid} {human_size(report['layer_stats'][lid]['size'])}")
+    lines.append("")
+    lines.append("layers:")
+    for lid, members in report["layers"].items():
+        stats = report["layer_stats"][lid]
+        lines.append(
+            f"  {lid} {human_size(stats['size'])}, used by {', '.join(stats['users'])}: "
+            + ", ".join(members)
+        )
+    return lines
