@@ -400,8 +400,7 @@ def call_handler(
     except _Timeout:
         return 1, _error(f"Task timed out after {timeout_s:.2f} seconds", "Sandbox.Timedout", [])
     except Exception as exc:
-        frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop the shim's own frame
-        return 1, _error(str(exc), type(exc).__name__, traceback.format_list(frames), context)
+        return 1, _error(str(exc), type(exc).__name__, _stack(exc), context)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -410,6 +409,12 @@ def call_handler(
     except (TypeError, ValueError) as exc:
         message = f"Unable to marshal response: {exc}"
         return 1, _error(message, "Runtime.MarshalError", [], context)
+
+
+def _stack(exc: BaseException) -> list[str]:
+    """The handler's frames formatted as Lambda's runtime does (no column carets)."""
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop the shim's own frame
+    return traceback.format_list([(f.filename, f.lineno or 0, f.name, f.line) for f in frames])
 
 
 def _alarm(signum: int, frame: types.FrameType | None) -> None:
