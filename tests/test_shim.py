@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import subprocess
 import sys
 import zipfile
@@ -14,8 +15,11 @@ import pytest
 from helpers import make_wheel
 from lambda_runtime import build_function
 from pip_lambda_pack import shim
+from pip_lambda_pack.errors import InvokeError, TargetError
+from pip_lambda_pack.invoke import invoke
 from pip_lambda_pack.manifest import BlobRef, TaskManifest
 from pip_lambda_pack.store import LocalStore, push
+from pip_lambda_pack.target import TARGETS, Target
 
 SHIM = Path(shim.__file__)
 
@@ -271,3 +275,60 @@ def test_timeout_and_unmarshallable_result(
     assert done.returncode == 1
     error = json.loads(done.stdout)
     assert (error["errorType"], error["errorMessage"]) == (error_type, message)
+
+
+def _host_target() -> str:
+    machine = {"aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    return "python%d.%d-%s" % (*sys.version_info[:2], machine)
+
+
+def test_invoke_runs_the_shim_in_a_fresh_interpreter(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / "app.py").write_text("def handler(event, context):\n    return [event, 2]\n")
+    build_function(tmp_path / "build", "api", "app.handler", code_dir, [], target=_host_target())
+    push(tmp_path / "build", LocalStore(tmp_path / "store"))
+    code = invoke(
+        store_url="store",
+        base_dir=tmp_path,
+        name="api",
+        event=b'{"a": 1}',
+        python=None,
+        target=None,
+        cache_dir=tmp_path / "cache",
+    )
+    out, err = capfd.readouterr()
+    assert (code, json.loads(out)) == (0, [{"a": 1}, 2])
+    assert "lambda-pack: provisioned api: 1 blob, 0 hit, 1 missed" in err
+
+
+def _invoke_nowhere(tmp_path: Path, event: bytes, target: Target | None) -> int:
+    return invoke(
+        store_url="s",
+        base_dir=tmp_path,
+        name="api",
+        event=event,
+        python=None,
+        target=target,
+        cache_dir=None,
+    )
+
+
+def test_invoke_refuses_bad_event_and_wrong_host(tmp_path: Path) -> None:
+    with pytest.raises(InvokeError) as info:
+        _invoke_nowhere(tmp_path, b"nope", None)
+    assert info.value.message == "event is not JSON: Expecting value: line 1 column 1 (char 0)"
+    other = next(t for t in TARGETS.values() if t.python_version != sys.version_info[:2])
+    with pytest.raises(TargetError) as wrong:
+        _invoke_nowhere(tmp_path, b"{}", other)
+    host = "%d.%d" % sys.version_info[:2]
+    machine = {"arm64": "aarch64"}.get(platform.machine(), platform.machine())
+    assert wrong.value.message == (
+        f"this Python ({host}, {machine}) cannot load wheels for {other.name}"
+    )
+    assert wrong.value.tip == (
+        f"pass --python PATH to a Python {other.python} on {other.machine}, "
+        f"or build for {_host_target()}"
+    )

@@ -1,0 +1,100 @@
+"""The tool's side of ``invoke``: check the event and the host, then run the shim.
+
+The function runs in a fresh interpreter through ``shim.py``, exactly as it would run in
+a Lambda runtime, so nothing of this process (our imports, our sys.path) leaks into it.
+This module is an edge: it reads the host's Python version and machine, on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import InvokeError, TargetError
+from .manifest import TaskManifest
+from .store import BlobStore, LocalStore, open_store
+from .target import ARCHES, TARGETS, Target, get_target
+
+SHIM = Path(__file__).resolve().with_name("shim.py")
+# platform.machine() spellings -> the target's machine names
+_MACHINES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
+
+
+def invoke(
+    *,
+    store_url: str,
+    base_dir: Path,
+    name: str,
+    event: bytes,
+    python: str | None,
+    target: Target | None,
+    cache_dir: Path | None,
+) -> int:
+    """Run function ``name`` from the store on ``event``; the shim's exit code.
+
+    With ``python`` None the function runs on this interpreter, which must match the
+    target (given, or the one the function was built for). The result goes to stdout,
+    provisioning figures and errors to stderr, as the shim writes them.
+    """
+    check_event(event)
+    store = open_store(store_url, base_dir)
+    if python is None:
+        check_host(target or stored_target(store, name))
+    command = shim_command(store, name, python or sys.executable, cache_dir)
+    try:
+        done = subprocess.run(command, input=event, check=False)
+    except OSError as exc:
+        raise InvokeError(
+            f"cannot run {command[0]}: {exc}", "pass --python PATH to an existing interpreter"
+        ) from None
+    return done.returncode if done.returncode >= 0 else 1
+
+
+def check_event(event: bytes) -> None:
+    """InvokeError unless ``event`` is a JSON document."""
+    try:
+        json.loads(event)
+    except ValueError as exc:
+        raise InvokeError(
+            f"event is not JSON: {exc}", "pass a JSON document with --event FILE or -"
+        ) from None
+
+
+def stored_target(store: BlobStore, name: str) -> Target:
+    """The target function ``name`` was built for, from its task manifest in the store."""
+    digest = store.get_name(name)
+    task = TaskManifest.from_bytes(store.read_bytes(digest), f"task manifest of {name}")
+    return get_target(task.target)
+
+
+def check_host(target: Target) -> None:
+    """TargetError unless this interpreter has the target's Python version and machine."""
+    version = sys.version_info[:2]
+    machine = platform.machine()
+    machine = _MACHINES.get(machine.lower(), machine)
+    if (version, machine) == (target.python_version, target.machine):
+        return
+    host = "%d.%d" % version
+    arch = next((a for a, m in ARCHES.items() if m == machine), machine)
+    own = f"python{host}-{arch}"
+    raise TargetError(
+        f"this Python ({host}, {machine}) cannot load wheels for {target.name}",
+        f"pass --python PATH to a Python {target.python} on {target.machine}"
+        + (f", or build for {own}" if own in TARGETS else ""),
+    )
+
+
+def shim_command(store: BlobStore, name: str, python: str, cache_dir: Path | None) -> list[str]:
+    """``python shim.py --store ... --name ... --event -`` (a local store by absolute path)."""
+    if not isinstance(store, LocalStore):
+        raise InvokeError(
+            f"the shim cannot read store {store.location} yet", "push to a local store"
+        )
+    command = [python, str(SHIM), "--store", str(store.root.resolve()), "--name", name]
+    command += ["--event", "-"]
+    if cache_dir is not None:
+        command += ["--cache", str(cache_dir)]
+    return command
