@@ -157,9 +157,9 @@ def test_corrupted_blob_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == (
-        f"error: blob sha256:{task.layers[0].sha256} in store {store} is corrupt "
+        f"ERROR: blob sha256:{task.layers[0].sha256} in store {store} is corrupt "
         f"(its bytes hash to sha256:{actual})\n"
-        "tip: push the function again to restore the blob\n"
+        "TIP: push the function again to restore the blob\n"
     )
     assert not (tmp_path / "cache" / task.layers[0].sha256).exists()
 
@@ -167,10 +167,10 @@ def test_corrupted_blob_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("handler", "message"),
     [
-        ("app.nope", "error: Runtime.HandlerNotFound: Handler 'nope' missing on module 'app'"),
+        ("app.nope", "ERROR: Runtime.HandlerNotFound: Handler 'nope' missing on module 'app'"),
         (
             "missing.handler",
-            "error: Runtime.ImportModuleError: Unable to import module 'missing': "
+            "ERROR: Runtime.ImportModuleError: Unable to import module 'missing': "
             "ModuleNotFoundError: No module named 'missing'",
         ),
     ],
@@ -180,7 +180,7 @@ def test_bad_handler_is_exit_2(tmp_path: Path, handler: str, message: str) -> No
     assert done.returncode == 2
     lines = done.stderr.splitlines()
     assert lines[-2] == message
-    assert lines[-1].startswith("tip: ")
+    assert lines[-1].startswith("TIP: ")
     assert "Traceback" not in done.stderr
 
 
@@ -189,12 +189,12 @@ def test_unknown_function_and_bad_event(tmp_path: Path) -> None:
     unknown = _run(store, tmp_path / "cache", name="nope")
     assert (unknown.returncode, unknown.stderr.splitlines()[0]) == (
         2,
-        f"error: no function 'nope' in store {store}",
+        f"ERROR: no function 'nope' in store {store}",
     )
     bad = _run(store, tmp_path / "cache", event=b"{not json")
     assert bad.returncode == 2
-    assert bad.stderr.startswith("error: event is not JSON: Expecting property name")
-    assert bad.stderr.splitlines()[1] == "tip: pass a JSON document, e.g. {}"
+    assert bad.stderr.startswith("ERROR: event is not JSON: Expecting property name")
+    assert bad.stderr.splitlines()[1] == "TIP: pass a JSON document, e.g. {}"
 
 
 def test_dotdot_zip_entry_is_refused(tmp_path: Path) -> None:
@@ -216,7 +216,7 @@ def test_dotdot_zip_entry_is_refused(tmp_path: Path) -> None:
     done = _run(tmp_path / "store", cache)
     assert done.returncode == 2
     assert done.stderr.splitlines()[-2] == (
-        f"error: blob sha256:{code} has an unsafe path '../escaped.py'"
+        f"ERROR: blob sha256:{code} has an unsafe path '../escaped.py'"
     )
     assert not (tmp_path / "deep" / "escaped.py").exists()
     assert not (cache / code).exists()

@@ -7,7 +7,7 @@ under concurrent processes), puts the code and the layers on ``sys.path`` in Lam
 order and calls ``handler(event, context)``. The result is JSON on stdout (anything the
 handler prints goes to stderr); a handler error is Lambda's error JSON on stdout, exit 1;
 bad input (unknown function, corrupt blob, handler not importable, event not JSON) is
-``error:``/``tip:`` on stderr, exit 2.
+``ERROR:``/``TIP:`` on stderr (as the CLI renders errors), exit 2.
 
     python shim.py --store PATH_OR_FILE_URL --name NAME [--cache DIR] [--event FILE|-]
                    [--memory-mb 128] [--timeout-s 3] [--stats-json FILE]
@@ -469,10 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(context.environment(task.handler, paths[0]))
         function = load_handler(task.handler, paths)
     except ShimError as exc:
-        print(f"error: {exc.message}\ntip: {exc.tip}", file=sys.stderr)
+        print(f"ERROR: {exc.message}\nTIP: {exc.tip}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
-        print(f"error: {exc}\ntip: check the store and the cache directory", file=sys.stderr)
+        print(f"ERROR: {exc}\nTIP: check the store and the cache directory", file=sys.stderr)
         return 1
     code, body = call_handler(function, event, context, args.timeout_s)
     print(body, file=results, flush=True)
