@@ -23,7 +23,7 @@ from pip_lambda_pack.store import LocalStore, push
 pytestmark = pytest.mark.slow
 
 HANDLER = """\
-import sys
+import os, sys
 from importlib.metadata import version
 
 import tinydep
@@ -39,6 +39,7 @@ def handler(event, context):
         "memory": context.memory_limit_in_mb,
         "request_id_is_str": isinstance(context.aws_request_id, str),
         "remaining_positive": context.get_remaining_time_in_millis() > 0,
+        "cwd_is_task_root": os.path.samefile(os.getcwd(), os.environ["LAMBDA_TASK_ROOT"]),
     }
 
 def fails(event, context):
@@ -70,6 +71,7 @@ EXPECTED = {
     "memory": "128",
     "request_id_is_str": True,
     "remaining_positive": True,
+    "cwd_is_task_root": True,
 }
 
 

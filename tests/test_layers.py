@@ -11,6 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import make_wheel
 from pip_lambda_pack.errors import BuildError
@@ -206,3 +208,23 @@ def test_zip64_end_records_past_65535_entries() -> None:
         names = archive.namelist()
     assert len(names) == 70_000
     assert names[-1] == "f069999"
+
+
+@pytest.fixture(scope="module")
+def five_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    directory = tmp_path_factory.mktemp("five")
+    wheels = _three_wheels(directory)
+    wheels.append(make_wheel(directory, "ns-one", "1.0", files={"ns/one.py": "", "ns/x.py": ""}))
+    wheels.append(make_wheel(directory, "ns-two", "1.0", files={"ns/two.py": "", "ns/x.py": ""}))
+    return wheels
+
+
+@settings(max_examples=25, deadline=None)
+@given(order=st.permutations(range(5)))
+def test_layer_bytes_do_not_depend_on_wheel_order(
+    five_wheels: list[Path], tmp_path_factory: pytest.TempPathFactory, order: list[int]
+) -> None:
+    out = tmp_path_factory.mktemp("out")
+    canonical = build_layer(five_wheels, out / "a")
+    shuffled = build_layer([five_wheels[i] for i in order], out / "b")
+    assert shuffled.path.read_bytes() == canonical.path.read_bytes()

@@ -460,13 +460,14 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     try:
         event = read_event(args.event)
-        cache = Cache(Path(args.cache or os.environ.get("LAMBDA_PACK_CACHE") or DEFAULT_CACHE))
+        cache = Cache(_cache_root(args.cache))
         reader = open_reader(args.store)
         task = read_task(reader, args.name)
         paths, stats = provision(task, reader, cache)
         _report(stats, args.stats_json)
         context = LambdaContext(task.name, args.memory_mb, args.timeout_s, args.region)
         os.environ.update(context.environment(task.handler, paths[0]))
+        os.chdir(paths[0])  # Lambda runs handlers in the task root
         function = load_handler(task.handler, paths)
     except ShimError as exc:
         print(f"ERROR: {exc.message}\nTIP: {exc.tip}", file=sys.stderr)
@@ -477,6 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     code, body = call_handler(function, event, context, args.timeout_s)
     print(body, file=results, flush=True)
     return code
+
+
+def _cache_root(option: str | None) -> Path:
+    """``--cache``, else $LAMBDA_PACK_CACHE, else /tmp/lambda-pack-cache; made absolute."""
+    return Path(option or os.environ.get("LAMBDA_PACK_CACHE") or DEFAULT_CACHE).resolve()
 
 
 def _report(stats: Stats, stats_json: str | None) -> None:
