@@ -228,3 +228,12 @@ def test_layer_bytes_do_not_depend_on_wheel_order(
     canonical = build_layer(five_wheels, out / "a")
     shuffled = build_layer([five_wheels[i] for i in order], out / "b")
     assert shuffled.path.read_bytes() == canonical.path.read_bytes()
+
+
+def test_unknown_data_scheme_is_refused(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "odd", "1.0", files={"odd-1.0.data/weird/x.py": ""})
+    with pytest.raises(BuildError) as info:
+        build_layer([wheel], tmp_path / "out")
+    assert info.value.message == (
+        "odd-1.0-py3-none-any.whl: 'odd-1.0.data/weird/x.py' is in no known .data scheme"
+    )

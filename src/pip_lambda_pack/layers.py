@@ -177,14 +177,14 @@ def _layer_path(wheel: Path, name: str, data_dir: str) -> tuple[str | None, bool
     if top != data_dir:
         return "python/" + name, False
     scheme, _, inner = rest.partition("/")
-    if scheme in ("purelib", "platlib"):
+    if inner and scheme in ("purelib", "platlib"):
         return "python/" + inner, False
-    if scheme == "scripts":
+    if inner and scheme == "scripts":
         return "bin/" + inner, True
-    if scheme in ("headers", "data"):
+    if inner and scheme in ("headers", "data"):
         return None, False
     raise BuildError(
-        f"{wheel.name}: unknown .data scheme {scheme!r} in {name!r}",
+        f"{wheel.name}: {name!r} is in no known .data scheme",
         "the wheel is malformed; use another build of the package",
     )
 
