@@ -251,3 +251,16 @@ def test_corrupt_store_blob(project: Path) -> None:
             blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
     error, _ = two_lines(run(project, "invoke", "hello"))
     assert "sha256" in error or "digest" in error
+
+
+def test_no_wheel_for_the_target(project: Path, wheelhouse: Path) -> None:
+    make_wheel(wheelhouse, "native", "1.0", tag="cp312-cp312-macosx_11_0_arm64", purelib=False)
+    (project / "requirements.txt").write_text("native\n")
+    error, tip = two_lines(run(project, "lock"))
+    assert "native" in error and HOST_TARGET in error
+    assert "--find-links" in tip or "target" in tip
+
+
+def test_missing_find_links_directory_is_bad_input(project: Path, tmp_path: Path) -> None:
+    error, _ = two_lines(run(project, "lock", "--find-links", str(tmp_path / "nowhere")))
+    assert error == f"ERROR: find-links location {tmp_path / 'nowhere'} does not exist"

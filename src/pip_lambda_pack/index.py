@@ -34,7 +34,7 @@ from packaging.utils import (
 )
 
 from .atomic import atomic_writer, sha256_of, write_bytes
-from .errors import HashMismatchError, IndexFetchError
+from .errors import ConfigError, HashMismatchError, IndexFetchError
 
 ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
@@ -320,7 +320,7 @@ class PackageFinder:
         if path.is_file():
             return parse_html_page(path.read_text(errors="replace"), path.as_uri(), location)
         if not path.is_dir():
-            raise IndexFetchError(
+            raise ConfigError(
                 f"find-links location {location} does not exist",
                 "pass an existing directory, an HTML page or a URL to --find-links",
             )
