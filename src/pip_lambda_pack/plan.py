@@ -1,28 +1,38 @@
 """The layer planner: a fleet of functions in, layers and each function's layer list out.
 
-Pure: nothing here reads a file, the network or the clock. A strategy is a function
-``(Fleet, PlanParams) -> LayerPlan``; ``make_plan`` runs one and checks that the plan
-keeps every constraint (closure covered, at most ``max_layers`` layers, one version per
-package, size limit).
+Pure: nothing here reads a file, the network or the clock (``load_fleet`` is the one reader,
+for the CLI). A strategy is a function ``(Fleet, PlanParams) -> LayerPlan``; ``make_plan``
+runs one and checks that the plan keeps every constraint (closure covered, at most
+``max_layers`` layers, one version per package, size limit). The default strategy,
+``expected-time``, minimises the expected cold-start time of ``cost.py``'s model; the others
+are the baselines it is measured against (see docs/planner.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from .cost import CostModel, Fetch, expected_fetch, hit_probability, layer_miss_cost
+from .cost import characteristic_time as che_time
 from .errors import ConfigError, PlanError
 from .graph import Pin, pins
-from .popularity import downloads
+from .popularity import downloads, pypi_downloads
+from .runtime import DEFAULT_POLICY, POLICIES, provided_version, shadow_warning
 from .units import human_size
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # bytes, function code plus all its layers
+MB = 1_000_000
+
+Group = frozenset[str]  # the pins of one layer while planning
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +44,7 @@ class Package:
     size: int  # compressed bytes (what a cold start transfers)
     unpacked_size: int
     downloads: int = 0  # PyPI downloads in the snapshot: the global popularity prior
+    requires: tuple[str, ...] = ()  # pins this wheel depends on (for the nixery baseline)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,51 +65,112 @@ class Fleet:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PlanParams:
-    """Constraints and transfer figures; defaults are Lambda's limits."""
-
-    max_layers: int = 5
-    size_limit: int = LAMBDA_UNZIPPED_LIMIT
-    latency_s: float = 0.030  # per fetch
-    bandwidth_bps: float = 100e6  # bytes per second
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LayerPlan:
-    """Layers by id (sorted pins each) and each function's layers in merge order."""
+    """Layers by id (sorted pins each) and each function's layers in merge order.
+
+    ``warnings`` are findings a user should read (a layer shadowing the runtime's boto3 with
+    an incompatible version, say); the plan is valid regardless.
+    """
 
     strategy: str
     layers: Mapping[str, tuple[str, ...]]
     functions: Mapping[str, tuple[str, ...]]
     extras: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanParams:
+    """Constraints, transfer figures and cache model; defaults are Lambda's limits and the
+    figures of docs/planner.md.
+
+    ``usage`` is the hook for a store's own statistics: pin id -> observed share of cold
+    starts that needed it; it replaces the fleet's estimate where it is higher.
+    ``previous`` is the plan in use: the ``expected-time`` planner keeps its layers unless
+    a fresh plan is cheaper by more than ``stability_gain`` (a fraction of expected time).
+    """
+
+    max_layers: int = 5
+    size_limit: int = LAMBDA_UNZIPPED_LIMIT
+    latency_s: float = 0.030  # per fetch
+    bandwidth_bps: float = 100e6  # bytes per second
+    cache_bytes: int = 500 * MB
+    horizon: float = 400.0
+    parallel_fetch: bool = True
+    prior_weight: float = 0.01
+    usage: Mapping[str, float] | None = None
+    target: str = "python3.12-x86_64"
+    runtime_provided: str = DEFAULT_POLICY
+    previous: LayerPlan | None = None
+    stability_gain: float = 0.05
 
 
 Strategy = Callable[[Fleet, PlanParams], LayerPlan]
 
 
-def layer_id(members: Sequence[str]) -> str:
+def cost_model(params: PlanParams) -> CostModel:
+    """The cost model the parameters describe."""
+    return CostModel(
+        latency_s=params.latency_s,
+        bandwidth_bps=params.bandwidth_bps,
+        cache_bytes=params.cache_bytes,
+        horizon=params.horizon,
+        parallel=params.parallel_fetch,
+        prior_weight=params.prior_weight,
+    )
+
+
+def layer_id(members: Iterable[str]) -> str:
     """A layer's plan id: a digest of its sorted pins, stable across runs and machines."""
     text = "\n".join(sorted(members))
     return "L" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _assemble(strategy: str, per_function: Mapping[str, Sequence[Sequence[str]]]) -> LayerPlan:
-    layers: dict[str, tuple[str, ...]] = {}
-    functions: dict[str, tuple[str, ...]] = {}
-    for name, groups in sorted(per_function.items()):
-        ids = []
-        for group in groups:
-            if group:
-                lid = layer_id(group)
-                layers[lid] = tuple(sorted(group))
-                ids.append(lid)
-        functions[name] = tuple(ids)
-    return LayerPlan(strategy=strategy, layers=dict(sorted(layers.items())), functions=functions)
+# --- what each function needs -------------------------------------------------------------
 
 
-def plan_single(fleet: Fleet, params: PlanParams) -> LayerPlan:
-    """One layer per function holding its whole closure (what most tools do)."""
-    return _assemble("single", {name: [f.pins] for name, f in fleet.functions.items()})
+def closures(fleet: Fleet, params: PlanParams) -> dict[str, tuple[str, ...]]:
+    """Function -> the pins its layers must carry under the runtime-provided policy."""
+    if params.runtime_provided not in POLICIES:
+        raise ConfigError(
+            f"runtime-provided = {params.runtime_provided!r} is not a policy",
+            "use one of: " + ", ".join(POLICIES),
+        )
+    if params.runtime_provided == "bundle":
+        return {name: f.pins for name, f in fleet.functions.items()}
+    return {
+        name: tuple(p for p in f.pins if not _runtime_provided(fleet, params, p))
+        for name, f in fleet.functions.items()
+    }
+
+
+def _runtime_provided(fleet: Fleet, params: PlanParams, pin: str) -> bool:
+    return provided_version(params.target, fleet.packages[pin].name) is not None
+
+
+def runtime_warnings(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> tuple[str, ...]:
+    """Where the plan conflicts with the runtime's own copies (see ``runtime.py``)."""
+    found: list[str | None] = []
+    if params.runtime_provided == "bundle":
+        for lid, members in sorted(plan.layers.items()):
+            found += [shadow_warning(params.target, p, f"layer {lid}", "bundle") for p in members]
+    else:
+        for name, function in sorted(fleet.functions.items()):
+            found += [
+                shadow_warning(params.target, p, f"function {name}", "exclude")
+                for p in function.pins
+            ]
+    return tuple(w for w in found if w)
+
+
+def shares(fleet: Fleet) -> dict[str, float]:
+    """Function -> its share of the fleet's cold starts (weights normalised to sum 1)."""
+    total = sum(f.weight for f in fleet.functions.values())
+    count = len(fleet.functions)
+    return {
+        name: (f.weight / total if total > 0 else 1.0 / count)
+        for name, f in fleet.functions.items()
+    }
 
 
 def usage(fleet: Fleet) -> dict[str, float]:
@@ -110,6 +182,44 @@ def usage(fleet: Fleet) -> dict[str, float]:
     return totals
 
 
+# --- the baselines ------------------------------------------------------------------------
+
+
+def _assemble(
+    strategy: str,
+    per_function: Mapping[str, Sequence[Iterable[str]]],
+    warnings: tuple[str, ...] = (),
+) -> LayerPlan:
+    layers: dict[str, tuple[str, ...]] = {}
+    functions: dict[str, tuple[str, ...]] = {}
+    for name, groups in sorted(per_function.items()):
+        ids = []
+        for group in groups:
+            members = tuple(sorted(group))
+            if members:
+                lid = layer_id(members)
+                layers[lid] = members
+                ids.append(lid)
+        functions[name] = tuple(ids)
+    return LayerPlan(
+        strategy=strategy,
+        layers=dict(sorted(layers.items())),
+        functions=functions,
+        warnings=warnings,
+    )
+
+
+def plan_single(fleet: Fleet, params: PlanParams) -> LayerPlan:
+    """One layer per function holding its whole closure (what most tools do)."""
+    return _assemble("single", {name: [pins] for name, pins in closures(fleet, params).items()})
+
+
+def plan_per_package(fleet: Fleet, params: PlanParams) -> LayerPlan:
+    """Every wheel its own layer, ignoring max-layers: the floor, for benchmarks only."""
+    groups = {name: [[p] for p in pins] for name, pins in closures(fleet, params).items()}
+    return _assemble("per-package", groups)
+
+
 def plan_popularity_topk(fleet: Fleet, params: PlanParams) -> LayerPlan:
     """Nix's referencesByPopularity: each function's K-1 most popular pins get a layer
     each, the rest share one. Popularity is fleet usage, then PyPI downloads, then id."""
@@ -119,8 +229,8 @@ def plan_popularity_topk(fleet: Fleet, params: PlanParams) -> LayerPlan:
         return (-used[pin], -fleet.packages[pin].downloads, pin)
 
     groups: dict[str, list[list[str]]] = {}
-    for name, function in fleet.functions.items():
-        ordered = sorted(function.pins, key=rank)
+    for name, members in closures(fleet, params).items():
+        ordered = sorted(members, key=rank)
         if len(ordered) <= params.max_layers:
             groups[name] = [[pin] for pin in ordered]
             continue
@@ -129,11 +239,276 @@ def plan_popularity_topk(fleet: Fleet, params: PlanParams) -> LayerPlan:
     return _assemble("popularity-topk", groups)
 
 
+def plan_nixery(fleet: Fleet, params: PlanParams) -> LayerPlan:
+    """Nixery's layering per function: popular or large wheels are cut loose from their
+    parents, each child of the root of the dominator tree becomes a layer with everything it
+    dominates, then the layers of lowest popularity x size are merged until K fit."""
+    share = shares(fleet)
+    used: dict[str, float] = defaultdict(float)
+    for name, function in fleet.functions.items():
+        for pin in function.pins:
+            used[pin] += share[name]
+    loose = {p for p, u in used.items() if u >= 0.02 or fleet.packages[p].size >= 10 * MB}
+    groups = {
+        name: _nixery_groups(fleet, members, loose, used, params.max_layers)
+        for name, members in closures(fleet, params).items()
+    }
+    return _assemble("nixery", groups)
+
+
+def _nixery_groups(
+    fleet: Fleet, members: Sequence[str], loose: set[str], used: Mapping[str, float], k: int
+) -> list[list[str]]:
+    root = "\0root"
+    closure = set(members)
+    graph = nx.DiGraph()
+    graph.add_node(root)
+    for pin in members:
+        graph.add_node(pin)
+        graph.add_edges_from((pin, d) for d in fleet.packages[pin].requires if d in closure)
+    required = {d for _, d in graph.edges}
+    graph.add_edges_from((root, p) for p in members if p not in required or p in loose)
+    idom = nx.immediate_dominators(graph, root)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for pin in sorted(members):
+        top = pin
+        while top in idom and idom[top] != root:
+            top = idom[top]
+        groups[top].append(pin)
+
+    def merit(top: str) -> tuple[float, str]:
+        return (used[top] * sum(fleet.packages[p].size for p in groups[top]), top)
+
+    ordered = sorted(groups, key=merit, reverse=True)
+    if len(ordered) <= k:
+        return [groups[t] for t in ordered]
+    rest = [p for t in ordered[k - 1 :] for p in groups[t]]
+    return [*(groups[t] for t in ordered[: k - 1]), rest]
+
+
+# --- the cost-model planner ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheView:
+    """What the model needs to price a layer: each pin's size and rate beyond the fleet's
+    own use (``extra``: the PyPI prior and a store's observed usage), each function's share
+    of cold starts and Che's characteristic time ``horizon``."""
+
+    needs: Mapping[str, tuple[str, ...]]
+    share: Mapping[str, float]
+    extra: Mapping[str, float]
+    horizon: float
+    model: CostModel
+
+
+def cache_view(fleet: Fleet, params: PlanParams) -> CacheView:
+    """Rates and Che's T for the fleet under ``params`` (see cost.py)."""
+    needs = closures(fleet, params)
+    share = shares(fleet)
+    fleet_rate: dict[str, float] = dict.fromkeys(fleet.packages, 0.0)
+    for name, members in needs.items():
+        for pin in members:
+            fleet_rate[pin] += share[name]
+    top = max([1, *pypi_downloads().values(), *(p.downloads for p in fleet.packages.values())])
+    observed = params.usage or {}
+    extra = {
+        pid: params.prior_weight * pkg.downloads / top
+        + max(0.0, observed.get(pid, 0.0) - fleet_rate[pid])
+        for pid, pkg in fleet.packages.items()
+    }
+    model = cost_model(params)
+    ids = sorted(fleet_rate)
+    horizon = che_time(
+        [fleet_rate[p] + extra[p] for p in ids], [fleet.packages[p].size for p in ids], model
+    )
+    return CacheView(needs=needs, share=share, extra=extra, horizon=horizon, model=model)
+
+
+class _Book:
+    """Working state of the greedy planner: each layer's rate and each function's groups."""
+
+    def __init__(self, fleet: Fleet, params: PlanParams, view: CacheView) -> None:
+        self.fleet, self.params, self.view = fleet, params, view
+        self.rate: dict[Group, float] = defaultdict(float)
+        self.groups: dict[str, list[Group]] = {}
+        self.containing: dict[str, set[Group]] = defaultdict(set)
+        self._size: dict[Group, int] = {}
+        self._extra: dict[Group, float] = {}
+
+    def size(self, group: Group) -> int:
+        if group not in self._size:
+            self._size[group] = sum(self.fleet.packages[p].size for p in group)
+            self._extra[group] = min(self.view.extra[p] for p in group)
+        return self._size[group]
+
+    def cost(self, group: Group, rate: float) -> float:
+        """Expected seconds per fleet cold start spent fetching ``group`` at ``rate``."""
+        size = self.size(group)
+        rate = max(rate, 0.0) + self._extra[group]
+        return layer_miss_cost(rate, size, self.view.horizon, self.view.model)
+
+    def delta(self, group: Group, change: float) -> float:
+        """Change in cost when users of ``change`` share join (or leave) ``group``."""
+        rate = self.rate.get(group, 0.0)
+        return self.cost(group, rate + change) - self.cost(group, rate)
+
+    def assign(self, name: str, groups: Iterable[Group]) -> None:
+        self.groups[name] = sorted(groups, key=sorted)
+        for group in self.groups[name]:
+            self._add(group, self.view.share[name])
+
+    def move(self, name: str, old: Sequence[Group], new: Group) -> None:
+        weight = self.view.share[name]
+        for group in old:
+            self.groups[name].remove(group)
+            self.rate[group] -= weight
+        self.groups[name] = sorted([*self.groups[name], new], key=sorted)
+        self._add(new, weight)
+
+    def _add(self, group: Group, weight: float) -> None:
+        if group not in self.rate or self.rate[group] <= 0:
+            for pin in group:
+                self.containing[pin].add(group)
+        self.rate[group] += weight
+
+    def total(self) -> float:
+        """The model's expected seconds per cold start, summed over layers."""
+        used = {g for groups in self.groups.values() for g in groups}
+        return sum(self.cost(g, self.rate[g]) for g in used)
+
+
+def plan_expected_time(fleet: Fleet, params: PlanParams) -> LayerPlan:
+    """The default planner: start from the finest canonical layers (wheels grouped by the
+    exact set of functions that need them) and, for every function over ``max_layers``,
+    heaviest first, take the step the model prices cheapest: merge two of its layers, or
+    move onto an existing hotter layer that covers several of them (over-fetch that cannot
+    shadow). With ``params.previous``, keep the previous layers unless a fresh plan is
+    cheaper by more than ``params.stability_gain``."""
+    view = cache_view(fleet, params)
+    book = _greedy(fleet, params, view, _atom_groups(view.needs))
+    if params.previous is not None:
+        kept = _greedy(fleet, params, view, _seeded_groups(fleet, params.previous, view))
+        if book.total() >= kept.total() * (1.0 - params.stability_gain):
+            book = kept
+    plan = _assemble("expected-time", book.groups)
+    extras = {"horizon": round(view.horizon, 3)}
+    return dataclasses.replace(plan, extras=extras, warnings=runtime_warnings(fleet, plan, params))
+
+
+def _atom_groups(needs: Mapping[str, Sequence[str]]) -> dict[str, list[Group]]:
+    """Each function's pins grouped by the set of functions that need them: layers no
+    function over-fetches and every user of one needs all of it."""
+    users: dict[str, list[str]] = defaultdict(list)
+    for name in sorted(needs):
+        for pin in needs[name]:
+            users[pin].append(name)
+    atoms: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for pin, names in users.items():
+        atoms[tuple(names)].add(pin)
+    by_pin = {pin: frozenset(atoms[tuple(names)]) for pin, names in users.items()}
+    return {name: sorted({by_pin[p] for p in pins}, key=sorted) for name, pins in needs.items()}
+
+
+def _seeded_groups(fleet: Fleet, previous: LayerPlan, view: CacheView) -> dict[str, list[Group]]:
+    """Start from the previous plan: a function whose closure is unchanged keeps its layers;
+    another reuses every previous layer inside its closure and groups the rest as atoms."""
+    atoms = _atom_groups(view.needs)
+    layers = sorted(
+        (frozenset(m) for m in previous.layers.values()), key=lambda g: (-len(g), sorted(g))
+    )
+    seeded: dict[str, list[Group]] = {}
+    for name, members in view.needs.items():
+        wanted = set(members)
+        old = [frozenset(previous.layers[lid]) for lid in previous.functions.get(name, ())]
+        if old and set().union(*old) == wanted and sum(map(len, old)) == len(wanted):
+            seeded[name] = old
+            continue
+        reused = _reuse(layers, wanted)
+        left = set(wanted).difference(*reused) if reused else wanted
+        seeded[name] = reused + [a & left for a in atoms[name] if a & left]
+    return seeded
+
+
+def _reuse(layers: Sequence[Group], wanted: set[str]) -> list[Group]:
+    chosen: list[Group] = []
+    taken: set[str] = set()
+    for layer in layers:
+        if layer <= wanted and not layer & taken:
+            chosen.append(layer)
+            taken |= layer
+    return chosen
+
+
+def _greedy(
+    fleet: Fleet, params: PlanParams, view: CacheView, start: Mapping[str, list[Group]]
+) -> _Book:
+    book = _Book(fleet, params, view)
+    for name in sorted(start):
+        book.assign(name, start[name])
+    limit = params.max_layers
+    for name in sorted(start, key=lambda n: (-view.share[n], n)):
+        while len(book.groups[name]) > limit:
+            _, old, new = _best_step(book, name)
+            book.move(name, old, new)
+    return book
+
+
+def _best_step(book: _Book, name: str) -> tuple[float, list[Group], Group]:
+    """The cheapest way to take one layer off ``name``: (cost change, layers out, layer in)."""
+    weight = book.view.share[name]
+    groups = book.groups[name]
+    leave = {g: book.delta(g, -weight) for g in groups}
+    best: tuple[float, list[Group], Group] | None = None
+    for i, x in enumerate(groups):
+        for y in groups[i + 1 :]:
+            union = x | y
+            change = leave[x] + leave[y] + book.delta(union, weight)
+            if best is None or change < best[0]:
+                best = (change, [x, y], union)
+    for layer, covered in _supersets(book, name):
+        change = sum(leave[g] for g in covered) + book.delta(layer, weight)
+        if best is None or change < best[0]:
+            best = (change, covered, layer)
+    assert best is not None  # a function over the limit has at least two layers
+    return best
+
+
+def _supersets(book: _Book, name: str) -> list[tuple[Group, list[Group]]]:
+    """Layers in use that cover two or more of ``name``'s layers whole, and whose other
+    wheels cannot shadow anything it holds or the runtime provides."""
+    groups = book.groups[name]
+    held = frozenset().union(*groups)
+    candidates = {z for p in held for z in book.containing[p] if book.rate[z] > 0}
+    found = []
+    for layer in sorted(candidates - set(groups), key=sorted):
+        covered = [g for g in groups if g <= layer]
+        if len(covered) < 2 or layer & held != frozenset().union(*covered):
+            continue
+        if _over_fetch_ok(book, name, held, layer - held):
+            found.append((layer, covered))
+    return found
+
+
+def _over_fetch_ok(book: _Book, name: str, held: Group, extra: Group) -> bool:
+    fleet, params = book.fleet, book.params
+    names = {fleet.packages[p].name for p in held}
+    if any(fleet.packages[p].name in names or _runtime_provided(fleet, params, p) for p in extra):
+        return False
+    unpacked = fleet.functions[name].code_size
+    unpacked += sum(fleet.packages[p].unpacked_size for p in held | extra)
+    return unpacked <= params.size_limit
+
+
 STRATEGIES: dict[str, Strategy] = {
+    "expected-time": plan_expected_time,
     "single": plan_single,
     "popularity-topk": plan_popularity_topk,
+    "nixery": plan_nixery,
+    "per-package": plan_per_package,
 }
-DEFAULT_STRATEGY = "popularity-topk"
+DEFAULT_STRATEGY = "expected-time"
+UNBOUNDED = frozenset({"per-package"})  # strategies that ignore max-layers (benchmarks only)
 
 
 def get_strategy(name: str) -> Strategy:
@@ -145,8 +520,19 @@ def get_strategy(name: str) -> Strategy:
         ) from None
 
 
-def make_plan(fleet: Fleet, params: PlanParams, strategy: str = DEFAULT_STRATEGY) -> LayerPlan:
-    """Plan the fleet with ``strategy`` and check every constraint."""
+def make_plan(
+    fleet: Fleet,
+    params: PlanParams,
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    previous: LayerPlan | None = None,
+) -> LayerPlan:
+    """Plan the fleet with ``strategy`` and check every constraint.
+
+    ``previous`` (or ``params.previous``) is the plan in use, for stability.
+    """
+    if previous is not None:
+        params = dataclasses.replace(params, previous=previous)
     check_fleet(fleet, params)
     plan = get_strategy(strategy)(fleet, params)
     check_plan(fleet, plan, params)
@@ -155,10 +541,11 @@ def make_plan(fleet: Fleet, params: PlanParams, strategy: str = DEFAULT_STRATEGY
 
 def check_fleet(fleet: Fleet, params: PlanParams) -> None:
     """Reject a function whose closure alone is over the size limit, naming its big wheels."""
-    for name, function in sorted(fleet.functions.items()):
-        total = function.code_size + sum(fleet.packages[p].unpacked_size for p in function.pins)
+    for name, members in sorted(closures(fleet, params).items()):
+        function = fleet.functions[name]
+        total = function.code_size + sum(fleet.packages[p].unpacked_size for p in members)
         if total > params.size_limit:
-            biggest = sorted(function.pins, key=lambda p: -fleet.packages[p].unpacked_size)[:3]
+            biggest = sorted(members, key=lambda p: (-fleet.packages[p].unpacked_size, p))[:3]
             listed = ", ".join(
                 f"{p} ({human_size(fleet.packages[p].unpacked_size)})" for p in biggest
             )
@@ -170,23 +557,43 @@ def check_fleet(fleet: Fleet, params: PlanParams) -> None:
 
 
 def check_plan(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> None:
-    """Raise PlanError if the plan misses a pin, breaks max layers or mixes versions."""
-    for name, function in sorted(fleet.functions.items()):
-        ids = plan.functions.get(name, ())
-        provided = [pin for lid in ids for pin in plan.layers[lid]]
-        missing = set(function.pins) - set(provided)
-        problem = ""
-        if missing:
-            problem = f"misses {', '.join(sorted(missing))}"
-        elif len(ids) > params.max_layers:
-            problem = f"uses {len(ids)} layers, over the limit of {params.max_layers}"
-        elif len({fleet.packages[p].name for p in provided}) != len(set(provided)):
-            problem = "has two versions of one package"
+    """Raise PlanError if the plan misses a pin, breaks max layers or the size limit, mixes
+    versions or over-fetches a runtime-provided package. ``per-package`` may exceed
+    max layers (it is the benchmarks' floor, never deployed)."""
+    needs = closures(fleet, params)
+    for name in sorted(fleet.functions):
+        problem = _plan_problem(fleet, plan, params, name, needs[name])
         if problem:
             raise PlanError(
                 f"the {plan.strategy} plan for function {name} {problem}",
                 "use another --strategy or raise --max-layers",
             )
+
+
+def _plan_problem(
+    fleet: Fleet, plan: LayerPlan, params: PlanParams, name: str, needed: Sequence[str]
+) -> str:
+    ids = plan.functions.get(name, ())
+    provided = [pin for lid in ids for pin in plan.layers[lid]]
+    unique = set(provided)
+    missing = set(needed) - unique
+    unpacked = fleet.functions[name].code_size
+    unpacked += sum(fleet.packages[p].unpacked_size for p in unique)
+    if missing:
+        return f"misses {', '.join(sorted(missing))}"
+    if len(ids) > params.max_layers and plan.strategy not in UNBOUNDED:
+        return f"uses {len(ids)} layers, over the limit of {params.max_layers}"
+    if len({fleet.packages[p].name for p in unique}) != len(unique):
+        return "has two versions of one package"
+    if unpacked > params.size_limit:
+        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_limit)}"
+    extra = sorted(p for p in unique - set(needed) if _runtime_provided(fleet, params, p))
+    if extra:
+        return f"receives {extra[0]}, which it does not need, over the runtime's copy"
+    return ""
+
+
+# --- fleets in ----------------------------------------------------------------------------
 
 
 def fleet_from_graph(
@@ -195,7 +602,9 @@ def fleet_from_graph(
     code_sizes: Mapping[str, int] | None = None,
 ) -> Fleet:
     """The planner's view of a resolved dependency graph."""
-    packages = {pid: _package(pin) for pid, pin in pins(graph).items()}
+    packages = {
+        pid: _package(pin, tuple(sorted(graph.successors(pid)))) for pid, pin in pins(graph).items()
+    }
     functions = {
         name: FunctionNeed(
             pins=tuple(members),
@@ -207,13 +616,14 @@ def fleet_from_graph(
     return Fleet(packages=packages, functions=functions)
 
 
-def _package(pin: Pin) -> Package:
+def _package(pin: Pin, requires: tuple[str, ...]) -> Package:
     return Package(
         id=pin.id,
         name=pin.name,
         size=pin.size,
         unpacked_size=pin.unpacked_size,
         downloads=downloads(pin.name),
+        requires=requires,
     )
 
 
@@ -233,6 +643,7 @@ def load_fleet(path: Path) -> Fleet:
 
 
 def fleet_from_dict(data: Mapping[str, Any], where: str) -> Fleet:
+    """A fleet from the parsed ``lambda-pack-fleet/1`` document ``data`` (read from ``where``)."""
     try:
         packages = {
             pid: Package(
@@ -241,6 +652,7 @@ def fleet_from_dict(data: Mapping[str, Any], where: str) -> Fleet:
                 size=int(info["size"]),
                 unpacked_size=int(info.get("unpacked_size", info["size"])),
                 downloads=downloads(str(info["name"])),
+                requires=tuple(sorted(info.get("requires", ()))),
             )
             for pid, info in sorted(data["packages"].items())
         }
@@ -260,67 +672,144 @@ def fleet_from_dict(data: Mapping[str, Any], where: str) -> Fleet:
     return Fleet(packages=packages, functions=functions)
 
 
-def plan_to_json(plan: LayerPlan, fleet: Fleet, params: PlanParams) -> dict[str, Any]:
-    """The plan in DESIGN.md's schema plus figures per layer and per function."""
-    users: dict[str, list[str]] = {lid: [] for lid in plan.layers}
-    for name, ids in plan.functions.items():
-        for lid in ids:
-            users[lid].append(name)
-    return {
-        "strategy": plan.strategy,
-        "max_layers": params.max_layers,
-        "layers": {lid: list(members) for lid, members in plan.layers.items()},
-        "functions": {name: list(ids) for name, ids in plan.functions.items()},
-        "layer_stats": {
-            lid: {"size": layer_size(fleet, plan, lid), "users": sorted(users[lid])}
-            for lid in plan.layers
-        },
-        "function_stats": {
-            name: function_figures(fleet, plan, params, name) for name in plan.functions
-        },
-    }
+# --- figures and reports ------------------------------------------------------------------
 
 
 def layer_size(fleet: Fleet, plan: LayerPlan, lid: str) -> int:
     return sum(fleet.packages[p].size for p in plan.layers[lid])
 
 
+def layer_users(plan: LayerPlan) -> dict[str, list[str]]:
+    """Layer id -> the functions whose plan uses it, sorted."""
+    users: dict[str, list[str]] = {lid: [] for lid in plan.layers}
+    for name, ids in sorted(plan.functions.items()):
+        for lid in ids:
+            users[lid].append(name)
+    return users
+
+
+def hit_rates(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> dict[str, float]:
+    """Layer id -> q, the model's probability that a worker has it cached already."""
+    view = cache_view(fleet, params)
+    q = {}
+    for lid, names in layer_users(plan).items():
+        rate = sum(view.share[n] for n in names)
+        rate += min((view.extra[p] for p in plan.layers[lid]), default=0.0)
+        q[lid] = hit_probability(rate, view.horizon)
+    return q
+
+
+def expected_figures(
+    fleet: Fleet, plan: LayerPlan, params: PlanParams, q: Mapping[str, float]
+) -> dict[str, Fetch]:
+    """Function -> the model's expected cost of one of its cold starts."""
+    model = cost_model(params)
+    return {
+        name: expected_fetch(((layer_size(fleet, plan, lid), q[lid]) for lid in ids), model)
+        for name, ids in plan.functions.items()
+    }
+
+
+def fleet_expected(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> Fetch:
+    """The model's expected cost of a cold start of the fleet (functions by weight)."""
+    figures = expected_figures(fleet, plan, params, hit_rates(fleet, plan, params))
+    share = shares(fleet)
+    return Fetch(
+        seconds=sum(share[n] * f.seconds for n, f in figures.items()),
+        bytes=sum(share[n] * f.bytes for n, f in figures.items()),
+    )
+
+
+def plan_to_json(plan: LayerPlan, fleet: Fleet, params: PlanParams) -> dict[str, Any]:
+    """The plan in DESIGN.md's schema plus figures per layer and per function."""
+    users = layer_users(plan)
+    q = hit_rates(fleet, plan, params)
+    expected = expected_figures(fleet, plan, params, q)
+    return {
+        "strategy": plan.strategy,
+        "max_layers": params.max_layers,
+        "layers": {lid: list(members) for lid, members in plan.layers.items()},
+        "functions": {name: list(ids) for name, ids in plan.functions.items()},
+        "layer_stats": {
+            lid: {"size": layer_size(fleet, plan, lid), "users": users[lid], "q": round(q[lid], 4)}
+            for lid in plan.layers
+        },
+        "function_stats": {
+            name: {
+                **function_figures(fleet, plan, params, name),
+                "expected_ms": round(expected[name].ms, 3),
+                "expected_bytes": round(expected[name].bytes),
+            }
+            for name in plan.functions
+        },
+        "model": _model_json(fleet, plan, params),
+        "warnings": list(plan.warnings),
+    }
+
+
+def _model_json(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> dict[str, Any]:
+    overall = fleet_expected(fleet, plan, params)
+    return {
+        "latency_ms": params.latency_s * 1000,
+        "bandwidth_bps": params.bandwidth_bps,
+        "cache_bytes": params.cache_bytes,
+        "fetch": "parallel" if params.parallel_fetch else "serial",
+        "runtime_provided": params.runtime_provided,
+        "expected_ms_per_cold_start": round(overall.ms, 3),
+        "expected_bytes_per_cold_start": round(overall.bytes),
+    }
+
+
 def function_figures(
     fleet: Fleet, plan: LayerPlan, params: PlanParams, name: str
 ) -> dict[str, float]:
-    """Bytes a cold start with an empty cache fetches, and the serial time that takes."""
+    """Bytes a cold start with an empty cache fetches, and the time that takes."""
     ids = plan.functions[name]
-    size = sum(layer_size(fleet, plan, lid) for lid in ids)
+    sizes = [layer_size(fleet, plan, lid) for lid in ids]
     unpacked = sum(fleet.packages[p].unpacked_size for lid in ids for p in plan.layers[lid])
-    cold = len(ids) * params.latency_s + size / params.bandwidth_bps
+    cold = expected_fetch(((s, 0.0) for s in sizes), cost_model(params))
     return {
         "layers": len(ids),
-        "bytes": size,
+        "bytes": sum(sizes),
         "unpacked_bytes": unpacked,
-        "cold_ms": round(cold * 1000, 3),
+        "cold_ms": round(cold.ms, 3),
     }
 
 
 def plan_text(report: Mapping[str, Any]) -> list[str]:
     """The plan report of ``plan_to_json`` as lines for a terminal."""
     lines = [f"strategy {report['strategy']}, at most {report['max_layers']} layers per function"]
-    lines.append("")
-    lines.append("functions:")
-    for name, ids in report["functions"].items():
-        stats = report["function_stats"][name]
+    model = report.get("model")
+    if model:
         lines.append(
-            f"  {name}: {len(ids)} layers, {human_size(stats['bytes'])} to fetch "
-            f"({human_size(stats['unpacked_bytes'])} unzipped), "
-            f"{stats['cold_ms']:.0f} ms with an empty cache"
+            f"expected per cold start: {model['expected_ms_per_cold_start']:.1f} ms, "
+            f"{human_size(model['expected_bytes_per_cold_start'])} "
+            f"({model['latency_ms']:.0f} ms per fetch, "
+            f"{human_size(model['bandwidth_bps'])}/s, {model['fetch']} fetches)"
         )
-        for lid in ids:
-            lines.append(f"    {lid} {human_size(report['layer_stats'][lid]['size'])}")
-    lines.append("")
-    lines.append("layers:")
+    lines += ["", "functions:"]
+    for name, ids in report["functions"].items():
+        lines += _function_lines(report, name, ids)
+    lines += ["", "layers:"]
     for lid, members in report["layers"].items():
         stats = report["layer_stats"][lid]
         lines.append(
-            f"  {lid} {human_size(stats['size'])}, used by {', '.join(stats['users'])}: "
-            + ", ".join(members)
+            f"  {lid} {human_size(stats['size'])}, q {stats.get('q', 0.0):.2f}, "
+            f"used by {', '.join(stats['users'])}: " + ", ".join(members)
         )
+    lines += [f"warning: {w}" for w in report.get("warnings", ())]
+    return lines
+
+
+def _function_lines(report: Mapping[str, Any], name: str, ids: Sequence[str]) -> list[str]:
+    stats = report["function_stats"][name]
+    expected = ""
+    if "expected_ms" in stats:
+        expected = f"expected {stats['expected_ms']:.0f} ms, "
+    lines = [
+        f"  {name}: {len(ids)} layers, {human_size(stats['bytes'])} to fetch "
+        f"({human_size(stats['unpacked_bytes'])} unzipped), {expected}"
+        f"{stats['cold_ms']:.0f} ms with an empty cache"
+    ]
+    lines += [f"    {lid} {human_size(report['layer_stats'][lid]['size'])}" for lid in ids]
     return lines

@@ -1,0 +1,102 @@
+"""The cost model: how likely a layer is cached and what a cold start costs in time and bytes.
+
+Pure arithmetic on numbers; the planner (``plan.py``) feeds it rates and sizes. See
+``docs/planner.md`` for the model, its assumptions and where the defaults come from.
+
+A worker keeps an LRU cache of ``cache_bytes``. Each of its cold starts needs a layer L with
+probability ``r_L`` (the layer's *rate*: the summed cold-start share of the functions whose plan
+uses L, plus a prior for other tenants). Che's approximation of an LRU cache gives one
+characteristic time ``T`` (in cold starts of one worker) such that an object requested at rate
+``r`` is cached with probability ``q = 1 - exp(-r T)``, where ``T`` solves
+``sum_i s_i (1 - exp(-r_i T)) = cache_bytes`` over the fleet's wheels. ``T`` is capped at
+``horizon``, the number of cold starts a worker lives for (caches start empty).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostModel:
+    """Transfer and cache figures. Defaults: see docs/planner.md, "Parameters"."""
+
+    latency_s: float = 0.030  # per fetch: one S3/registry GET round trip
+    bandwidth_bps: float = 100 * MB  # bytes per second into one worker
+    cache_bytes: int = 500 * MB  # a worker's layer cache (Lambda's default /tmp is 512 MB)
+    horizon: float = 400.0  # cold starts a worker's cache lives for
+    parallel: bool = True  # fetches of one cold start overlap: one latency if anything misses
+    prior_weight: float = 0.01  # rate the most downloaded PyPI project adds (other tenants)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fetch:
+    """Expected cost of one cold start: seconds and bytes transferred."""
+
+    seconds: float
+    bytes: float
+
+    @property
+    def ms(self) -> float:
+        return self.seconds * 1000.0
+
+
+def characteristic_time(rates: Sequence[float], sizes: Sequence[int], model: CostModel) -> float:
+    """Che's T for an LRU cache of ``model.cache_bytes``, capped at ``model.horizon``.
+
+    ``rates[i]`` is the share of a worker's cold starts that need object i of ``sizes[i]``
+    bytes. Solved by bisection on the monotone occupancy function.
+    """
+    if sum(sizes) <= model.cache_bytes:
+        return model.horizon
+    low, high = 0.0, model.horizon
+    if _occupancy(rates, sizes, high) <= model.cache_bytes:
+        return high
+    for _ in range(60):
+        mid = (low + high) / 2
+        if _occupancy(rates, sizes, mid) > model.cache_bytes:
+            high = mid
+        else:
+            low = mid
+    return low
+
+
+def _occupancy(rates: Sequence[float], sizes: Sequence[int], horizon: float) -> float:
+    return sum(s * -math.expm1(-r * horizon) for r, s in zip(rates, sizes, strict=True))
+
+
+def hit_probability(rate: float, horizon: float) -> float:
+    """q: the chance an object needed at ``rate`` is already in the cache."""
+    return -math.expm1(-rate * horizon)
+
+
+def layer_miss_cost(rate: float, size: int, horizon: float, model: CostModel) -> float:
+    """Expected seconds per cold start (of the whole fleet) spent fetching one layer.
+
+    ``rate * (1 - q) * (latency + size / bandwidth)`` under serial fetches; under parallel
+    fetches the latency is shared by a cold start's misses, so the transfer alone counts.
+    """
+    latency = 0.0 if model.parallel else model.latency_s
+    return rate * math.exp(-rate * horizon) * (latency + size / model.bandwidth_bps)
+
+
+def expected_fetch(layers: Iterable[tuple[int, float]], model: CostModel) -> Fetch:
+    """Expected cost of one cold start that needs ``layers``: (compressed size, q) pairs."""
+    missing = 0.0
+    all_hit = 1.0
+    serial_latency = 0.0
+    for size, q in layers:
+        missing += (1.0 - q) * size
+        all_hit *= q
+        serial_latency += (1.0 - q) * model.latency_s
+    latency = model.latency_s * (1.0 - all_hit) if model.parallel else serial_latency
+    return Fetch(seconds=latency + missing / model.bandwidth_bps, bytes=missing)
+
+
+def empty_cache_fetch(sizes: Sequence[int], model: CostModel) -> Fetch:
+    """Cost of a cold start on a worker whose cache is empty."""
+    return expected_fetch(((s, 0.0) for s in sizes), model)

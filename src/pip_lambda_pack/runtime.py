@@ -1,0 +1,100 @@
+"""Packages the AWS Lambda Python runtimes ship in ``/var/runtime``, and the policy for them.
+
+A function may import boto3 without bundling it: the runtime puts its own copy on
+``sys.path`` *after* the layers (``/opt/python``), so a layer that carries another version
+shadows the runtime's copy. The policy ``runtime-provided`` decides what the planner does:
+
+- ``"bundle"`` (default): layers carry what the function pinned; a warning says when that
+  shadows the runtime's copy with an incompatible version.
+- ``"exclude"``: such pins are left out of the layers and the function uses the runtime's
+  copy; a warning says when the function pinned an incompatible version.
+
+The versions are a snapshot (``SNAPSHOT``) of AWS's "Runtime-included SDK versions" table and
+of ``/var/runtime/*.dist-info`` in the public base images; AWS updates them without notice, so
+they guide warnings only and never decide what a function can import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+SNAPSHOT = "AWS Lambda base images public.ecr.aws/lambda/python, 2025 (verify with pip list)"
+POLICIES = ("bundle", "exclude")
+DEFAULT_POLICY = "bundle"
+
+_AL2 = {
+    "boto3": "1.34.42",
+    "botocore": "1.34.42",
+    "s3transfer": "0.10.0",
+    "jmespath": "1.0.1",
+    "urllib3": "1.26.18",
+    "python-dateutil": "2.8.2",
+    "six": "1.16.0",
+    "awslambdaric": "2.0.10",
+    "simplejson": "3.17.2",
+}
+_AL2023 = {
+    "boto3": "1.34.145",
+    "botocore": "1.34.145",
+    "s3transfer": "0.10.2",
+    "jmespath": "1.0.1",
+    "urllib3": "1.26.19",
+    "python-dateutil": "2.9.0.post0",
+    "six": "1.16.0",
+    "awslambdaric": "3.0.0",
+    "simplejson": "3.19.3",
+}
+RUNTIME_PACKAGES: Mapping[str, Mapping[str, str]] = {
+    "python3.9": _AL2,
+    "python3.10": _AL2,
+    "python3.11": _AL2,
+    "python3.12": _AL2023,
+    "python3.13": _AL2023,
+}
+# boto3, botocore and s3transfer move in lock-step: a minor-version mismatch breaks them.
+_LOCKSTEP = frozenset({"boto3", "botocore", "s3transfer"})
+
+
+def runtime_packages(target: str) -> Mapping[str, str]:
+    """Canonical name -> version the runtime of ``target`` (e.g. python3.12-x86_64) ships."""
+    return RUNTIME_PACKAGES.get(target.split("-")[0], {})
+
+
+def provided_version(target: str, name: str) -> str | None:
+    """The runtime's version of ``name``, or None when the runtime does not ship it."""
+    return runtime_packages(target).get(canonicalize_name(name))
+
+
+def incompatible(name: str, ours: str, theirs: str) -> bool:
+    """True when swapping one version for the other can break importers.
+
+    Different major versions are incompatible; for boto3, botocore and s3transfer (which pin
+    each other) a different minor version is too. Unparsable versions count as incompatible.
+    """
+    try:
+        a, b = Version(ours), Version(theirs)
+    except InvalidVersion:
+        return ours != theirs
+    depth = 2 if canonicalize_name(name) in _LOCKSTEP else 1
+    return a.release[:depth] != b.release[:depth]
+
+
+def shadow_warning(target: str, pin: str, where: str, policy: str) -> str | None:
+    """A warning when ``pin`` (name==version) conflicts with the runtime's copy, else None.
+
+    ``where`` names the layer or function for the message.
+    """
+    name, _, version = pin.partition("==")
+    theirs = provided_version(target, name)
+    if theirs is None or not incompatible(name, version, theirs):
+        return None
+    runtime = target.split("-")[0]
+    if policy == "exclude":
+        return (
+            f"{where} pins {pin} but runtime-provided = exclude gives it the {runtime} "
+            f"runtime's {name} {theirs}"
+        )
+    return f"{where} ships {pin}, shadowing the {runtime} runtime's {name} {theirs}"
