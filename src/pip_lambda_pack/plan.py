@@ -209,6 +209,11 @@ def _assemble(
     )
 
 
+def plan_from_groups(strategy: str, groups: Mapping[str, Sequence[Iterable[str]]]) -> LayerPlan:
+    """A plan from each function's layers given as groups of pins (ids are computed)."""
+    return _assemble(strategy, groups)
+
+
 def plan_single(fleet: Fleet, params: PlanParams) -> LayerPlan:
     """One layer per function holding its whole closure (what most tools do)."""
     return _assemble("single", {name: [pins] for name, pins in closures(fleet, params).items()})
@@ -300,6 +305,7 @@ class CacheView:
     extra: Mapping[str, float]
     horizon: float
     model: CostModel
+    runtime: frozenset[str]  # pins of packages the target runtime ships
 
 
 def cache_view(fleet: Fleet, params: PlanParams) -> CacheView:
@@ -322,7 +328,10 @@ def cache_view(fleet: Fleet, params: PlanParams) -> CacheView:
     horizon = che_time(
         [fleet_rate[p] + extra[p] for p in ids], [fleet.packages[p].size for p in ids], model
     )
-    return CacheView(needs=needs, share=share, extra=extra, horizon=horizon, model=model)
+    runtime = frozenset(p for p in fleet.packages if _runtime_provided(fleet, params, p))
+    return CacheView(
+        needs=needs, share=share, extra=extra, horizon=horizon, model=model, runtime=runtime
+    )
 
 
 class _Book:
@@ -344,7 +353,9 @@ class _Book:
 
     def cost(self, group: Group, rate: float) -> float:
         """Expected seconds per fleet cold start spent fetching ``group`` at ``rate``."""
-        size = self.size(group)
+        size = self._size.get(group)
+        if size is None:
+            size = self.size(group)
         rate = max(rate, 0.0) + self._extra[group]
         return layer_miss_cost(rate, size, self.view.horizon, self.view.model)
 
@@ -421,13 +432,21 @@ def _seeded_groups(fleet: Fleet, previous: LayerPlan, view: CacheView) -> dict[s
     for name, members in view.needs.items():
         wanted = set(members)
         old = [frozenset(previous.layers[lid]) for lid in previous.functions.get(name, ())]
-        if old and set().union(*old) == wanted and sum(map(len, old)) == len(wanted):
+        if old and set(previous_needs(fleet, previous, name)) == wanted:
             seeded[name] = old
             continue
         reused = _reuse(layers, wanted)
         left = set(wanted).difference(*reused) if reused else wanted
         seeded[name] = reused + [a & left for a in atoms[name] if a & left]
     return seeded
+
+
+def previous_needs(fleet: Fleet, previous: LayerPlan, name: str) -> set[str]:
+    """The pins of ``name``'s previous layers that it still needs, or all of them if the
+    previous layers no longer cover its closure (then they cannot be kept)."""
+    held = {p for lid in previous.functions.get(name, ()) for p in previous.layers[lid]}
+    wanted = set(fleet.functions[name].pins)
+    return wanted if wanted <= held else held
 
 
 def _reuse(layers: Sequence[Group], wanted: set[str]) -> list[Group]:
@@ -454,14 +473,18 @@ def _greedy(
     return book
 
 
+PAIR_CANDIDATES = 12  # merges are sought among the layers a function leaves most cheaply
+
+
 def _best_step(book: _Book, name: str) -> tuple[float, list[Group], Group]:
     """The cheapest way to take one layer off ``name``: (cost change, layers out, layer in)."""
     weight = book.view.share[name]
     groups = book.groups[name]
     leave = {g: book.delta(g, -weight) for g in groups}
+    cheapest = sorted(groups, key=lambda g: (leave[g], sorted(g)))[:PAIR_CANDIDATES]
     best: tuple[float, list[Group], Group] | None = None
-    for i, x in enumerate(groups):
-        for y in groups[i + 1 :]:
+    for i, x in enumerate(cheapest):
+        for y in cheapest[i + 1 :]:
             union = x | y
             change = leave[x] + leave[y] + book.delta(union, weight)
             if best is None or change < best[0]:
@@ -479,9 +502,13 @@ def _supersets(book: _Book, name: str) -> list[tuple[Group, list[Group]]]:
     wheels cannot shadow anything it holds or the runtime provides."""
     groups = book.groups[name]
     held = frozenset().union(*groups)
-    candidates = {z for p in held for z in book.containing[p] if book.rate[z] > 0}
+    hits: dict[Group, int] = defaultdict(int)
+    for group in groups:
+        for layer in book.containing[min(group)]:
+            hits[layer] += 1
+    candidates = [z for z, n in hits.items() if n >= 2 and book.rate[z] > 0]
     found = []
-    for layer in sorted(candidates - set(groups), key=sorted):
+    for layer in sorted(candidates, key=sorted):
         covered = [g for g in groups if g <= layer]
         if len(covered) < 2 or layer & held != frozenset().union(*covered):
             continue
@@ -492,8 +519,10 @@ def _supersets(book: _Book, name: str) -> list[tuple[Group, list[Group]]]:
 
 def _over_fetch_ok(book: _Book, name: str, held: Group, extra: Group) -> bool:
     fleet, params = book.fleet, book.params
+    if extra & book.view.runtime:
+        return False
     names = {fleet.packages[p].name for p in held}
-    if any(fleet.packages[p].name in names or _runtime_provided(fleet, params, p) for p in extra):
+    if any(fleet.packages[p].name in names for p in extra):
         return False
     unpacked = fleet.functions[name].code_size
     unpacked += sum(fleet.packages[p].unpacked_size for p in held | extra)
