@@ -184,7 +184,9 @@ def _project(args: argparse.Namespace) -> Project:
         index=index,
     )
     get_target(project.target)  # unknown targets fail before any work
-    return project
+    from .inputs import materialize
+
+    return materialize(project)
 
 
 def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:

@@ -80,14 +80,28 @@ class RequirementSet:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """Which optional parts of a project or lock file to include."""
+
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FunctionSpec:
-    """One function of the project."""
+    """One function of the project.
+
+    ``lock_input`` is a pylock.toml, uv.lock or poetry.lock whose selection depends on the
+    target; ``inputs.materialize`` turns it into ``requirements`` once the target is known.
+    """
 
     name: str
     handler: str
     code: Path
     requirements: RequirementSet
     weight: float = 1.0
+    lock_input: Path | None = None
+    selection: Selection = field(default_factory=Selection)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -375,20 +389,50 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
     if not isinstance(handler, str):
         raise ConfigError(f"{where}.handler is missing", 'add handler = "module.function"')
     code = root / str(value.get("code", "."))
+    selection = Selection(
+        extras=_names(value.get("extras", []), f"{where}.extras"),
+        groups=_names(value.get("groups", []), f"{where}.groups"),
+    )
+    requirements, lock_input = _function_requirements(value, root, where, selection)
     return FunctionSpec(
         name=name,
         handler=check_handler(handler, f"{where}.handler"),
         code=check_code_dir(code, f"{where}.code"),
-        requirements=_function_requirements(value, root, where),
+        requirements=requirements,
         weight=_weight(value.get("weight", 1.0), where),
+        lock_input=lock_input,
+        selection=selection,
     )
 
 
-def _function_requirements(value: Mapping[str, Any], root: Path, where: str) -> RequirementSet:
+def _names(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of names", 'write e.g. ["s3"]')
+    return tuple(value)
+
+
+def _function_requirements(
+    value: Mapping[str, Any], root: Path, where: str, selection: Selection
+) -> tuple[RequirementSet, Path | None]:
+    """The function's requirements, or the lock file to read them from for the target."""
     if "requirements" in value and "dependencies" in value:
         raise ConfigError(f"{where} has both requirements and dependencies", "keep one of the two")
-    if "requirements" in value:
-        return read_requirements(root / str(value["requirements"]))
+    if "requirements" not in value:
+        return _inline_requirements(value, where), None
+    from .inputs import input_kind, pyproject_file_requirements
+
+    path = root / str(value["requirements"])
+    kind = input_kind(path)
+    if kind == "requirements":
+        return read_requirements(path), None
+    if kind == "pyproject":
+        return pyproject_file_requirements(path, selection), None
+    if not path.is_file():
+        raise ConfigError(f"{where}: lock file not found: {path}", "check the path")
+    return RequirementSet(), path.resolve()
+
+
+def _inline_requirements(value: Mapping[str, Any], where: str) -> RequirementSet:
     dependencies = value.get("dependencies", [])
     if not isinstance(dependencies, list):
         raise ConfigError(f"{where}.dependencies must be a list", 'write ["requests>=2"]')
