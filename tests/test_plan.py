@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pip_lambda_pack.errors import ConfigError, PlanError
 from pip_lambda_pack.plan import (
+    DEFAULT_STRATEGY,
     STRATEGIES,
     Fleet,
     FunctionNeed,
@@ -20,6 +21,7 @@ from pip_lambda_pack.plan import (
     layer_id,
     load_fleet,
     make_plan,
+    plan_text,
     plan_to_json,
 )
 
@@ -90,30 +92,163 @@ def test_unknown_strategy() -> None:
 
 @st.composite
 def fleets(draw: st.DrawFn) -> Fleet:
+    """Up to 12 wheels, some of them two versions of one package, some runtime-provided."""
     count = draw(st.integers(1, 12))
+    pids = [f"p{i}==1" for i in range(count)]
+    pids += draw(st.sets(st.sampled_from(["p0==2", "p1==2", "boto3==1.20.0", "urllib3==2.0.4"])))
     packages = {
-        f"p{i}==1": package(f"p{i}==1", draw(st.integers(1, 10**6)), draw(st.integers(0, 99)))
-        for i in range(count)
+        pid: package(pid, draw(st.integers(1, 10**6)), draw(st.integers(0, 99))) for pid in pids
     }
     functions = {}
     for f in range(draw(st.integers(1, 5))):
         members = draw(st.sets(st.sampled_from(sorted(packages)), min_size=1))
+        chosen = {packages[p].name: p for p in sorted(members)}  # one version per package
         weight = draw(st.floats(0.01, 10))
-        functions[f"f{f}"] = FunctionNeed(pins=tuple(sorted(members)), weight=weight)
+        functions[f"f{f}"] = FunctionNeed(pins=tuple(sorted(chosen.values())), weight=weight)
     return Fleet(packages=packages, functions=functions)
 
 
-@settings(max_examples=60, deadline=None)
-@given(fleet=fleets(), max_layers=st.integers(1, 6), strategy=st.sampled_from(sorted(STRATEGIES)))
-def test_every_strategy_covers_every_closure_within_max_layers(
-    fleet: Fleet, max_layers: int, strategy: str
+@settings(max_examples=150, deadline=None)
+@given(
+    fleet=fleets(),
+    max_layers=st.integers(1, 6),
+    strategy=st.sampled_from(sorted(STRATEGIES)),
+    policy=st.sampled_from(["bundle", "exclude"]),
+)
+def test_every_strategy_keeps_every_constraint(
+    fleet: Fleet, max_layers: int, strategy: str, policy: str
 ) -> None:
-    params = PlanParams(max_layers=max_layers)
+    params = PlanParams(max_layers=max_layers, runtime_provided=policy, cache_bytes=10**6)
     plan = make_plan(fleet, params, strategy)
     for name, function in fleet.functions.items():
-        provided = {p for lid in plan.functions[name] for p in plan.layers[lid]}
-        assert provided == set(function.pins)
+        needed = {p for p in function.pins if policy == "bundle" or p.split("==")[0] not in RUNTIME}
+        provided = [p for lid in plan.functions[name] for p in plan.layers[lid]]
+        assert set(provided) >= needed
         assert strategy == "per-package" or len(plan.functions[name]) <= max_layers
+        names = {fleet.packages[p].name for p in provided}
+        assert len(names) == len(set(provided))  # one version per package
+        extra = set(provided) - needed
+        assert not {fleet.packages[p].name for p in extra} & RUNTIME  # never shadows the runtime
+        assert sum(fleet.packages[p].unpacked_size for p in set(provided)) <= params.size_limit
+    for lid, members in plan.layers.items():
+        assert lid == layer_id(members)  # canonical: membership decides the id
+    check_plan(fleet, plan, params)
+
+
+RUNTIME = {"boto3", "urllib3"}
+
+
+def test_strategies_and_the_default() -> None:
+    assert sorted(STRATEGIES) == [
+        "expected-time",
+        "nixery",
+        "per-package",
+        "popularity-topk",
+        "single",
+    ]
+    assert DEFAULT_STRATEGY == "expected-time"
+
+
+def test_expected_time_keeps_canonical_layers_when_they_fit() -> None:
+    plan = make_plan(small_fleet(), PlanParams(max_layers=5))
+    b = [plan.layers[lid] for lid in plan.functions["b"]]
+    assert sorted(b) == [("p0==1",), ("p7==1",)]  # p0 is used by both: its own layer
+    assert len(plan.functions["a"]) <= 5
+
+
+def test_canonical_layers_come_out_the_same_across_projects() -> None:
+    numpy = package("numpy==1.26.0", 30_000_000, 99)
+    one = Fleet(
+        packages={p.id: p for p in (numpy, package("a==1"), package("b==1"))},
+        functions={
+            "x": FunctionNeed(pins=("a==1", "numpy==1.26.0")),
+            "y": FunctionNeed(pins=("b==1", "numpy==1.26.0")),
+        },
+    )
+    two = Fleet(
+        packages={p.id: p for p in (numpy, package("c==1"))},
+        functions={
+            "z": FunctionNeed(pins=("c==1", "numpy==1.26.0")),
+            "w": FunctionNeed(pins=("numpy==1.26.0",)),
+        },
+    )
+    shared = layer_id(["numpy==1.26.0"])
+    assert shared in make_plan(one, PlanParams()).layers
+    assert shared in make_plan(two, PlanParams()).layers
+
+
+def test_over_fetch_only_onto_a_hotter_layer_and_never_a_shadowing_one() -> None:
+    packages = {p.id: p for p in (package(f"s{i}==1", 2_000_000) for i in range(4))}
+    packages.update({p.id: p for p in (package(f"x{i}==1", 10_000) for i in range(4))})
+    packages["s3==2"] = package("s3==2", 2_000_000)
+    hot = FunctionNeed(pins=("s0==1", "s1==1", "s2==1", "s3==1", "x0==1"), weight=50.0)
+    rare = FunctionNeed(pins=("s0==1", "s1==1", "s2==1", "x1==1", "x2==1", "x3==1"), weight=0.1)
+    clash = FunctionNeed(pins=("s0==1", "s1==1", "s3==2", "x1==1", "x2==1", "x3==1"), weight=0.1)
+    fleet = Fleet(packages=packages, functions={"hot": hot, "rare": rare, "clash": clash})
+    plan = make_plan(fleet, PlanParams(max_layers=2, cache_bytes=5_000_000, horizon=50))
+    for name, function in fleet.functions.items():
+        provided = {p for lid in plan.functions[name] for p in plan.layers[lid]}
+        names = [fleet.packages[p].name for p in provided]
+        assert len(names) == len(set(names)), name
+        assert provided >= set(function.pins)
+
+
+def test_stability_keeps_every_layer_when_a_light_function_is_added() -> None:
+    fleet = small_fleet()
+    params = PlanParams(max_layers=3)
+    old = make_plan(fleet, params)
+    grown = Fleet(
+        packages=fleet.packages,
+        functions={**fleet.functions, "c": FunctionNeed(pins=("p1==1", "p7==1"), weight=0.01)},
+    )
+    new = make_plan(grown, params, previous=old)
+    for name in fleet.functions:
+        assert new.functions[name] == old.functions[name]
+    assert set(old.layers) <= set(new.layers)
+
+
+def test_runtime_provided_exclude_leaves_the_sdk_out_and_warns() -> None:
+    packages = {
+        p.id: p for p in (package("boto3==1.20.0"), package("urllib3==2.0.4"), package("a==1"))
+    }
+    fleet = Fleet(
+        packages=packages,
+        functions={"f": FunctionNeed(pins=("a==1", "boto3==1.20.0", "urllib3==2.0.4"))},
+    )
+    excluded = make_plan(fleet, PlanParams(runtime_provided="exclude"))
+    assert [excluded.layers[lid] for lid in excluded.functions["f"]] == [("a==1",)]
+    assert excluded.warnings == (
+        "function f pins boto3==1.20.0 but runtime-provided = exclude gives it the "
+        "python3.12 runtime's boto3 1.34.145",
+        "function f pins urllib3==2.0.4 but runtime-provided = exclude gives it the "
+        "python3.12 runtime's urllib3 1.26.19",
+    )
+    bundled = make_plan(fleet, PlanParams(runtime_provided="bundle"))
+    assert len(bundled.warnings) == 2
+    assert "shadowing the python3.12 runtime's urllib3 1.26.19" in bundled.warnings[1]
+    with pytest.raises(ConfigError, match="runtime-provided = 'maybe' is not a policy"):
+        make_plan(fleet, PlanParams(runtime_provided="maybe"))
+
+
+def test_check_plan_lets_only_per_package_exceed_max_layers() -> None:
+    fleet = small_fleet()
+    floor = make_plan(fleet, PlanParams(max_layers=2), "per-package")
+    assert len(floor.functions["a"]) == 7
+    relabelled = type(floor)(strategy="x", layers=floor.layers, functions=floor.functions)
+    with pytest.raises(PlanError, match="uses 7 layers, over the limit of 2"):
+        check_plan(fleet, relabelled, PlanParams(max_layers=2))
+
+
+def test_report_has_expected_figures_per_function_and_layer() -> None:
+    fleet = small_fleet()
+    params = PlanParams(max_layers=3)
+    report = plan_to_json(make_plan(fleet, params), fleet, params)
+    stats = report["function_stats"]["b"]
+    assert set(stats) >= {"expected_ms", "expected_bytes", "cold_ms", "bytes", "layers"}
+    assert all(0.0 <= s["q"] <= 1.0 for s in report["layer_stats"].values())
+    text = "\n".join(plan_text(report))
+    assert "strategy expected-time, at most 3 layers per function" in text
+    assert "expected per cold start:" in text
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data/fleet-dev.json")
@@ -121,7 +256,7 @@ def test_dev_fleet_plans_in_the_design_schema() -> None:
     fleet = load_fleet(SHARED)
     assert len(fleet.functions) == 299
     params = PlanParams()
-    report = plan_to_json(make_plan(fleet, params, "popularity-topk"), fleet, params)
+    report = plan_to_json(make_plan(fleet, params), fleet, params)
     json.dumps(report)
     assert set(report) >= {"layers", "functions", "layer_stats", "function_stats"}
     assert all(len(ids) <= 5 for ids in report["functions"].values())

@@ -389,6 +389,9 @@ class _Book:
         return sum(self.cost(g, self.rate[g]) for g in used)
 
 
+STABILITY_FLOOR_S = 0.001  # a fresh plan must also save 1 ms per cold start to replace layers
+
+
 def plan_expected_time(fleet: Fleet, params: PlanParams) -> LayerPlan:
     """The default planner: start from the finest canonical layers (wheels grouped by the
     exact set of functions that need them) and, for every function over ``max_layers``,
@@ -400,7 +403,8 @@ def plan_expected_time(fleet: Fleet, params: PlanParams) -> LayerPlan:
     book = _greedy(fleet, params, view, _atom_groups(view.needs))
     if params.previous is not None:
         kept = _greedy(fleet, params, view, _seeded_groups(fleet, params.previous, view))
-        if book.total() >= kept.total() * (1.0 - params.stability_gain):
+        gain = kept.total() - book.total()
+        if gain <= max(params.stability_gain * kept.total(), STABILITY_FLOOR_S):
             book = kept
     plan = _assemble("expected-time", book.groups)
     extras = {"horizon": round(view.horizon, 3)}
