@@ -20,15 +20,23 @@ from .errors import ConfigError, LambdaPackError
 if TYPE_CHECKING:
     from .config import Project
     from .lock import Lock
+    from .pipconf import PipOptions
     from .pipeline import Finders, Settings
 
 PROG = "pip-lambda-pack"
 
 
-def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    """Run one command; returns the exit code (0 ok, 1 failure, 2 bad input)."""
+def main(
+    argv: Sequence[str] | None = None, prog: str = PROG, pip_options: PipOptions | None = None
+) -> int:
+    """Run one command; returns the exit code (0 ok, 1 failure, 2 bad input).
+
+    ``pip_options`` is pip's configuration when run as ``pip lambda-pack``: its indexes go
+    under the project's and our flags, its network options (cert, proxy, ...) are used as is.
+    """
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    args.pip_options = pip_options
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -81,6 +89,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _add(
         commands, "check", "offline: is the lock fresh and within limits", [common, project], _check
     )
+    export = _add(
+        commands, "export", "build, then write a deploy template", [common, project], _export
+    )
+    export.add_argument("--format", choices=["sam", "terraform", "json"], default="sam")
+    export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     return parser
 
 
@@ -136,7 +150,17 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
         if args.verbose:
             print(message, file=sys.stderr)
 
-    return Settings(cache_dir=_cache_dir(args), offline=offline, log=log, say=say)
+    pip = getattr(args, "pip_options", None)
+    if pip is None:
+        return Settings(cache_dir=_cache_dir(args), offline=offline, log=log, say=say)
+    return Settings(
+        cache_dir=_cache_dir(args),
+        offline=offline,
+        log=log,
+        say=say,
+        index_defaults=pip.index,
+        network=pip.network,
+    )
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
@@ -326,6 +350,23 @@ def _push(args: argparse.Namespace) -> int:
     result = push(out, store)
     if not args.quiet:
         print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .atomic import write_text
+    from .export import export
+    from .manifest import read_manifest
+
+    _, out = _build_into(args)
+    output = Path(args.output).resolve() if args.output else None
+    relative_to = output.parent if output else Path.cwd()
+    document = export(read_manifest(out), out, relative_to, args.format)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if output:
+        write_text(output, text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
