@@ -69,9 +69,24 @@ def _occupancy(rates: Sequence[float], sizes: Sequence[int], horizon: float) -> 
     return sum(s * -math.expm1(-r * horizon) for r, s in zip(rates, sizes, strict=True))
 
 
-def hit_probability(rate: float, horizon: float) -> float:
+def miss_probability(rate: float, horizon: float, lifetime: float) -> float:
+    """1 - q: the chance a cold start needing an object of ``rate`` must fetch it.
+
+    Two terms: Che's steady state, ``exp(-rate T)`` (evicted since the last use), and the
+    cold cache of a worker that lives ``lifetime`` cold starts, which fetches everything it
+    uses once: ``(1 - exp(-rate lifetime)) / (rate lifetime)`` of the uses.
+    """
+    exposure = rate * lifetime
+    if exposure <= 0.0:
+        return 1.0
+    return min(1.0, math.exp(-rate * horizon) - math.expm1(-exposure) / exposure)
+
+
+def hit_probability(rate: float, horizon: float, lifetime: float = math.inf) -> float:
     """q: the chance an object needed at ``rate`` is already in the cache."""
-    return -math.expm1(-rate * horizon)
+    if math.isinf(lifetime):
+        return -math.expm1(-rate * horizon)
+    return 1.0 - miss_probability(rate, horizon, lifetime)
 
 
 def layer_miss_cost(rate: float, size: int, horizon: float, model: CostModel) -> float:
@@ -81,7 +96,8 @@ def layer_miss_cost(rate: float, size: int, horizon: float, model: CostModel) ->
     fetches the latency is shared by a cold start's misses, so the transfer alone counts.
     """
     latency = 0.0 if model.parallel else model.latency_s
-    return rate * math.exp(-rate * horizon) * (latency + size / model.bandwidth_bps)
+    miss = miss_probability(rate, horizon, model.horizon)
+    return rate * miss * (latency + size / model.bandwidth_bps)
 
 
 def expected_fetch(layers: Iterable[tuple[int, float]], model: CostModel) -> Fetch:

@@ -728,7 +728,7 @@ def hit_rates(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> dict[str, fl
     for lid, names in layer_users(plan).items():
         rate = sum(view.share[n] for n in names)
         rate += min((view.extra[p] for p in plan.layers[lid]), default=0.0)
-        q[lid] = hit_probability(rate, view.horizon)
+        q[lid] = hit_probability(rate, view.horizon, view.model.horizon)
     return q
 
 
