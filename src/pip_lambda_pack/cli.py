@@ -49,6 +49,10 @@ def main(
     except KeyboardInterrupt:
         _error("interrupted", "")
         return 130
+    except BrokenPipeError:  # the reader went away (| head): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def _error(message: str, tip: str) -> None:
@@ -75,6 +79,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     plan = _add(commands, "plan", "show the layer plan", [common, project], _plan)
     plan.add_argument("--format", choices=["text", "json"], default="text")
     plan.add_argument("--fleet", type=Path, help="plan a lambda-pack-fleet/1 file, no index")
+    plan.add_argument("--report", type=Path, help="also write a self-contained HTML page")
     build = _add(commands, "build", "build layer and code zips", [common, project], _build)
     build.add_argument("--out", type=Path, help="output directory (default .lambda-pack/build)")
     push = _add(commands, "push", "build, then push to the store", [common, project], _push)
@@ -313,6 +318,11 @@ def _plan(args: argparse.Namespace) -> int:
         _emit_json(report)
     else:
         print("\n".join(plan_text(report)))
+    if args.report:
+        from .atomic import write_text
+        from .report import render_html
+
+        write_text(Path(args.report), render_html(report))
     return 0
 
 

@@ -1,0 +1,132 @@
+"""The HTML plan report, rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+from pip_lambda_pack.plan import Fleet, FunctionNeed, Package, PlanParams, make_plan, plan_to_json
+from pip_lambda_pack.report import render_html
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def fleet_file(tmp_path: Path) -> Path:
+    packages = {
+        f"{name}==1.0": {
+            "name": name,
+            "version": "1.0",
+            "size": size,
+            "popularity": 1,
+            "requires": [],
+        }
+        for name, size in [
+            ("numpy", 30_000_000),
+            ("requests", 400_000),
+            ("six", 11_000),
+            ("pyyaml", 700_000),
+        ]
+    }
+    functions = {
+        "api": {"requires": ["requests==1.0", "six==1.0"], "weight": 0.5},
+        "etl": {"requires": ["numpy==1.0", "pyyaml==1.0", "six==1.0"], "weight": 0.3},
+        "cron": {"requires": ["requests==1.0", "pyyaml==1.0"], "weight": 0.2},
+    }
+    path = tmp_path / "fleet.json"
+    path.write_text(
+        json.dumps({"format": "lambda-pack-fleet/1", "packages": packages, "functions": functions})
+    )
+    return path
+
+
+def test_report_has_the_matrix_and_figures(tmp_path: Path) -> None:
+    fleet = Fleet(
+        packages={
+            "a==1": Package(id="a==1", name="a", size=1000, unpacked_size=2000),
+            "b==1": Package(id="b==1", name="b", size=5000, unpacked_size=9000),
+        },
+        functions={
+            "f<1>": FunctionNeed(pins=("a==1",)),
+            "g": FunctionNeed(pins=("a==1", "b==1")),
+        },
+    )
+    params = PlanParams()
+    report = plan_to_json(make_plan(fleet, params, "popularity-topk"), fleet, params)
+    page = render_html(report)
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count('<tr class="function-row">') == 2
+    assert "f&lt;1&gt;" in page and "f<1>" not in page  # names are escaped
+    assert 'class="used shared"' in page  # a==1 is used by both
+    assert "<script" not in page and "http" not in page  # self-contained
+
+
+def png_pixels(path: Path) -> tuple[int, int, bytes]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    chunks, offset = [], 8
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        if kind == b"IDAT":
+            chunks.append(data[offset + 8 : offset + 8 + length])
+        offset += 12 + length
+    return width, height, zlib.decompress(b"".join(chunks))
+
+
+def test_chromium_renders_the_report(tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is installed by scripts/test"
+    page = tmp_path / "plan.html"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip_lambda_pack",
+            "plan",
+            "--fleet",
+            str(fleet_file(tmp_path)),
+            "--report",
+            str(page),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    shot = tmp_path / "shot.png"
+    common = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run(
+        [*common, f"--screenshot={shot}", "--window-size=1200,700", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    width, height, pixels = png_pixels(shot)
+    assert (width, height) == (1200, 700)
+    assert len(set(pixels)) > 16, "the screenshot is blank"
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert 'id="matrix"' in dom
+    assert dom.count('class="function-row"') == 3
+    for name in ("api", "etl", "cron", "expected cold start", "likely cached"):
+        assert name in dom
