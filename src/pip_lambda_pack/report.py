@@ -69,12 +69,13 @@ def _legend() -> str:
 
 
 def _header(report: Mapping[str, Any], layers: list[str]) -> str:
-    cells = [
-        f'<th class="layer" title="{escape(", ".join(report["layers"][lid]))}">'
-        f"{escape(_label(report['layers'][lid]))} · {human_size(report['layer_stats'][lid]['size'])}"
-        "</th>"
-        for lid in layers
-    ]
+    cells = []
+    for lid in layers:
+        members, size = report["layers"][lid], report["layer_stats"][lid]["size"]
+        cells.append(
+            f'<th class="layer" title="{escape(lid)}: {escape(", ".join(members))}">'
+            f"{escape(_label(members))} · {human_size(size)}</th>"
+        )
     return (
         '<tr><th class="function">function</th>'
         + "".join(cells)
