@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import networkx as nx
 
 from .config import FunctionSpec, IndexOptions, Project, function_index
@@ -20,6 +21,7 @@ from .index import FileLink, PackageFinder
 from .layers import Artifact, build_code_zip, build_layer
 from .lock import Lock, LockedFunction, inputs_digest, read_lock, staleness, write_lock
 from .manifest import BuildManifest, CodeEntry, FunctionEntry, LayerEntry, write_manifest
+from .pipconf import NetworkOptions, http_client
 from .plan import (
     DEFAULT_STRATEGY,
     Fleet,
@@ -49,6 +51,9 @@ class Settings:
     offline: bool = False
     log: Log = _quiet  # -v detail
     say: Log = _quiet  # normal progress lines
+    # pip's configuration under `pip lambda-pack`: indexes under the project's, and the network
+    index_defaults: IndexOptions = field(default_factory=IndexOptions)
+    network: NetworkOptions = field(default_factory=NetworkOptions)
 
 
 class Finders:
@@ -57,8 +62,10 @@ class Finders:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._finders: dict[IndexOptions, PackageFinder] = {}
+        self._http: httpx.Client | None = None
 
     def get(self, index: IndexOptions) -> PackageFinder:
+        index = self._settings.index_defaults.merged(index)
         key = IndexOptions(
             index_url=index.index_url,
             extra_index_urls=index.extra_index_urls,
@@ -71,13 +78,24 @@ class Finders:
                 find_links=index.find_links,
                 cache_dir=self._settings.cache_dir / "index",
                 offline=self._settings.offline,
+                client=self._client(),
                 log=self._settings.log,
             )
         return self._finders[key]
 
+    def _client(self) -> httpx.Client | None:
+        """One shared client when pip's network options are set; else each finder its own."""
+        if self._settings.network == NetworkOptions():
+            return None
+        if self._http is None:
+            self._http = http_client(self._settings.network)
+        return self._http
+
     def close(self) -> None:
         for finder in self._finders.values():
             finder.close()
+        if self._http is not None:
+            self._http.close()
 
 
 def strategy_of(project: Project) -> str:
