@@ -191,3 +191,28 @@ def test_no_wheel_for_the_target(project: Path, wheelhouse: Path) -> None:
 def test_missing_find_links_directory_is_bad_input(project: Path, tmp_path: Path) -> None:
     error, _ = two_lines(run(project, "lock", "--find-links", str(tmp_path / "nowhere")))
     assert error == f"ERROR: find-links location {tmp_path / 'nowhere'} does not exist"
+
+
+def test_json_output_of_every_reporting_command(project: Path) -> None:
+    locked = json.loads(ok(run(project, "lock", "--json", "-q")).stdout)
+    assert locked["target"] == HOST_TARGET
+    assert "greet==1.0" in locked["wheels"]
+    assert set(locked["functions"]) == {"hello", "other"}
+    assert json.loads(ok(run(project, "check", "--json")).stdout) == {
+        "lock": str(project.resolve() / "lambda-pack.lock"),
+        "fresh": True,
+        "reason": None,
+    }
+    built = json.loads(ok(run(project, "build", "--json", "-q")).stdout)
+    assert built["format"] == "lambda-pack-manifest/1"
+    pushed = json.loads(ok(run(project, "push", "--json", "-q")).stdout)
+    assert pushed["functions"] == ["hello", "other"]
+    assert pushed["uploaded"] > 0
+    again = json.loads(ok(run(project, "push", "--json", "-q")).stdout)
+    assert again["uploaded"] == 0 and again["skipped"] == pushed["uploaded"]
+    listed = json.loads(ok(run(project, "ls", "--json")).stdout)
+    assert listed["functions"] == ["hello", "other"]
+    (project / "requirements.txt").write_text("greet\n")
+    stale = run(project, "check", "--json")
+    assert stale.returncode == 1
+    assert json.loads(stale.stdout)["fresh"] is False

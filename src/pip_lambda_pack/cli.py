@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from .errors import ConfigError, LambdaPackError
 if TYPE_CHECKING:
     from .config import Project
     from .lock import Lock
+    from .manifest import BuildManifest
     from .pipconf import PipOptions
     from .pipeline import Finders, Settings
 
@@ -120,6 +122,9 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument("--cache-dir", type=Path, help="cache directory")
     common.add_argument("-v", "--verbose", action="count", default=0)
     common.add_argument("-q", "--quiet", action="store_true")
+    common.add_argument(
+        "--json", dest="json_output", action="store_true", help="print the result as JSON"
+    )
     return common
 
 
@@ -260,9 +265,20 @@ def _lock(args: argparse.Namespace) -> int:
     settings = _settings(args)
     finders = _finders(settings)
     try:
-        lock_project(project, settings, finders)
+        lock = lock_project(project, settings, finders)
     finally:
         finders.close()
+    if args.json_output:
+        _emit_json(
+            {
+                "lock": str(project.lock_path),
+                "target": lock.target,
+                "strategy": lock.strategy,
+                "wheels": sorted(lock.wheels),
+                "layers": {lid: list(pins) for lid, pins in lock.layers.items()},
+                "functions": {name: list(f.layers) for name, f in lock.functions.items()},
+            }
+        )
     return 0
 
 
@@ -282,7 +298,7 @@ def _graph(args: argparse.Namespace) -> int:
 
     lock = _current_lock(_project(args), args)
     graph = build_graph(lock.closures())
-    if args.format == "json":
+    if args.format == "json" or args.json_output:
         _emit_json(to_json(graph))
     else:
         for name in sorted(lock.functions):
@@ -314,7 +330,7 @@ def _plan(args: argparse.Namespace) -> int:
         params = plan_params(project)
         strategy = strategy_of(project)
     report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
-    if args.format == "json":
+    if args.format == "json" or args.json_output:
         _emit_json(report)
     else:
         print("\n".join(plan_text(report)))
@@ -330,7 +346,7 @@ def _default_out(project: Project, args: argparse.Namespace) -> Path:
     return Path(args.out).resolve() if args.out else project.root / ".lambda-pack" / "build"
 
 
-def _build_into(args: argparse.Namespace) -> tuple[Project, Path]:
+def _build_into(args: argparse.Namespace) -> tuple[Project, Path, BuildManifest]:
     from .pipeline import build_project, current_lock
 
     project = _project(args)
@@ -344,21 +360,25 @@ def _build_into(args: argparse.Namespace) -> tuple[Project, Path]:
         finders.close()
     layers = {layer.sha256 for f in manifest.functions.values() for layer in f.layers}
     settings.say(f"built {len(manifest.functions)} functions, {len(layers)} layers in {out}")
-    return project, out
+    return project, out, manifest
 
 
 def _build(args: argparse.Namespace) -> int:
-    _build_into(args)
+    _, out, manifest = _build_into(args)
+    if args.json_output:
+        _emit_json({"out": str(out), **manifest.to_dict()})
     return 0
 
 
 def _push(args: argparse.Namespace) -> int:
     from .store import open_store, push
 
-    project, out = _build_into(args)
+    project, out, _ = _build_into(args)
     store = open_store(project.store, project.root)
     result = push(out, store)
-    if not args.quiet:
+    if args.json_output:
+        _emit_json(dataclasses.asdict(result))
+    elif not args.quiet:
         print(result.summary(), file=sys.stderr)
     return 0
 
@@ -368,7 +388,7 @@ def _export(args: argparse.Namespace) -> int:
     from .export import export
     from .manifest import read_manifest
 
-    _, out = _build_into(args)
+    _, out, _ = _build_into(args)
     output = Path(args.output).resolve() if args.output else None
     relative_to = output.parent if output else Path.cwd()
     document = export(read_manifest(out), out, relative_to, args.format)
@@ -426,8 +446,12 @@ def _ls(args: argparse.Namespace) -> int:
     from .store import open_store
 
     store_url, base = _store_location(args)
-    for name in open_store(store_url, base).names():
-        print(name)
+    names = open_store(store_url, base).names()
+    if args.json_output:
+        _emit_json({"store": store_url, "functions": names})
+    else:
+        for name in names:
+            print(name)
     return 0
 
 
@@ -440,6 +464,9 @@ def _check(args: argparse.Namespace) -> int:
     reason = staleness(lock, project, strategy_of(project))
     if reason is None:
         check_lock_limits(project, lock)
+    if args.json_output:
+        _emit_json({"lock": str(project.lock_path), "fresh": reason is None, "reason": reason})
+        return 0 if reason is None else 1
     if reason:
         print(f"{project.lock_path.name} is stale: {reason}", file=sys.stderr)
         print("TIP: run: pip-lambda-pack lock", file=sys.stderr)
