@@ -341,6 +341,9 @@ class _Book:
         self.fleet, self.params, self.view = fleet, params, view
         self.rate: dict[Group, float] = defaultdict(float)
         self.groups: dict[str, list[Group]] = {}
+        # over-fetch targets: layers at least as hot as an average function (an index over
+        # every private layer would make planning quadratic in the number of functions)
+        self.hot = 1.0 / max(1, len(fleet.functions))
         self.containing: dict[str, set[Group]] = defaultdict(set)
         self._size: dict[Group, int] = {}
         self._extra: dict[Group, float] = {}
@@ -378,10 +381,11 @@ class _Book:
         self._add(new, weight)
 
     def _add(self, group: Group, weight: float) -> None:
-        if group not in self.rate or self.rate[group] <= 0:
+        was = self.rate.get(group, 0.0)
+        self.rate[group] = was + weight
+        if was < self.hot <= was + weight:
             for pin in group:
                 self.containing[pin].add(group)
-        self.rate[group] += weight
 
     def total(self) -> float:
         """The model's expected seconds per cold start, summed over layers."""
@@ -510,7 +514,7 @@ def _supersets(book: _Book, name: str) -> list[tuple[Group, list[Group]]]:
     for group in groups:
         for layer in book.containing[min(group)]:
             hits[layer] += 1
-    candidates = [z for z, n in hits.items() if n >= 2 and book.rate[z] > 0]
+    candidates = [z for z, n in hits.items() if n >= 2 and book.rate[z] >= book.hot]
     found = []
     for layer in sorted(candidates, key=sorted):
         covered = [g for g in groups if g <= layer]
