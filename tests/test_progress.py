@@ -1,0 +1,53 @@
+"""Progress: bars on a terminal, one plain line per step in CI and pipes, nothing with -q."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+
+from pip_lambda_pack.progress import BarProgress, LineProgress, QuietProgress, make_progress
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_kind_follows_stream_and_environment() -> None:
+    assert isinstance(make_progress(quiet=True, stream=FakeTerminal()), QuietProgress)
+    assert isinstance(make_progress(quiet=False, stream=io.StringIO(), environ={}), LineProgress)
+    assert isinstance(make_progress(quiet=False, stream=FakeTerminal(), environ={}), BarProgress)
+    ci = make_progress(quiet=False, stream=FakeTerminal(), environ={"CI": "true"})
+    assert isinstance(ci, LineProgress)
+    dumb = make_progress(quiet=False, stream=FakeTerminal(), environ={"TERM": "dumb"})
+    assert isinstance(dumb, LineProgress)
+
+
+def test_plain_lines_say_what_was_done() -> None:
+    stream = io.StringIO()
+    task = LineProgress(stream).task("downloading 2 wheels", 3000, "B")
+    task.advance(1000)
+    task.advance(2000)
+    task.finish()
+    counted = LineProgress(stream).task("building layers", 4)
+    for _ in range(4):
+        counted.advance()
+    counted.finish()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("downloading 2 wheels: 3.0 kB done in ")
+    assert lines[1].startswith("building layers: 4 done in ")
+
+
+def test_bars_draw_on_a_real_terminal() -> None:
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        progress = make_progress(quiet=False, stream=terminal, environ={"TERM": "xterm"})
+        assert isinstance(progress, BarProgress)
+        task = progress.task("uploading", 10, "B")
+        task.advance(10)
+        task.finish()
+    drawn = os.read(leader, 65536).decode(errors="replace")
+    os.close(leader)
+    assert "uploading" in drawn
+    assert "━" in drawn  # rich's bar
