@@ -19,11 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
-import httpx
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -35,6 +34,9 @@ from packaging.utils import (
 
 from .atomic import atomic_writer, sha256_of, write_bytes
 from .errors import ConfigError, HashMismatchError, IndexFetchError
+
+if TYPE_CHECKING:  # httpx is imported when a remote file is first fetched
+    import httpx
 
 ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
@@ -102,14 +104,20 @@ def project_of(filename: str) -> NormalizedName | None:
 
 def read_wheel_metadata(path: Path) -> bytes:
     """The ``*.dist-info/METADATA`` bytes of the wheel at ``path``."""
+    return read_wheel_facts(path)[0]
+
+
+def read_wheel_facts(path: Path) -> tuple[bytes, int]:
+    """(``*.dist-info/METADATA`` bytes, unpacked size) of the wheel at ``path``, one read."""
     name = project_of(path.name)
     try:
         with zipfile.ZipFile(path) as archive:
-            found = [n for n in archive.namelist() if _is_metadata_member(n)]
+            infos = archive.infolist()
+            found = [i.filename for i in infos if _is_metadata_member(i.filename)]
             found.sort(key=lambda n: canonicalize_name(n.split("-", 1)[0]) != name)
             if not found:
                 raise IndexFetchError(f"{path.name} has no .dist-info/METADATA", FETCH_TIP)
-            return archive.read(found[0])
+            return archive.read(found[0]), sum(info.file_size for info in infos)
     except (zipfile.BadZipFile, OSError) as exc:
         raise IndexFetchError(f"{path.name} is not a readable wheel: {exc}", FETCH_TIP) from exc
 
@@ -241,17 +249,15 @@ class PackageFinder:
         self.cache_dir = Path(cache_dir)
         self.offline = offline
         self._own_client = client is None
-        self._client = client or httpx.Client(
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            follow_redirects=True,
-            headers={"User-Agent": "pip-lambda-pack"},
-        )
+        self._http = client  # made on first use: local find-links never import httpx
         self._log = log or (lambda _line: None)
         self._lock = threading.Lock()
         self._links: dict[str, list[FileLink]] = {}
         self._locations: dict[str, list[FileLink]] = {}
         self._metadata: dict[str, bytes] = {}
         self._downloads: dict[str, Path] = {}
+        self._unpacked: dict[str, int] = {}
+        self._hashes: dict[tuple[str, int, int, int], str] = {}
 
     def __enter__(self) -> PackageFinder:
         return self
@@ -261,8 +267,21 @@ class PackageFinder:
 
     def close(self) -> None:
         """Close the HTTP client if the finder made it."""
-        if self._own_client:
-            self._client.close()
+        if self._own_client and self._http is not None:
+            self._http.close()
+
+    @property
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                import httpx
+
+                self._http = httpx.Client(
+                    timeout=httpx.Timeout(30.0, connect=10.0),
+                    follow_redirects=True,
+                    headers={"User-Agent": "pip-lambda-pack"},
+                )
+            return self._http
 
     # ------------------------------------------------------------------ listing
 
@@ -300,7 +319,7 @@ class PackageFinder:
         if link.sha256 is None and link.url.startswith("file:"):
             path = url_to_path(link.url)
             if path.is_file():
-                return replace(link, sha256=sha256_of(path))
+                return replace(link, sha256=self._local_sha256(path))
         return link
 
     def _location_links(self, location: str) -> list[FileLink]:
@@ -372,6 +391,8 @@ class PackageFinder:
 
     def _with_retries(self, url: str, attempt: Callable[[], T]) -> T:
         """``attempt()`` up to RETRIES times on connect errors and 5xx, httpx errors mapped."""
+        import httpx
+
         for number in range(1, RETRIES + 1):
             try:
                 return attempt()
@@ -393,7 +414,7 @@ class PackageFinder:
         ``files/<sha256[:2]>/<sha256>/<filename>`` under the cache directory.
         """
         if link.url.startswith("file:"):
-            return _verified_local(link)
+            return self._verified_local(link)
         with self._lock:
             if link.url in self._downloads:
                 return self._downloads[link.url]
@@ -463,12 +484,42 @@ class PackageFinder:
             if link.url in self._metadata:
                 return self._metadata[link.url]
         if link.url.startswith("file:"):
-            data = read_wheel_metadata(_verified_local(link))
+            data, unpacked = read_wheel_facts(self._verified_local(link))
+            with self._lock:
+                self._unpacked[link.url] = unpacked
         else:
             data = self._cached_metadata(link)
         with self._lock:
             self._metadata[link.url] = data
         return data
+
+    def known_unpacked_size(self, link: FileLink) -> int | None:
+        """The unpacked size of ``link`` if reading its metadata already told it, else None."""
+        with self._lock:
+            return self._unpacked.get(link.url)
+
+    # ------------------------------------------------------------------ local files
+
+    def _verified_local(self, link: FileLink) -> Path:
+        path = url_to_path(link.url)
+        if not path.is_file():
+            raise IndexFetchError(f"{path} does not exist", "check the --find-links location")
+        got = self._local_sha256(path)
+        if link.sha256 is not None and got != link.sha256:
+            raise _hash_mismatch(link.filename, link.url, link.sha256, got)
+        return path
+
+    def _local_sha256(self, path: Path) -> str:
+        """sha256 of a local file, hashed once per process while its size and mtime hold."""
+        info = path.stat()
+        key = (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+        with self._lock:
+            known = self._hashes.get(key)
+        if known is None:
+            known = sha256_of(path)
+            with self._lock:
+                self._hashes[key] = known
+        return known
 
     def _cached_metadata(self, link: FileLink) -> bytes:
         key = link.sha256 or _url_key(link.url)
@@ -513,16 +564,6 @@ def _local_link(path: Path, location: str) -> FileLink:
         size=path.stat().st_size,
         source=location,
     )
-
-
-def _verified_local(link: FileLink) -> Path:
-    path = url_to_path(link.url)
-    if not path.is_file():
-        raise IndexFetchError(f"{path} does not exist", "check the --find-links location")
-    got = sha256_of(path)
-    if link.sha256 is not None and got != link.sha256:
-        raise _hash_mismatch(link.filename, link.url, link.sha256, got)
-    return path
 
 
 def _fetch_error(url: str, exc: Exception) -> IndexFetchError:
