@@ -15,14 +15,15 @@ import io
 import os
 import stat
 import struct
+import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from .atomic import write_bytes
+from .atomic import atomic_writer, write_bytes
 from .errors import BuildError
 
 DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: a constant, never SOURCE_DATE_EPOCH
@@ -68,11 +69,29 @@ def build_layer(wheels: Sequence[Path], out_dir: Path) -> Artifact:
     at one path.
     """
     entries = merge_entries(entry for wheel in wheels for entry in wheel_entries(wheel))
-    data = zip_bytes(entries)
-    digest = _sha256(data)
+    # Streamed to a staging file while hashed (a layer can be hundreds of MB), then named.
+    staging = out_dir / "layers" / f".building-{uuid.uuid4().hex}.zip"
+    with atomic_writer(staging) as handle:
+        writer = _HashingWriter(handle)
+        write_zip(entries, writer)
+    digest = writer.digest.hexdigest()
     path = out_dir / "layers" / f"{digest}.zip"
-    write_bytes(path, data)
-    return Artifact(path=path, sha256=digest, size=len(data), unzipped_size=_unzipped(entries))
+    os.replace(staging, path)
+    return Artifact(path=path, sha256=digest, size=writer.size, unzipped_size=_unzipped(entries))
+
+
+class _HashingWriter:
+    """A binary sink that hashes and counts what passes through to ``handle``."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.size += len(data)
+        self.handle.write(data)
 
 
 def build_code_zip(code_dir: Path, out_dir: Path, name: str) -> Artifact:
@@ -138,21 +157,39 @@ def _wheel_entry(
     path, is_script = _layer_path(wheel, info.filename, data_dir)
     if path is None:
         return None
-    data = archive.read(info)  # zipfile checks the CRC, so a raw copy is a valid copy
-    if is_script:
-        return _stored(path, 0o755, _fix_shebang(data), wheel.name)
     mode = 0o755 if mode & 0o111 else 0o644
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        return _stored(path, mode, data, wheel.name)
+        data = archive.read(info)  # zipfile checks the CRC
+        return _stored(path, 0o755 if is_script else mode, _script(data, is_script), wheel.name)
+    payload = _raw_payload(raw, info)
+    data = _checked(payload, info)  # the CRC holds, so the raw copy is a valid copy
+    if is_script:
+        return _stored(path, 0o755, _fix_shebang(data), wheel.name)
     return ZipEntry(
         path=path,
         mode=mode,
         method=info.compress_type,
         crc=info.CRC,
         size=info.file_size,
-        payload=_raw_payload(raw, info),
+        payload=payload,
         origin=wheel.name,
     )
+
+
+def _script(data: bytes, is_script: bool) -> bytes:
+    return _fix_shebang(data) if is_script else data
+
+
+def _checked(payload: bytes, info: zipfile.ZipInfo) -> bytes:
+    """The entry's bytes, inflated straight from its raw payload; BadZipFile unless
+    their size and CRC-32 are the ones the archive records."""
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        data = zlib.decompress(payload, -15, max(info.file_size, 1))  # releases the GIL
+    else:
+        data = payload
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    return data
 
 
 def check_entry_path(origin: str, name: str) -> None:
@@ -230,6 +267,13 @@ def _deflated(path: str, mode: int, data: bytes, origin: str) -> ZipEntry:
 
 
 def _code_entries(code_dir: Path, out_dir: Path) -> Iterable[ZipEntry]:
+    for path, rel in _code_files(code_dir, out_dir):
+        mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+        yield _deflated(rel, mode, path.read_bytes(), str(code_dir))
+
+
+def _code_files(code_dir: Path, out_dir: Path) -> Iterator[tuple[Path, str]]:
+    """The files a code zip holds, with their paths inside it, in walk order."""
     skip = out_dir.resolve()
     for folder, dirs, files in os.walk(code_dir):
         here = Path(folder)
@@ -240,8 +284,18 @@ def _code_entries(code_dir: Path, out_dir: Path) -> Iterable[ZipEntry]:
             path = here / filename
             rel = path.relative_to(code_dir).as_posix()
             check_entry_path(code_dir.name, rel)
-            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-            yield _deflated(rel, mode, path.read_bytes(), str(code_dir))
+            yield path, rel
+
+
+def code_fingerprint(code_dir: Path, out_dir: Path) -> str:
+    """A digest of the code zip's inputs as the file system reports them (path, size,
+    mtime, mode) without reading the files: it changes whenever the zip could."""
+    digest = hashlib.sha256(str(code_dir.resolve()).encode())
+    if code_dir.is_dir():
+        for path, rel in sorted(_code_files(code_dir, out_dir), key=lambda item: item[1]):
+            info = path.stat()
+            digest.update(f"\0{rel}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_mode}".encode())
+    return digest.hexdigest()
 
 
 def merge_entries(entries: Iterable[ZipEntry]) -> list[ZipEntry]:
@@ -285,21 +339,32 @@ def _inflate(entry: ZipEntry) -> bytes:
 def zip_bytes(entries: Sequence[ZipEntry]) -> bytes:
     """The zip archive of ``entries`` in the given order (zip64 end records past 65535)."""
     out = io.BytesIO()
-    central = io.BytesIO()
+    write_zip(entries, out)
+    return out.getvalue()
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def write_zip(entries: Sequence[ZipEntry], out: _Sink) -> None:
+    """Write the zip archive of ``entries`` (the bytes ``zip_bytes`` returns) to ``out``."""
+    offset = 0
+    central = []
     for entry in entries:
-        offset = out.tell()
         name = entry.path.encode("utf-8")
-        out.write(_header(entry, name, offset, central=False))
+        header = _header(entry, name, offset, central=False)
+        out.write(header)
         out.write(entry.payload)
-        central.write(_header(entry, name, offset, central=True))
-    if out.tell() > _U32:
+        central.append(_header(entry, name, offset, central=True))
+        offset += len(header) + len(entry.payload)
+    if offset > _U32:
         raise BuildError(
             f"archive of {len(entries)} files is over 4 GiB", "split it across more layers"
         )
-    directory = central.getvalue()
+    directory = b"".join(central)
     out.write(directory)
-    out.write(_end_records(len(entries), len(directory), out.tell() - len(directory)))
-    return out.getvalue()
+    out.write(_end_records(len(entries), len(directory), offset))
 
 
 def _header(entry: ZipEntry, name: bytes, offset: int, *, central: bool) -> bytes:

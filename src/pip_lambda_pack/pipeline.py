@@ -6,22 +6,32 @@ each stage itself stays a function of values.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import networkx as nx
-
+from . import __version__
+from .atomic import write_bytes
 from .config import FunctionSpec, IndexOptions, Project, function_index
 from .errors import BuildError, PlanError
 from .graph import Pin, build_graph
 from .index import FileLink, PackageFinder
-from .layers import Artifact, build_code_zip, build_layer
+from .layers import Artifact, build_code_zip, build_layer, code_fingerprint
 from .lock import Lock, LockedFunction, inputs_digest, read_lock, staleness, write_lock
-from .manifest import BuildManifest, CodeEntry, FunctionEntry, LayerEntry, write_manifest
-from .pipconf import NetworkOptions, http_client
+from .manifest import (
+    BuildManifest,
+    CodeEntry,
+    FunctionEntry,
+    LayerEntry,
+    read_manifest,
+    write_manifest,
+)
 from .plan import (
     DEFAULT_STRATEGY,
     Fleet,
@@ -36,7 +46,17 @@ from .resolve import ResolvedPackage, resolve, wheel_path
 from .target import Target, get_target
 from .units import human_size
 
+if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
+    import httpx
+    import networkx as nx
+
+    from .pipconf import NetworkOptions
+
 Log = Callable[[str], None]
+# Bump when layers.py would write different bytes for the same wheels: cached layers
+# (keyed by this and the wheels' sha256) and build stamps of the old format are then unused.
+LAYER_FORMAT = 1
+BUILD_STAMP = ".lambda-pack-build.json"
 
 
 def _quiet(message: str) -> None:
@@ -53,7 +73,7 @@ class Settings:
     say: Log = _quiet  # normal progress lines
     # pip's configuration under `pip lambda-pack`: indexes under the project's, and the network
     index_defaults: IndexOptions = field(default_factory=IndexOptions)
-    network: NetworkOptions = field(default_factory=NetworkOptions)
+    network: NetworkOptions | None = None  # None: httpx's defaults
 
 
 class Finders:
@@ -85,7 +105,9 @@ class Finders:
 
     def _client(self) -> httpx.Client | None:
         """One shared client when pip's network options are set; else each finder its own."""
-        if self._settings.network == NetworkOptions():
+        from .pipconf import NetworkOptions, http_client
+
+        if self._settings.network is None or self._settings.network == NetworkOptions():
             return None
         if self._http is None:
             self._http = http_client(self._settings.network)
@@ -146,11 +168,12 @@ def _pins(
             )
         else:
             path = paths[package.link.url]
-        pins.append(_pin(package, path))
+        known = None if package.built_from_sdist else finder.known_unpacked_size(package.link)
+        pins.append(_pin(package, path, known))
     return pins
 
 
-def _pin(package: ResolvedPackage, path: Path) -> Pin:
+def _pin(package: ResolvedPackage, path: Path, unpacked: int | None = None) -> Pin:
     link = package.link
     return Pin(
         name=package.name,
@@ -159,7 +182,7 @@ def _pin(package: ResolvedPackage, path: Path) -> Pin:
         url=link.url,
         sha256=link.sha256 or "",
         size=path.stat().st_size,
-        unpacked_size=unpacked_size(path),
+        unpacked_size=unpacked_size(path) if unpacked is None else unpacked,
         requires=package.dependencies,
         sdist=package.built_from_sdist,
     )
@@ -238,12 +261,17 @@ def current_lock(project: Project, settings: Settings, finders: Finders) -> Lock
 def build_project(
     project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: Finders
 ) -> BuildManifest:
-    """Layer zips, code zips and ``manifest.json`` in ``out_dir``, from a lock."""
-    target = get_target(lock.target)
-    paths = _wheel_paths(project, lock, target, settings, finders)
-    artifacts: dict[str, Artifact] = {}
-    for lid, members in sorted(lock.layers.items()):
-        artifacts[lid] = build_layer([paths[pin] for pin in members], out_dir)
+    """Layer zips, code zips and ``manifest.json`` in ``out_dir``, from a lock.
+
+    Does nothing when the stamp of the last build says the lock, the code and the outputs
+    are what they were. Each layer is built once, from the layer cache when its wheels'
+    sha256s were built before (``cache_dir/layers``), else from the wheels, in parallel.
+    """
+    stamp = _stamp_inputs(project, lock, out_dir)
+    if _up_to_date(out_dir, stamp):
+        settings.log(f"{out_dir}: up to date (lock, code and outputs unchanged)")
+        return read_manifest(out_dir)
+    artifacts = _build_layers(project, lock, out_dir, settings, finders)
     entries = {}
     for spec in project.functions:
         code = build_code_zip(spec.code, out_dir, spec.name)
@@ -258,17 +286,161 @@ def build_project(
     manifest = BuildManifest(target=lock.target, functions=entries)
     write_manifest(manifest, out_dir)
     _prune(out_dir, manifest)
+    _write_stamp(out_dir, stamp, manifest)
     return manifest
 
 
+def _build_layers(
+    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: Finders
+) -> dict[str, Artifact]:
+    """Every layer of the lock in ``out_dir/layers``: cached ones copied, the rest built."""
+    cache = settings.cache_dir / "layers"
+    artifacts = {}
+    missing = []
+    for lid, members in sorted(lock.layers.items()):
+        found = _cached_layer(cache, lock, members, out_dir)
+        if found is None:
+            missing.append(lid)
+        else:
+            artifacts[lid] = found
+    if not missing:
+        return artifacts
+    needed = {pin for lid in missing for pin in lock.layers[lid]}
+    paths = _wheel_paths(project, lock, get_target(lock.target), settings, finders, needed)
+    # Largest first so the two ends of a small pool finish together; zlib and sha256 release
+    # the GIL, so threads overlap the inflating (CRC checks), hashing and writing.
+    missing.sort(key=lambda lid: -sum(lock.wheels[pin].size for pin in lock.layers[lid]))
+    with ThreadPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 1, 4)) as pool:
+        built = pool.map(
+            build_layer,
+            [[paths[p] for p in lock.layers[lid]] for lid in missing],
+            [out_dir] * len(missing),
+        )
+        for lid, artifact in zip(missing, built, strict=True):
+            artifacts[lid] = artifact
+            _cache_layer(cache, lock, lock.layers[lid], artifact)
+    return artifacts
+
+
+def _layer_key(lock: Lock, members: Sequence[str]) -> str | None:
+    """The layer cache key: the layer format and its wheels' sha256s (None: not cacheable,
+    as a wheel built from an sdist need not come out byte-identical)."""
+    wheels = [lock.wheels[pin] for pin in members]
+    if any(pin.sdist or not pin.sha256 for pin in wheels):
+        return None
+    text = json.dumps([LAYER_FORMAT, sorted(pin.sha256 for pin in wheels)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached_layer(
+    cache: Path, lock: Lock, members: Sequence[str], out_dir: Path
+) -> Artifact | None:
+    """The cached layer for ``members`` copied into ``out_dir`` (verified), or None."""
+    key = _layer_key(lock, members)
+    record = _read_json(cache / f"{key}.json") if key else None
+    if record is None:
+        return None
+    sha256, unzipped = str(record.get("sha256", "")), record.get("unzipped_size")
+    path = out_dir / "layers" / f"{sha256}.zip"
+    source = path if path.is_file() else cache / f"{sha256}.zip"
+    try:
+        data = source.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256 or not isinstance(unzipped, int):
+        return None  # damaged or from another format: build it again
+    if source != path:
+        write_bytes(path, data)
+    return Artifact(path=path, sha256=sha256, size=len(data), unzipped_size=unzipped)
+
+
+def _cache_layer(cache: Path, lock: Lock, members: Sequence[str], artifact: Artifact) -> None:
+    key = _layer_key(lock, members)
+    if key is None:
+        return
+    blob = cache / f"{artifact.sha256}.zip"
+    if not blob.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(artifact.path, blob)  # the layer's name is its sha256: sharing is safe
+        except OSError:
+            write_bytes(blob, artifact.path.read_bytes())
+    record = {"sha256": artifact.sha256, "unzipped_size": artifact.unzipped_size}
+    write_bytes(cache / f"{key}.json", json.dumps(record).encode())
+
+
+def _stamp_inputs(project: Project, lock: Lock, out_dir: Path) -> str:
+    """A digest of everything a build's output depends on, read without opening a wheel."""
+    data = {
+        "format": [LAYER_FORMAT, __version__],
+        "lock": [lock.target, lock.inputs, lock.strategy, lock.max_layers],
+        "wheels": sorted((pid, pin.sha256, pin.sdist) for pid, pin in lock.wheels.items()),
+        "layers": sorted((lid, list(members)) for lid, members in lock.layers.items()),
+        "functions": [
+            [
+                spec.name,
+                spec.handler,
+                list(lock.functions[spec.name].layers),
+                code_fingerprint(spec.code, out_dir),
+            ]
+            for spec in project.functions
+        ],
+        "limit": plan_params(project).size_limit,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _outputs(out_dir: Path, manifest: BuildManifest) -> dict[str, list[int]]:
+    """Every file a build wrote, with the (size, mtime) it had then."""
+    names = {"manifest.json"} | {e.code_path for e in manifest.functions.values()}
+    names |= {layer.path for e in manifest.functions.values() for layer in e.layers}
+    found = {}
+    for name in sorted(names):
+        info = (out_dir / name).stat()
+        found[name] = [info.st_size, info.st_mtime_ns]
+    return found
+
+
+def _write_stamp(out_dir: Path, inputs: str, manifest: BuildManifest) -> None:
+    stamp = {"inputs": inputs, "outputs": _outputs(out_dir, manifest)}
+    write_bytes(out_dir / BUILD_STAMP, json.dumps(stamp, sort_keys=True).encode())
+
+
+def _up_to_date(out_dir: Path, inputs: str) -> bool:
+    """Whether the last build had these inputs and its outputs are still as it left them."""
+    stamp = _read_json(out_dir / BUILD_STAMP)
+    if stamp is None or stamp.get("inputs") != inputs:
+        return False
+    try:
+        manifest = read_manifest(out_dir)
+        return _outputs(out_dir, manifest) == stamp.get("outputs")
+    except (BuildError, OSError):
+        return False
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _wheel_paths(
-    project: Project, lock: Lock, target: Target, settings: Settings, finders: Finders
+    project: Project,
+    lock: Lock,
+    target: Target,
+    settings: Settings,
+    finders: Finders,
+    needed: set[str] | None = None,
 ) -> dict[str, Path]:
+    """Local, verified paths of the lock's wheels (of ``needed`` ones, when given)."""
     finder = finders.get(project.index)
-    links = {pid: _link(pin) for pid, pin in lock.wheels.items() if not pin.sdist}
+    wanted = {pid: pin for pid, pin in lock.wheels.items() if needed is None or pid in needed}
+    links = {pid: _link(pin) for pid, pin in wanted.items() if not pin.sdist}
     downloaded = finder.download_many(list(links.values()))
     paths = {pid: downloaded[link.url] for pid, link in links.items()}
-    for pid, pin in lock.wheels.items():
+    for pid, pin in wanted.items():
         if pin.sdist:
             package = ResolvedPackage(
                 name=pin.name,
