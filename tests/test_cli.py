@@ -216,3 +216,17 @@ def test_json_output_of_every_reporting_command(project: Path) -> None:
     stale = run(project, "check", "--json")
     assert stale.returncode == 1
     assert json.loads(stale.stdout)["fresh"] is False
+
+
+def test_relock_keeps_the_layers_of_unchanged_functions(project: Path) -> None:
+    ok(run(project, "lock", "-q"))
+    before = json.loads(ok(run(project, "lock", "--json", "-q")).stdout)["functions"]
+    config = project / "lambda-pack.toml"
+    config.write_text(
+        config.read_text() + '\n[functions.third]\nhandler = "app.handler"\ncode = "other"\n'
+        'dependencies = ["colors<2"]\n'
+    )
+    after = json.loads(ok(run(project, "lock", "--json", "-q")).stdout)["functions"]
+    assert after["hello"] == before["hello"]
+    assert after["other"] == before["other"]
+    assert "third" in after

@@ -179,3 +179,21 @@ def test_shortcut_and_overrides(tmp_path: Path) -> None:
     assert changed.target == "python3.10-arm64"
     assert changed.index.index_urls() == ("http://i/simple",)
     assert IndexOptions(no_index=True).index_urls() == ()
+
+
+def test_planner_options(tmp_path: Path) -> None:
+    config = make_project(
+        tmp_path,
+        'runtime-provided = "exclude"\nlatency-ms = 12\nbandwidth-mbps = 50\nfetch = "serial"\n'
+        '[functions.a]\nhandler = "a.b"\ncode = "src"\n',
+    )
+    planner = load_project(config).planner
+    assert (planner.runtime_provided, planner.latency_ms, planner.fetch) == (
+        "exclude",
+        12.0,
+        "serial",
+    )
+    assert planner.bandwidth_mbps == 50.0 and planner.cache_mb is None
+    bad = make_project(tmp_path, 'runtime-provided = "maybe"\n[functions.a]\nhandler = "a.b"\n')
+    with pytest.raises(ConfigError, match='runtime-provided must be "bundle" or "exclude"'):
+        load_project(bad)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, LambdaPackError
 
 if TYPE_CHECKING:
-    from .config import Project
+    from .config import PlannerOptions, Project
     from .lock import Lock
     from .manifest import BuildManifest
     from .pipconf import PipOptions
@@ -138,6 +138,12 @@ def _project_options() -> argparse.ArgumentParser:
     options.add_argument("--store", help="store URL or path")
     options.add_argument("--strategy", help="planning strategy")
     options.add_argument("--max-layers", type=int, help="layers per function (default 5)")
+    model = options.add_argument_group("planner model (defaults: docs/planner.md)")
+    model.add_argument("--runtime-provided", choices=["bundle", "exclude"])
+    model.add_argument("--latency-ms", type=float, help="per-fetch latency")
+    model.add_argument("--bandwidth-mbps", type=float, help="transfer rate in MB/s")
+    model.add_argument("--cache-mb", type=float, help="worker cache size")
+    model.add_argument("--fetch", choices=["parallel", "serial"], help="how layers are fetched")
     shortcut = options.add_argument_group("one function without a config file")
     shortcut.add_argument("-r", "--requirement", type=Path, help="requirements file")
     shortcut.add_argument("--handler", help="module.function")
@@ -216,11 +222,24 @@ def _project(args: argparse.Namespace) -> Project:
         max_layers=args.max_layers,
         strategy=args.strategy,
         index=index,
+        planner=_planner_options(args),
     )
     get_target(project.target)  # unknown targets fail before any work
     from .inputs import materialize
 
     return materialize(project)
+
+
+def _planner_options(args: argparse.Namespace) -> PlannerOptions:
+    from .config import PlannerOptions
+
+    return PlannerOptions(
+        runtime_provided=args.runtime_provided,
+        latency_ms=args.latency_ms,
+        bandwidth_mbps=args.bandwidth_mbps,
+        cache_mb=args.cache_mb,
+        fetch=args.fetch,
+    )
 
 
 def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:
@@ -317,8 +336,21 @@ def _plan(args: argparse.Namespace) -> int:
     )
 
     if args.fleet:
+        from .config import Project
+        from .pipeline import plan_params
+
         fleet = load_fleet(args.fleet)
-        params = PlanParams(max_layers=args.max_layers or 5)
+        bare = Project(
+            root=Path.cwd(),
+            config_path=None,
+            target=args.target or PlanParams().target,
+            store="",
+            max_layers=args.max_layers or PlanParams().max_layers,
+            strategy=None,
+            functions=(),
+            planner=_planner_options(args),
+        )
+        params = plan_params(bare)
         strategy = args.strategy or DEFAULT_STRATEGY
     else:
         from .graph import build_graph

@@ -80,6 +80,27 @@ class RequirementSet:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlannerOptions:
+    """Planner settings from the config or flags; None means the planner's documented default."""
+
+    runtime_provided: str | None = None  # "bundle" or "exclude"
+    latency_ms: float | None = None
+    bandwidth_mbps: float | None = None  # megabytes per second
+    cache_mb: float | None = None
+    fetch: str | None = None  # "parallel" or "serial"
+
+    def merged(self, other: PlannerOptions) -> PlannerOptions:
+        """``other``'s settings where it has them, ours elsewhere."""
+        return PlannerOptions(
+            runtime_provided=other.runtime_provided or self.runtime_provided,
+            latency_ms=other.latency_ms if other.latency_ms is not None else self.latency_ms,
+            bandwidth_mbps=other.bandwidth_mbps or self.bandwidth_mbps,
+            cache_mb=other.cache_mb or self.cache_mb,
+            fetch=other.fetch or self.fetch,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Selection:
     """Which optional parts of a project or lock file to include."""
 
@@ -116,6 +137,7 @@ class Project:
     strategy: str | None
     functions: tuple[FunctionSpec, ...]
     index: IndexOptions = field(default_factory=IndexOptions)
+    planner: PlannerOptions = field(default_factory=PlannerOptions)
 
     @property
     def lock_path(self) -> Path:
@@ -335,6 +357,7 @@ def load_project(path: Path) -> Project:
         strategy=table.get("strategy"),
         functions=specs,
         index=_index_options(table, root),
+        planner=_planner_options(table, path),
     )
 
 
@@ -368,6 +391,34 @@ def _max_layers(value: object, path: Path) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
         raise ConfigError(f"{path}: max-layers must be a positive integer", "write max-layers = 5")
     return value
+
+
+def _planner_options(table: Mapping[str, Any], path: Path) -> PlannerOptions:
+    policy = table.get("runtime-provided")
+    if policy not in (None, "bundle", "exclude"):
+        raise ConfigError(
+            f'{path}: runtime-provided must be "bundle" or "exclude"',
+            'write runtime-provided = "bundle"',
+        )
+    fetch = table.get("fetch")
+    if fetch not in (None, "parallel", "serial"):
+        raise ConfigError(f"{path}: fetch must be parallel or serial", 'write fetch = "parallel"')
+    return PlannerOptions(
+        runtime_provided=policy,
+        latency_ms=_positive(table, "latency-ms", path),
+        bandwidth_mbps=_positive(table, "bandwidth-mbps", path),
+        cache_mb=_positive(table, "cache-mb", path),
+        fetch=fetch,
+    )
+
+
+def _positive(table: Mapping[str, Any], key: str, path: Path) -> float | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{path}: {key} must be a number >= 0", f"write {key} = 30")
+    return float(value)
 
 
 def _index_options(table: Mapping[str, Any], root: Path) -> IndexOptions:
@@ -516,6 +567,7 @@ def with_overrides(
     max_layers: int | None = None,
     strategy: str | None = None,
     index: IndexOptions | None = None,
+    planner: PlannerOptions | None = None,
 ) -> Project:
     """The project with command-line options on top of its config."""
     return replace(
@@ -525,6 +577,7 @@ def with_overrides(
         max_layers=max_layers or project.max_layers,
         strategy=strategy or project.strategy,
         index=project.index.merged(index) if index else project.index,
+        planner=project.planner.merged(planner) if planner else project.planner,
     )
 
 

@@ -8,6 +8,7 @@ requirements); ``is_fresh`` compares it with the project as it is now, offline.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -62,6 +63,7 @@ def inputs_digest(project: Project, strategy: str) -> str:
         "target": project.target,
         "strategy": strategy,
         "max_layers": project.max_layers,
+        "planner": dataclasses.asdict(project.planner),
         "functions": {
             spec.name: {
                 "requirements": list(spec.requirements.requirements),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .atomic import write_bytes
 from .config import FunctionSpec, IndexOptions, Project, function_index
-from .errors import BuildError, PlanError
+from .errors import BuildError, LockError, PlanError
 from .graph import Pin, build_graph
 from .index import FileLink, PackageFinder
 from .layers import Artifact, build_code_zip, build_layer, code_fingerprint
@@ -197,36 +197,69 @@ def unpacked_size(wheel: Path) -> int:
         raise BuildError(f"{wheel.name} is not a valid wheel: {exc}", "clear the cache") from exc
 
 
-def plan_params(project: Project) -> PlanParams:
-    return PlanParams(max_layers=project.max_layers)
+def plan_params(project: Project, previous: LayerPlan | None = None) -> PlanParams:
+    """The planner's parameters: the project's settings over the documented defaults."""
+    options = project.planner
+    defaults = PlanParams()
+    return PlanParams(
+        max_layers=project.max_layers,
+        target=project.target,
+        runtime_provided=options.runtime_provided or defaults.runtime_provided,
+        latency_s=defaults.latency_s if options.latency_ms is None else options.latency_ms / 1e3,
+        bandwidth_bps=(options.bandwidth_mbps or defaults.bandwidth_bps / 1e6) * 1e6,
+        cache_bytes=int((options.cache_mb or defaults.cache_bytes / 1e6) * 1e6),
+        parallel_fetch=(options.fetch or "parallel") == "parallel",
+        previous=previous,
+    )
+
+
+def locked_plan(lock: Lock) -> LayerPlan:
+    """The plan a lock file holds."""
+    return LayerPlan(
+        strategy=lock.strategy,
+        layers=lock.layers,
+        functions={name: f.layers for name, f in lock.functions.items()},
+    )
+
+
+def code_sizes(project: Project) -> dict[str, int]:
+    """Bytes of each function's own code, for the unzipped size limit."""
+    return {
+        spec.name: sum(
+            path.stat().st_size
+            for path in spec.code.rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        )
+        for spec in project.functions
+    }
 
 
 def project_fleet(project: Project, graph: nx.DiGraph) -> Fleet:
     """The planner's view of the project: its graph and the functions' weights."""
-    return fleet_from_graph(graph, {spec.name: spec.weight for spec in project.functions})
+    weights = {spec.name: spec.weight for spec in project.functions}
+    return fleet_from_graph(graph, weights, code_sizes(project))
 
 
-def plan_graph(project: Project, graph: nx.DiGraph) -> LayerPlan:
-    return make_plan(project_fleet(project, graph), plan_params(project), strategy_of(project))
+def plan_graph(project: Project, graph: nx.DiGraph, previous: LayerPlan | None = None) -> LayerPlan:
+    """Plan the project; ``previous`` (the lock's plan) keeps layers stable where it pays."""
+    params = plan_params(project, previous)
+    return make_plan(project_fleet(project, graph), params, strategy_of(project))
 
 
 def check_lock_limits(project: Project, lock: Lock) -> None:
     """PlanError if the locked plan breaks a limit of the project (offline)."""
     fleet = project_fleet(project, build_graph(lock.closures()))
-    plan = LayerPlan(
-        strategy=lock.strategy,
-        layers=lock.layers,
-        functions={name: f.layers for name, f in lock.functions.items()},
-    )
     check_fleet(fleet, plan_params(project))
-    check_plan(fleet, plan, plan_params(project))
+    check_plan(fleet, locked_plan(lock), plan_params(project))
 
 
 def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock:
     """Resolve, plan and write ``lambda-pack.lock``; returns the lock."""
     closures = resolve_project(project, settings, finders)
     graph = build_graph(closures)
-    plan = plan_graph(project, graph)
+    plan = plan_graph(project, graph, _previous_plan(project, settings))
+    for warning in plan.warnings:
+        settings.say(f"warning: {warning}")
     lock = Lock(
         target=project.target,
         inputs=inputs_digest(project, strategy_of(project)),
@@ -244,6 +277,18 @@ def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock
         f"wrote {project.lock_path.name}: {len(lock.wheels)} wheels, {len(lock.layers)} layers"
     )
     return lock
+
+
+def _previous_plan(project: Project, settings: Settings) -> LayerPlan | None:
+    """The plan of the lock file in place, if it is readable and for the same target."""
+    if not project.lock_path.is_file():
+        return None
+    try:
+        lock = read_lock(project.lock_path)
+    except LockError as exc:
+        settings.log(f"ignoring the old lock: {exc}")
+        return None
+    return locked_plan(lock) if lock.target == project.target else None
 
 
 def current_lock(project: Project, settings: Settings, finders: Finders) -> Lock:
