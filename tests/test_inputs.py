@@ -274,3 +274,20 @@ def test_uv_lock_input_is_honoured_exactly(tmp_path: Path, wheelhouse: Path) -> 
     failed = run(tmp_path, "lock")
     assert failed.returncode == 2
     assert "colors" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_shortcut_reads_a_lock_file_too(tmp_path: Path, wheelhouse: Path) -> None:
+    wheel = make_wheel(wheelhouse, "colors", "1.0")
+    make_wheel(wheelhouse, "colors", "2.0")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.poetry.dependencies]\npython = "^3.10"\ncolors = "*"\n'
+    )
+    files = [{"file": wheel.name, "hash": f"sha256:{sha256_file(wheel)}"}]
+    lock = {"package": [{"name": "colors", "version": "1.0", "files": files}]}
+    (tmp_path / "poetry.lock").write_text(tomli_w.dumps(lock))
+    args = ["-r", "poetry.lock", "--handler", "app.handler", "--code", "src"]
+    args += ["--no-index", "--find-links", str(wheelhouse), "--target", "python3.12-x86_64"]
+    result = run(tmp_path, "graph", "--format", "json", *args)
+    assert result.returncode == 0, result.stderr
+    assert '"colors==1.0"' in result.stdout and "colors==2.0" not in result.stdout

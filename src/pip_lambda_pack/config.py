@@ -536,8 +536,10 @@ def shortcut_project(
 ) -> Project:
     """A one-function project from command-line flags, with no config file."""
     check_function_name(name, "--name")
+    lock_input = None
     if requirements is not None:
-        reqs = read_requirements(requirements)
+        table = {"requirements": str(Path(requirements).resolve())}
+        reqs, lock_input = _function_requirements(table, root, "-r", Selection())
     else:
         reqs = RequirementSet(
             requirements=tuple(str(_parse_requirement(d, "argument")) for d in dependencies)
@@ -547,6 +549,7 @@ def shortcut_project(
         handler=check_handler(handler, "--handler"),
         code=check_code_dir(code, "--code"),
         requirements=reqs,
+        lock_input=lock_input,
     )
     return Project(
         root=root.resolve(),
