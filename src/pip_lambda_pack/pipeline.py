@@ -105,9 +105,11 @@ class Finders:
 
     def _client(self) -> httpx.Client | None:
         """One shared client when pip's network options are set; else each finder its own."""
+        if self._settings.network is None:
+            return None  # without pip's options, pipconf (and httpx) need not be imported
         from .pipconf import NetworkOptions, http_client
 
-        if self._settings.network is None or self._settings.network == NetworkOptions():
+        if self._settings.network == NetworkOptions():
             return None
         if self._http is None:
             self._http = http_client(self._settings.network)
