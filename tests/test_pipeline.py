@@ -1,0 +1,79 @@
+"""The build's persistent layer cache and its no-op rebuild, through the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from projects import fill_wheelhouse, run, write_project
+
+
+@pytest.fixture
+def project(tmp_path: Path, wheelhouse: Path) -> Path:
+    fill_wheelhouse(wheelhouse)
+    return write_project(tmp_path / "project", wheelhouse)
+
+
+def build(project: Path, out: str) -> Path:
+    result = run(project, "build", "--out", out, "-v")
+    assert result.returncode == 0, result.stderr
+    return project / out
+
+
+def snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.suffix in (".zip", ".json") and not p.name.startswith(".")
+    }
+
+
+def test_unchanged_rebuild_writes_nothing(project: Path) -> None:
+    out = build(project, "out")
+    before = snapshot(out)
+    result = run(project, "build", "--out", "out", "-v")
+    assert "up to date" in result.stderr
+    assert snapshot(out) == before  # same bytes, not even rewritten
+
+
+def test_code_change_rebuilds_only_what_it_must(project: Path) -> None:
+    out = build(project, "out")
+    before = snapshot(out)
+    (project / "hello" / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    after = snapshot(build(project, "out"))
+    assert after["functions/hello.zip"][0] != before["functions/hello.zip"][0]
+    layers = {name: data for name, data in after.items() if name.startswith("layers/")}
+    assert layers == {name: data for name, data in before.items() if name.startswith("layers/")}
+
+
+def test_a_deleted_output_is_rebuilt(project: Path) -> None:
+    out = build(project, "out")
+    before = snapshot(out)
+    layer = next((out / "layers").glob("*.zip"))
+    layer.unlink()
+    build(project, "out")
+    assert layer.read_bytes() == before[str(layer.relative_to(out))][0]
+
+
+def test_layer_cache_serves_a_new_output_without_the_wheels(
+    project: Path, wheelhouse: Path
+) -> None:
+    first = build(project, "one")
+    shutil.rmtree(wheelhouse)  # nothing left to build layers from
+    second = build(project, "two")
+    one = {n: d for n, (d, _) in snapshot(first).items()}
+    two = {n: d for n, (d, _) in snapshot(second).items()}
+    assert one == two
+
+
+def test_a_damaged_cache_entry_is_rebuilt_not_used(project: Path) -> None:
+    first = build(project, "one")
+    for blob in (project / ".cache" / "layers").glob("*.zip"):
+        blob.unlink()
+        blob.write_bytes(b"not a zip")
+    second = build(project, "two")
+    assert {n: d for n, (d, _) in snapshot(first).items()} == {
+        n: d for n, (d, _) in snapshot(second).items()
+    }
