@@ -273,3 +273,21 @@ def _sha(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_file_url_simple_index_is_read_like_pip_reads_it(tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    wheel = make_wheel(files, "colors", "1.0")
+    page = tmp_path / "simple" / "colors"
+    page.mkdir(parents=True)
+    digest = sha256_file(wheel)
+    page.joinpath("index.html").write_text(
+        f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>\n'
+    )
+    index = (tmp_path / "simple").as_uri()
+    with PackageFinder(index_urls=[index], cache_dir=tmp_path / "cache") as finder:
+        links = finder.links("colors")
+        assert [(link.filename, link.sha256) for link in links] == [(wheel.name, digest)]
+        assert finder.download(links[0]) == wheel
+        assert finder.links("missing") == []

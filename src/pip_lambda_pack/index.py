@@ -418,6 +418,8 @@ class PackageFinder:
 
     def _get_page(self, url: str) -> tuple[str, str, str] | None:
         """(content type, text, final URL) of a page; None when the server says 404."""
+        if url.startswith("file:"):
+            return _local_page(url)
         path = self.cache_dir / "pages" / f"{_url_key(url)}.json"
         cached = _read_cached_page(path)
         if self.offline:
@@ -671,3 +673,14 @@ def _page_from_cache(entry: dict[str, Any]) -> tuple[str, str, str] | None:
     if entry.get("status") == 404:
         return None
     return entry["content_type"], entry["text"], entry["final_url"]
+
+
+def _local_page(url: str) -> tuple[str, str, str] | None:
+    """A project page of a ``file://`` simple index (a directory per project, as pip
+    reads it): its ``index.html``, or None when the project has no directory."""
+    folder = url_to_path(url)
+    page = folder / "index.html" if folder.is_dir() else folder
+    if not page.is_file():
+        return None
+    base = folder.as_uri() + "/" if folder.is_dir() else page.as_uri()
+    return "text/html", page.read_text(encoding="utf-8", errors="replace"), base
