@@ -5,8 +5,13 @@ from __future__ import annotations
 import io
 import os
 import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 from pip_lambda_pack.progress import BarProgress, LineProgress, QuietProgress, make_progress
+from projects import fill_wheelhouse, run, write_project
 
 
 class FakeTerminal(io.StringIO):
@@ -51,3 +56,39 @@ def test_bars_draw_on_a_real_terminal() -> None:
     os.close(leader)
     assert "uploading" in drawn
     assert "━" in drawn  # rich's bar
+
+
+def test_cli_progress_lines_in_a_pipe_and_bars_on_a_terminal(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    fill_wheelhouse(wheelhouse)
+    project = write_project(tmp_path / "project", wheelhouse)
+    piped = run(project, "build", "--out", "one")
+    assert piped.returncode == 0, piped.stderr
+    assert re.search(r"^building \d+ layers: \d+ done in \d+\.\d s$", piped.stderr, re.M)
+    quiet = run(project, "build", "--out", "two", "-q")
+    assert quiet.stderr == ""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "LAMBDA_PACK_CACHE_DIR": str(tmp_path / "fresh"), "TERM": "xterm"}
+    env.pop("CI", None)
+    process = subprocess.run(
+        [sys.executable, "-m", "pip_lambda_pack", "build", "--out", "three"],
+        cwd=project,
+        env=env,
+        stderr=follower,
+        stdout=subprocess.PIPE,
+        timeout=120,
+    )
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert process.returncode == 0
+    assert "building" in drawn.decode(errors="replace") and "━" in drawn.decode(errors="replace")

@@ -166,9 +166,14 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
         if args.verbose:
             print(message, file=sys.stderr)
 
+    from .progress import make_progress
+
+    progress = make_progress(quiet=args.quiet, stream=sys.stderr)
     pip = getattr(args, "pip_options", None)
     if pip is None:
-        return Settings(cache_dir=_cache_dir(args), offline=offline, log=log, say=say)
+        return Settings(
+            cache_dir=_cache_dir(args), offline=offline, log=log, say=say, progress=progress
+        )
     return Settings(
         cache_dir=_cache_dir(args),
         offline=offline,
@@ -176,6 +181,7 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
         say=say,
         index_defaults=pip.index,
         network=pip.network,
+        progress=progress,
     )
 
 

@@ -41,6 +41,8 @@ from .errors import ConfigError, HashMismatchError, IndexFetchError
 if TYPE_CHECKING:  # httpx is imported when a remote file is first fetched
     import httpx
 
+    from .progress import Task
+
 ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
     "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -493,13 +495,23 @@ class PackageFinder:
             self._downloads[link.url] = path
         return path
 
-    def download_many(self, links: Sequence[FileLink]) -> dict[str, Path]:
-        """``download`` for each link in parallel threads sharing one client; keyed by URL."""
+    def download_many(
+        self, links: Sequence[FileLink], progress: Task | None = None
+    ) -> dict[str, Path]:
+        """``download`` for each link in parallel threads sharing one client; keyed by URL.
+        ``progress`` advances by each file's bytes as it lands."""
         unique = list({link.url: link for link in links}.values())
         if not unique:
             return {}
+
+        def fetch(link: FileLink) -> Path:
+            path = self.download(link)
+            if progress is not None:
+                progress.advance(link.size or path.stat().st_size)
+            return path
+
         with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:
-            paths = list(pool.map(self.download, unique))
+            paths = list(pool.map(fetch, unique))
         return {link.url: path for link, path in zip(unique, paths, strict=True)}
 
     def _file_path(self, sha256: str, filename: str) -> Path:

@@ -42,6 +42,7 @@ from .plan import (
     fleet_from_graph,
     make_plan,
 )
+from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, resolve, wheel_path
 from .target import Target, get_target
 from .units import human_size
@@ -74,6 +75,7 @@ class Settings:
     # pip's configuration under `pip lambda-pack`: indexes under the project's, and the network
     index_defaults: IndexOptions = field(default_factory=IndexOptions)
     network: NetworkOptions | None = None  # None: httpx's defaults
+    progress: Progress = field(default_factory=QuietProgress)  # bars or lines for long steps
 
 
 class Finders:
@@ -161,7 +163,7 @@ def _pins(
     settings: Settings,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
-    paths = finder.download_many(wheels)
+    paths = download(finder, wheels, settings)
     pins = []
     for package in resolved.values():
         if package.built_from_sdist:
@@ -173,6 +175,21 @@ def _pins(
         known = None if package.built_from_sdist else finder.known_unpacked_size(package.link)
         pins.append(_pin(package, path, known))
     return pins
+
+
+def download(
+    finder: PackageFinder, links: Sequence[FileLink], settings: Settings
+) -> dict[str, Path]:
+    """Verified local paths of the files, with progress when any comes from the network."""
+    remote = [link for link in links if not link.url.startswith("file:")]
+    if not remote:
+        return finder.download_many(links)
+    total = sum(link.size or 0 for link in remote)
+    task = settings.progress.task(f"fetching {len(remote)} wheels", total, "B")
+    try:
+        return finder.download_many(links, progress=task)
+    finally:
+        task.finish()
 
 
 def _pin(package: ResolvedPackage, path: Path, unpacked: int | None = None) -> Pin:
@@ -357,6 +374,7 @@ def _build_layers(
     # Largest first so the two ends of a small pool finish together; zlib and sha256 release
     # the GIL, so threads overlap the inflating (CRC checks), hashing and writing.
     missing.sort(key=lambda lid: -sum(lock.wheels[pin].size for pin in lock.layers[lid]))
+    task = settings.progress.task(f"building {len(missing)} layers", len(missing))
     with ThreadPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 1, 4)) as pool:
         built = pool.map(
             build_layer,
@@ -366,6 +384,8 @@ def _build_layers(
         for lid, artifact in zip(missing, built, strict=True):
             artifacts[lid] = artifact
             _cache_layer(cache, lock, lock.layers[lid], artifact)
+            task.advance()
+    task.finish()
     return artifacts
 
 
@@ -485,7 +505,7 @@ def _wheel_paths(
     finder = finders.get(project.index)
     wanted = {pid: pin for pid, pin in lock.wheels.items() if needed is None or pid in needed}
     links = {pid: _link(pin) for pid, pin in wanted.items() if not pin.sdist}
-    downloaded = finder.download_many(list(links.values()))
+    downloaded = download(finder, list(links.values()), settings)
     paths = {pid: downloaded[link.url] for pid, link in links.items()}
     for pid, pin in wanted.items():
         if pin.sdist:
