@@ -53,6 +53,7 @@ RUNTIME_PACKAGES: Mapping[str, Mapping[str, str]] = {
     "python3.11": _AL2,
     "python3.12": _AL2023,
     "python3.13": _AL2023,
+    "python3.14": _AL2023,
 }
 # boto3, botocore and s3transfer move in lock-step: a minor-version mismatch breaks them.
 _LOCKSTEP = frozenset({"boto3", "botocore", "s3transfer"})
