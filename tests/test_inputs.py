@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ from pip_lambda_pack.inputs import (
     uv_lock_requirements,
 )
 from pip_lambda_pack.target import get_target
+from projects import run
 
 X86 = get_target("python3.12-x86_64")
 ARM = get_target("python3.12-arm64")
@@ -225,18 +223,6 @@ def test_poetry_lock_walks_from_pyproject_with_python_constraints() -> None:
 
 
 # -- end to end: a uv.lock honoured exactly, offline -------------------------------------
-
-
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LAMBDA_PACK_CACHE_DIR": str(cwd / ".cache")}
-    return subprocess.run(
-        [sys.executable, "-m", "pip_lambda_pack", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_uv_lock_input_is_honoured_exactly(tmp_path: Path, wheelhouse: Path) -> None:
