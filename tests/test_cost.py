@@ -13,6 +13,7 @@ from pip_lambda_pack.cost import (
     expected_fetch,
     hit_probability,
     layer_miss_cost,
+    miss_probability,
 )
 
 MB = 1_000_000
@@ -61,3 +62,14 @@ def test_merging_a_popular_layer_with_a_rare_one_costs_more_than_keeping_them_ap
     # is unchanged, but the merged layer is no longer the canonical one others warm
     merged = layer_miss_cost(0.5, 51 * MB, t, model) + layer_miss_cost(0.01, 51 * MB, t, model)
     assert apart < merged
+
+
+def test_a_miss_is_a_first_use_or_an_eviction_never_both() -> None:
+    # r = 0.005, T = 100, a lifetime of 400: a share c of uses are first uses; the rest
+    # miss when evicted since the previous use, exp(-r T)
+    cold = (1 - math.exp(-2.0)) / 2.0
+    expected = cold + (1 - cold) * math.exp(-0.5)
+    assert miss_probability(0.005, 100, 400) == pytest.approx(expected)
+    assert miss_probability(0.005, 100, 400) < 1.0  # the old sum was capped at a sure miss
+    assert miss_probability(0.0, 100, 400) == 1.0
+    assert miss_probability(10.0, 400, 400) == pytest.approx(1 / 4000, rel=1e-3)

@@ -72,14 +72,18 @@ def _occupancy(rates: Sequence[float], sizes: Sequence[int], horizon: float) -> 
 def miss_probability(rate: float, horizon: float, lifetime: float) -> float:
     """1 - q: the chance a cold start needing an object of ``rate`` must fetch it.
 
-    Two terms: Che's steady state, ``exp(-rate T)`` (evicted since the last use), and the
-    cold cache of a worker that lives ``lifetime`` cold starts, which fetches everything it
-    uses once: ``(1 - exp(-rate lifetime)) / (rate lifetime)`` of the uses.
+    Of a worker's uses of the object over its ``lifetime`` cold starts, a share
+    ``c = (1 - exp(-rate lifetime)) / (rate lifetime)`` are first uses, always fetched (the
+    cold cache); every later use misses when the object was evicted since its previous use,
+    which Che puts at ``exp(-rate T)``. So ``c + (1 - c) exp(-rate T)``: the two terms are
+    exclusive, not added (adding them counted an evicted first use twice and capped most
+    mid-rate layers at a certain miss).
     """
     exposure = rate * lifetime
     if exposure <= 0.0:
         return 1.0
-    return min(1.0, math.exp(-rate * horizon) - math.expm1(-exposure) / exposure)
+    cold = -math.expm1(-exposure) / exposure
+    return cold + (1.0 - cold) * math.exp(-rate * horizon)
 
 
 def hit_probability(rate: float, horizon: float, lifetime: float = math.inf) -> float:
