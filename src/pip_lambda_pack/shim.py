@@ -16,9 +16,11 @@ bad input (unknown function, corrupt blob, handler not importable, event not JSO
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import hashlib
+import http.client
 import importlib
 import json
 import os
@@ -37,15 +39,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
+from urllib.error import HTTPError, URLError
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.request import Request, url2pathname, urlopen
 
 TASK_FORMAT = "lambda-pack-task/1"
 DEFAULT_CACHE = "/tmp/lambda-pack-cache"
+CAP_ENV = "LAMBDA_PACK_CACHE_MAX_BYTES"
 CHUNK = 1 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+TASK_MEDIA_TYPE = "application/vnd.lambda-pack.task.v1+json"
+RETRIES = 4  # attempts per request or download, on connection errors and 5xx
+BACKOFF_S = 0.25  # doubled after each failed attempt
+TIMEOUT_S = 30.0  # connect and read, per request
+_SECRET_KEYS = ("sig", "token", "credential", "key", "password", "secret")
 
 
 class ShimError(Exception):
@@ -56,6 +66,13 @@ class ShimError(Exception):
         self.message = message
         self.tip = tip
         self.exit_code = exit_code
+
+
+class TransientError(ShimError):
+    """A failure worth another attempt: a connection error, a timeout, a 5xx."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "check that the store is up and reachable", 1)
 
 
 class StoreReader(Protocol):
@@ -86,14 +103,7 @@ class LocalReader:
                 f"no function {name!r} in store {self.location}",
                 "push it first (pip-lambda-pack push) or check the name (pip-lambda-pack ls)",
             )
-        text = path.read_text(encoding="utf-8").strip()
-        digest = text.removeprefix("sha256:")
-        if not text.startswith("sha256:") or not _HEX64.match(digest):
-            raise ShimError(
-                f"store {self.location}: functions/{name} does not hold a sha256 digest",
-                "push the function again",
-            )
-        return digest
+        return parse_ref(path.read_text(encoding="utf-8"), self.location, name)
 
     def open_blob(self, digest: str) -> BinaryIO:
         try:
@@ -105,17 +115,341 @@ class LocalReader:
             ) from None
 
 
+def parse_ref(text: str, location: str, name: str) -> str:
+    """The hex digest in a ``functions/NAME`` file (``sha256:<hex>``)."""
+    text = text.strip()
+    digest = text.removeprefix("sha256:")
+    if not text.startswith("sha256:") or not _HEX64.match(digest):
+        raise ShimError(
+            f"store {location}: functions/{name} does not hold a sha256 digest",
+            "push the function again",
+        )
+    return digest
+
+
+def redact(url: str) -> str:
+    """``url`` fit for a message: no password in the user info, no secret query values."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}" if ":" in user else f"***@{host}"
+    query = urlencode(
+        [
+            (k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="/:",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """A ``WWW-Authenticate`` header as (lowercase scheme, parameters)."""
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(re.findall(r'([A-Za-z_]+)="([^"]*)"', rest))
+
+
+def registry_credentials(host: str) -> tuple[str, str] | None:
+    """(user, password) for a registry: environment first, then the docker config file.
+
+    $LAMBDA_PACK_REGISTRY_USERNAME and $LAMBDA_PACK_REGISTRY_PASSWORD, else the ``auths``
+    entry for ``host`` in $DOCKER_CONFIG/config.json (default ~/.docker/config.json).
+    """
+    user = os.environ.get("LAMBDA_PACK_REGISTRY_USERNAME")
+    password = os.environ.get("LAMBDA_PACK_REGISTRY_PASSWORD")
+    if user and password is not None:
+        return user, password
+    folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
+            auths = json.load(handle).get("auths", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    for key, entry in auths.items() if isinstance(auths, dict) else ():
+        if _registry_host(key) == host and isinstance(entry, dict):
+            return _entry_credentials(entry)
+    return None
+
+
+def _registry_host(key: str) -> str:
+    return urlsplit(key if "://" in key else f"//{key}").netloc
+
+
+def _entry_credentials(entry: dict[str, Any]) -> tuple[str, str] | None:
+    if isinstance(entry.get("auth"), str):
+        user, sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        return (user, password) if sep else None
+    if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
+        return entry["username"], entry["password"]
+    return None
+
+
+def oci_base(url: str) -> tuple[str, str]:
+    """``oci://HOST[:PORT]/REPOSITORY`` as (``http(s)://HOST[:PORT]``, repository).
+
+    Plain HTTP for loopback hosts or when $LAMBDA_PACK_REGISTRY_PLAIN_HTTP=1, else HTTPS.
+    """
+    parts = urlsplit(url)
+    repository = parts.path.strip("/")
+    if not parts.hostname or not repository:
+        raise ShimError(f"store URL {redact(url)} has no host or repository", _OCI_TIP)
+    plain = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
+    plain = plain or os.environ.get("LAMBDA_PACK_REGISTRY_PLAIN_HTTP") == "1"
+    return f"{'http' if plain else 'https'}://{parts.netloc}", repository
+
+
+_OCI_TIP = "write oci://HOST[:PORT]/REPOSITORY, e.g. oci://ghcr.io/team/functions"
+
+
+def s3_location(url: str) -> tuple[str, str, dict[str, str]]:
+    """``s3://BUCKET/PREFIX?endpoint_url=URL&region=R`` as (bucket, prefix, options).
+
+    $LAMBDA_PACK_S3_ENDPOINT_URL is the endpoint when the URL names none.
+    """
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query))
+    unknown = set(options) - {"endpoint_url", "region"}
+    if not parts.netloc or unknown:
+        raise ShimError(
+            f"store URL {redact(url)} is not s3://BUCKET/PREFIX[?endpoint_url=..&region=..]",
+            "name a bucket; the only options are endpoint_url and region",
+        )
+    endpoint = options.get("endpoint_url") or os.environ.get("LAMBDA_PACK_S3_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    return parts.netloc, parts.path.strip("/"), options
+
+
+class Fetcher:
+    """urllib GETs with bounded retries (connection errors, timeouts, 5xx) and auth on 401.
+
+    Authorization goes in an unredirected header, so it is never sent on to a redirect
+    target (registries redirect blob reads to object storage).
+    """
+
+    def __init__(self, location: str, credentials: tuple[str, str] | None, token: str | None):
+        self.location = location
+        self.credentials = credentials
+        self.authorization = f"Bearer {token}" if token else None
+
+    def get(self, url: str, what: str, accept: str | None = None) -> http.client.HTTPResponse:
+        """The open response; ShimError naming the store and ``what`` when it fails."""
+        for attempt in range(RETRIES):
+            try:
+                return self._get_authorized(url, what, accept)
+            except TransientError:
+                if attempt == RETRIES - 1:
+                    raise
+                time.sleep(BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _get_authorized(self, url: str, what: str, accept: str | None) -> http.client.HTTPResponse:
+        try:
+            return self._open(url, what, accept)
+        except HTTPError as exc:
+            challenge = exc.headers.get("WWW-Authenticate", "")
+            if exc.code != 401 or self.authorization or not self._authenticate(challenge, what):
+                raise self._error(exc, what) from None
+        try:
+            return self._open(url, what, accept)
+        except HTTPError as exc:
+            raise self._error(exc, what) from None
+
+    def _open(self, url: str, what: str, accept: str | None) -> http.client.HTTPResponse:
+        request = Request(url)
+        if accept:
+            request.add_header("Accept", accept)
+        if self.authorization:
+            request.add_unredirected_header("Authorization", self.authorization)
+        try:
+            return urlopen(request, timeout=TIMEOUT_S)  # type: ignore[no-any-return]
+        except HTTPError as exc:
+            if exc.code >= 500:
+                raise TransientError(f"{self._where(what)}: HTTP {exc.code}") from None
+            raise
+        except (URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TransientError(f"{self._where(what)}: {reason}") from None
+
+    def _authenticate(self, challenge: str, what: str) -> bool:
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic" and self.credentials:
+            pair = ":".join(self.credentials).encode()
+            self.authorization = "Basic " + base64.b64encode(pair).decode()
+            return True
+        if scheme == "bearer" and "realm" in params:
+            self.authorization = "Bearer " + self._token(params, what)
+            return True
+        return False
+
+    def _token(self, params: dict[str, str], what: str) -> str:
+        query = urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
+        request = Request(params["realm"] + ("?" + query if query else ""))
+        if self.credentials:
+            pair = base64.b64encode(":".join(self.credentials).encode()).decode()
+            request.add_unredirected_header("Authorization", f"Basic {pair}")
+        try:
+            with urlopen(request, timeout=TIMEOUT_S) as response:
+                body = json.loads(response.read())
+            return str(body.get("token") or body["access_token"])
+        except HTTPError as exc:
+            raise self._error(exc, f"a token for {what}") from None
+        except (URLError, OSError, ValueError, KeyError) as exc:
+            raise TransientError(f"{self._where(what)}: token service: {exc}") from None
+
+    def _where(self, what: str) -> str:
+        return f"store {self.location}: {what}"
+
+    def _error(self, exc: HTTPError, what: str) -> ShimError:
+        if exc.code in (401, 403):
+            return ShimError(
+                f"{self._where(what)}: authentication failed (HTTP {exc.code})",
+                "check the credentials ($LAMBDA_PACK_REGISTRY_USERNAME/_PASSWORD, "
+                "~/.docker/config.json, $LAMBDA_PACK_HTTP_TOKEN or user:password@ in the URL)",
+            )
+        if exc.code == 404:
+            return ShimError(f"{self._where(what)}: not found", "push the function again")
+        return ShimError(f"{self._where(what)}: HTTP {exc.code}", "check the store URL", 1)
+
+
+class HttpReader:
+    """An HTTP(S) directory in the local store's layout, e.g. nginx with WebDAV."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        credentials = None
+        if parts.username is not None:
+            credentials = (parts.username, parts.password or "")
+            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        self.base = urlunsplit(parts).rstrip("/")
+        self.location = redact(url)
+        token = os.environ.get("LAMBDA_PACK_HTTP_TOKEN")
+        self.fetcher = Fetcher(self.location, credentials, token)
+
+    def manifest_digest(self, name: str) -> str:
+        _check_name(name, self.location)
+        what = f"function {name!r}"
+        with self.fetcher.get(f"{self.base}/functions/{name}", what) as response:
+            return parse_ref(response.read().decode(), self.location, name)
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        url = f"{self.base}/blobs/sha256/{digest}"
+        return self.fetcher.get(url, f"blob sha256:{digest}")
+
+
+class OciReader:
+    """A repository of an OCI registry: functions are tags of artifact manifests."""
+
+    def __init__(self, url: str) -> None:
+        self.base, self.repository = oci_base(url)
+        self.location = redact(url)
+        host = urlsplit(self.base).netloc
+        token = os.environ.get("LAMBDA_PACK_REGISTRY_TOKEN")
+        self.fetcher = Fetcher(self.location, registry_credentials(host), token)
+
+    def manifest_digest(self, name: str) -> str:
+        _check_name(name, self.location)
+        url = f"{self.base}/v2/{self.repository}/manifests/{name}"
+        with self.fetcher.get(url, f"function {name!r}", OCI_MANIFEST) as response:
+            data = json.loads(response.read())
+        return task_digest(data, self.location, name)
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        url = f"{self.base}/v2/{self.repository}/blobs/sha256:{digest}"
+        return self.fetcher.get(url, f"blob sha256:{digest}")
+
+
+def task_digest(manifest: object, location: str, name: str) -> str:
+    """The task manifest's digest in a function's OCI manifest (its task-typed layer)."""
+    layers = manifest.get("layers") if isinstance(manifest, dict) else None
+    for layer in layers if isinstance(layers, list) else ():
+        digest = str(layer.get("digest", "")) if isinstance(layer, dict) else ""
+        if layer.get("mediaType") == TASK_MEDIA_TYPE and _HEX64.match(digest[7:]):
+            return digest[7:]
+    raise ShimError(
+        f"store {location}: tag {name!r} is not a lambda-pack function",
+        "push the function again with pip-lambda-pack",
+    )
+
+
+class S3Reader:
+    """An S3 bucket and prefix in the local store's layout, through boto3 (imported here)."""
+
+    def __init__(self, url: str) -> None:
+        self.bucket, self.prefix, options = s3_location(url)
+        self.location = redact(url)
+        try:
+            import boto3  # type: ignore[import-untyped,unused-ignore]
+        except ImportError:
+            raise ShimError(
+                "boto3 is needed to read an s3:// store", "pip install 'pip-lambda-pack[s3]'"
+            ) from None
+        self.client = boto3.client("s3", **s3_client_options(options))
+
+    def manifest_digest(self, name: str) -> str:
+        _check_name(name, self.location)
+        with contextlib.closing(self._get("functions/" + name, f"function {name!r}")) as body:
+            return parse_ref(body.read().decode(), self.location, name)
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        return self._get(f"blobs/sha256/{digest}", f"blob sha256:{digest}")  # type: ignore[no-any-return]
+
+    def _get(self, key: str, what: str) -> Any:
+        key = f"{self.prefix}/{key}" if self.prefix else key
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except Exception as exc:  # botocore's errors, imported lazily like boto3
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise ShimError(
+                    f"store {self.location}: {what}: not found", "push it again"
+                ) from None
+            raise TransientError(f"store {self.location}: {what}: {exc}") from None
+
+
+def s3_client_options(options: dict[str, str]) -> dict[str, Any]:
+    """boto3.client keyword arguments: endpoint, region, retries and timeouts."""
+    from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
+
+    config = Config(
+        retries={"max_attempts": RETRIES, "mode": "standard"},
+        connect_timeout=TIMEOUT_S,
+        read_timeout=TIMEOUT_S,
+    )
+    kwargs: dict[str, Any] = {"config": config}
+    if options.get("endpoint_url"):
+        kwargs["endpoint_url"] = options["endpoint_url"]
+    if options.get("region"):
+        kwargs["region_name"] = options["region"]
+    return kwargs
+
+
+def _check_name(name: str, location: str) -> None:
+    if not _NAME.match(name):
+        raise ShimError(f"no function {name!r} in store {location}", "check the name")
+
+
 def open_reader(url: str) -> StoreReader:
-    """A reader for a directory path or a ``file://`` URL."""
+    """A reader for a directory, ``file://``, ``http(s)://``, ``oci://`` or ``s3://`` URL."""
     match = _SCHEME.match(url)
     if match is None:
         return LocalReader(Path(url).expanduser().resolve())
-    if match.group(1).lower() != "file":
+    scheme = match.group(1).lower()
+    if scheme == "file":
+        return LocalReader(Path(url2pathname(urlsplit(url).path)))
+    readers: dict[str, Callable[[str], StoreReader]] = {
+        "http": HttpReader,
+        "https": HttpReader,
+        "oci": OciReader,
+        "s3": S3Reader,
+    }
+    if scheme not in readers:
         raise ShimError(
-            f"store URL scheme {match.group(1)!r} is not supported by this shim yet",
-            "use a directory path or a file:// URL",
+            f"store URL scheme {scheme!r} is not supported",
+            "use a directory, file://, http(s)://, oci:// or s3:// URL",
         )
-    return LocalReader(Path(url2pathname(urlsplit(url).path)))
+    return readers[scheme](url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +474,7 @@ def read_task(reader: StoreReader, name: str) -> Task:
     """Read and verify function ``name``'s task manifest."""
     digest = reader.manifest_digest(name)
     with reader.open_blob(digest) as stream:
-        data = stream.read()
+        data = stream.read()  # a task manifest is small
     _verify(reader, digest, hashlib.sha256(data).hexdigest())
     try:
         return _parse_task(name, json.loads(data))
@@ -192,45 +526,170 @@ class Provisioned:
     fetched: int  # bytes read from the store
 
 
-class Cache:
-    """Unpacked blobs under ``root/<hex>/``; a per-blob lock makes one process fetch each."""
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A blob unpacked in the cache: its size on disk, when it was last used, if in use."""
 
-    def __init__(self, root: Path) -> None:
+    sha256: str
+    size: int
+    last_used: float
+    in_use: bool
+
+
+class Cache:
+    """Unpacked blobs under ``root/<hex>/``, shared by every function on the machine.
+
+    ``root/<hex>.lock`` is held shared while a process uses the blob and exclusive while
+    one fetches it or evicts it; ``root/<hex>.used`` holds the unpacked size, and its
+    mtime is the last use. Lock files are never removed (a removed lock file would let
+    two processes lock two different files for one blob).
+    """
+
+    def __init__(self, root: Path, max_bytes: int | None = None) -> None:
         self.root = root
+        self.max_bytes = max_bytes
+        self._held: dict[str, BinaryIO] = {}  # shared locks kept until the process ends
 
     def ensure(self, blob: Blob, reader: StoreReader) -> Provisioned:
-        final = self.root / blob.sha256
-        if final.is_dir():
-            return Provisioned(path=final, hit=True, fetched=0)
+        """Unpack the blob unless it is there; hold it in use for this process's lifetime."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with _locked(self.root / f"{blob.sha256}.lock"):
-            if final.is_dir():  # another process unpacked it while we waited
+        lock = self._hold(blob.sha256)
+        final = self.root / blob.sha256
+        for _ in range(RETRIES):
+            if final.is_dir():
+                self._touch(blob.sha256, final)
                 return Provisioned(path=final, hit=True, fetched=0)
-            _remove_stale(self.root, blob.sha256)
-            fetched = self._unpack(blob, reader, final)
-        return Provisioned(path=final, hit=False, fetched=fetched)
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # drops our shared lock, then waits
+            try:
+                fetched = 0 if final.is_dir() else self._fetch(blob, reader, final)
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_SH)
+            if final.is_dir():  # else an evictor slipped in between the two locks
+                return Provisioned(path=final, hit=fetched == 0, fetched=fetched)
+        raise ShimError(f"blob sha256:{blob.sha256} keeps being evicted", "raise the cache cap")
+
+    def _hold(self, digest: str) -> BinaryIO:
+        if digest not in self._held:
+            handle = open(self.root / f"{digest}.lock", "a+b")  # noqa: SIM115 (held on purpose)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+            self._held[digest] = handle
+        return self._held[digest]
+
+    def _fetch(self, blob: Blob, reader: StoreReader, final: Path) -> int:
+        _remove_stale(self.root, blob.sha256)
+        for attempt in range(RETRIES):
+            try:
+                return self._unpack(blob, reader, final)
+            except TransientError:
+                if attempt == RETRIES - 1:
+                    raise
+            except (OSError, http.client.HTTPException) as exc:  # the stream broke
+                if attempt == RETRIES - 1:
+                    raise ShimError(
+                        f"store {reader.location}: blob sha256:{blob.sha256}: "
+                        f"download failed: {exc or type(exc).__name__}",
+                        "check that the store is up and reachable",
+                        1,
+                    ) from None
+            time.sleep(BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _unpack(self, blob: Blob, reader: StoreReader, final: Path) -> int:
         prefix = f".tmp-{blob.sha256}-"
         fd, download = tempfile.mkstemp(dir=self.root, prefix=prefix, suffix=".zip")
+        unpacked = Path(tempfile.mkdtemp(dir=self.root, prefix=prefix))
         try:
             with os.fdopen(fd, "wb") as out, reader.open_blob(blob.sha256) as stream:
                 actual, size = _copy(stream, out)
             _verify(reader, blob.sha256, actual)
-            unpacked = tempfile.mkdtemp(dir=self.root, prefix=prefix)
-            extract(Path(download), Path(unpacked), blob.sha256)
+            extract(Path(download), unpacked, blob.sha256)
+            (self.root / f"{blob.sha256}.used").write_text(f"{_tree_size(unpacked)}\n")
             os.rename(unpacked, final)
             return size
         finally:
             os.unlink(download)
+            shutil.rmtree(unpacked, ignore_errors=True)
+
+    def _touch(self, digest: str, final: Path) -> None:
+        used = self.root / f"{digest}.used"
+        try:
+            os.utime(used)
+        except FileNotFoundError:  # unpacked by an older shim
+            used.write_text(f"{_tree_size(final)}\n")
+
+    def entries(self) -> list[Entry]:
+        """Every unpacked blob, least recently used first."""
+        found = []
+        for used in self.root.glob("*.used") if self.root.is_dir() else ():
+            digest = used.name[: -len(".used")]
+            if _HEX64.match(digest) and (self.root / digest).is_dir():
+                found.append(_entry(used, digest, self._in_use(digest)))
+        return sorted(found, key=lambda e: (e.last_used, e.sha256))
+
+    def _in_use(self, digest: str) -> bool:
+        if digest in self._held:
+            return True
+        with _try_exclusive(self.root / f"{digest}.lock") as free:
+            return not free
+
+    def evict(self, max_bytes: int | None = None) -> list[Entry]:
+        """Remove least recently used blobs not in use until the rest fit ``max_bytes``."""
+        cap = self.max_bytes if max_bytes is None else max_bytes
+        entries = self.entries()
+        total = sum(e.size for e in entries)
+        removed: list[Entry] = []
+        for entry in entries:
+            if cap is None or total <= cap:
+                break
+            if not entry.in_use and self._remove(entry.sha256):
+                removed.append(entry)
+                total -= entry.size
+        return removed
+
+    def _remove(self, digest: str) -> bool:
+        with _try_exclusive(self.root / f"{digest}.lock") as free:
+            if not free or not (self.root / digest).is_dir():
+                return False
+            trash = tempfile.mkdtemp(dir=self.root, prefix=f".tmp-{digest}-")
+            os.rename(self.root / digest, Path(trash) / "old")
+            (self.root / f"{digest}.used").unlink(missing_ok=True)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+
+def _entry(used: Path, digest: str, in_use: bool) -> Entry:
+    try:
+        size = int(used.read_text().strip() or 0)
+        last_used = used.stat().st_mtime
+    except (OSError, ValueError):
+        size, last_used = 0, 0.0
+    return Entry(sha256=digest, size=size, last_used=last_used, in_use=in_use)
+
+
+def _tree_size(root: Path) -> int:
+    return sum(
+        os.path.getsize(os.path.join(folder, name))
+        for folder, _, names in os.walk(root)
+        for name in names
+    )
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+def _try_exclusive(path: Path) -> Iterator[bool]:
+    """An exclusive lock if nobody holds one of any kind: yields whether it was had."""
+    try:
+        handle = open(path, "a+b")  # noqa: SIM115
+    except OSError:
+        yield False
+        return
+    with handle:
         try:
-            yield
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
@@ -443,15 +902,21 @@ def read_event(source: str | None) -> object:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="shim.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", required=True, help="store directory or file:// URL")
+    parser.add_argument("--store", default=os.environ.get("LAMBDA_PACK_STORE"), help="store URL")
     parser.add_argument("--name", required=True, help="the function's name in the store")
     parser.add_argument("--cache", help="cache directory (default: $LAMBDA_PACK_CACHE or /tmp)")
+    parser.add_argument(
+        "--cache-max-bytes", type=int, help="cache size cap (default: $%s)" % CAP_ENV
+    )
     parser.add_argument("--event", help="event JSON file, or - for stdin (default: {})")
     parser.add_argument("--memory-mb", type=int, default=128)
     parser.add_argument("--timeout-s", type=float, default=3.0)
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     parser.add_argument("--stats-json", help="also write the provisioning figures here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.store:
+        parser.error("--store (or $LAMBDA_PACK_STORE) is required")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,11 +925,12 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     try:
         event = read_event(args.event)
-        cache = Cache(_cache_root(args.cache))
+        cache = Cache(_cache_root(args.cache), cache_cap(args.cache_max_bytes))
         reader = open_reader(args.store)
         task = read_task(reader, args.name)
         paths, stats = provision(task, reader, cache)
         _report(stats, args.stats_json)
+        _evict(cache)
         context = LambdaContext(task.name, args.memory_mb, args.timeout_s, args.region)
         os.environ.update(context.environment(task.handler, paths[0]))
         os.chdir(paths[0])  # Lambda runs handlers in the task root
@@ -483,6 +949,25 @@ def main(argv: list[str] | None = None) -> int:
 def _cache_root(option: str | None) -> Path:
     """``--cache``, else $LAMBDA_PACK_CACHE, else /tmp/lambda-pack-cache; made absolute."""
     return Path(option or os.environ.get("LAMBDA_PACK_CACHE") or DEFAULT_CACHE).resolve()
+
+
+def cache_cap(option: int | None) -> int | None:
+    """``--cache-max-bytes``, else $LAMBDA_PACK_CACHE_MAX_BYTES, else no cap."""
+    if option is not None:
+        return option
+    value = os.environ.get(CAP_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ShimError(f"${CAP_ENV} is not a number of bytes: {value!r}", "e.g. 400000000")
+    return int(value)
+
+
+def _evict(cache: Cache) -> None:
+    removed = cache.evict()
+    if removed:
+        freed = sum(e.size for e in removed)
+        print(f"lambda-pack: evicted {len(removed)} blobs ({freed} bytes)", file=sys.stderr)
 
 
 def _report(stats: Stats, stats_json: str | None) -> None:
