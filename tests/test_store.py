@@ -92,8 +92,13 @@ def test_open_store_paths_and_urls(tmp_path: Path) -> None:
     assert open_store(str(tmp_path / "abs"), Path("/elsewhere")).location == str(tmp_path / "abs")
     assert open_store(f"file://{tmp_path}/s", Path("/x")).location == str(tmp_path / "s")
     with pytest.raises(ConfigError) as info:
-        open_store("s3://bucket/prefix", tmp_path)
-    assert info.value.message == "store URL scheme 's3' is not supported yet"
+        open_store("ftp://host/store", tmp_path)
+    assert info.value.message == "store URL scheme 'ftp' is not supported"
+    store = open_store("https://ci:s3cret@blobs.example/team?sig=abc&x=1", tmp_path)
+    assert store.location == "https://ci:***@blobs.example/team?sig=***&x=1"
+    assert open_store("oci://127.0.0.1:5000/team/fns", tmp_path).location == (
+        "oci://127.0.0.1:5000/team/fns"
+    )
 
 
 def _build(tmp_path: Path) -> Path:

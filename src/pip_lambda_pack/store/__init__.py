@@ -3,11 +3,18 @@
 A store holds blobs by sha256 (layer zips, code zips, task manifests) and names each
 function's task manifest by the function's name, so ``invoke NAME --store URL`` needs
 nothing but the store. Digests are 64 lowercase hex digits throughout.
+
+Stores by URL: a path or ``file://`` (local.py), ``oci://`` (oci.py), ``s3://`` (s3.py),
+``http(s)://`` (http.py); the remote modules load only when their scheme is used.
+``push`` checks and uploads blobs in parallel threads, so every store is thread-safe.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +27,8 @@ from ..units import human_size
 from .local import LocalStore
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+JOBS = 4  # parallel uploads
+Progress = Callable[[str], None]
 
 
 class BlobStore(Protocol):
@@ -83,16 +92,33 @@ class PushResult:
 
 
 def open_store(url: str, base_dir: Path) -> BlobStore:
-    """The store at ``url``: a path (relative to ``base_dir``) or a ``file://`` URL."""
+    """The store at ``url``: a path (relative to ``base_dir``), ``file://``, ``oci://``,
+    ``s3://`` or ``http(s)://``."""
     match = _SCHEME.match(url)
     if match is None:
         return LocalStore(base_dir / Path(url).expanduser())
     scheme = match.group(1).lower()
-    if scheme != "file":
-        raise ConfigError(
-            f"store URL scheme {scheme!r} is not supported yet",
-            "use a directory path or a file:// URL (oci://, s3:// and https:// are planned)",
-        )
+    if scheme == "file":
+        return _file_store(url)
+    if scheme == "oci":
+        from .oci import OciStore
+
+        return OciStore(url)
+    if scheme == "s3":
+        from .s3 import S3Store
+
+        return S3Store(url)
+    if scheme in ("http", "https"):
+        from .http import HttpStore
+
+        return HttpStore(url)
+    raise ConfigError(
+        f"store URL scheme {scheme!r} is not supported",
+        "use a directory, file://, oci://HOST/REPO, s3://BUCKET/PREFIX or https:// URL",
+    )
+
+
+def _file_store(url: str) -> LocalStore:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ConfigError(
@@ -101,16 +127,20 @@ def open_store(url: str, base_dir: Path) -> BlobStore:
     return LocalStore(Path(url2pathname(parts.path)))
 
 
-def push(build_dir: Path, store: BlobStore) -> PushResult:
-    """Upload a build's missing blobs, then one task manifest per function, then the names.
+def push(
+    build_dir: Path, store: BlobStore, progress: Progress | None = None, jobs: int = JOBS
+) -> PushResult:
+    """Upload a build's missing blobs (``jobs`` at a time), then task manifests, then names.
 
-    Names are set last, so a name never points at a manifest whose blobs are missing.
+    ``progress`` gets one line per blob as it is uploaded or found already there (from
+    worker threads, one call at a time). Names are set last, so a name never points at a
+    manifest whose blobs are missing.
     """
     manifest = read_manifest(build_dir)
-    sent = [
-        _send_file(store, build_dir / path, digest, size)
-        for digest, (path, size) in sorted(_blobs(manifest).items())
-    ]
+    say = _serialized(progress)
+    items = sorted(_blobs(manifest).items())
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        sent = list(pool.map(lambda item: _send_file(store, build_dir, item, say), items))
     tasks = {
         name: TaskManifest.of_function(name, manifest.target, entry)
         for name, entry in sorted(manifest.functions.items())
@@ -128,6 +158,17 @@ def push(build_dir: Path, store: BlobStore) -> PushResult:
     )
 
 
+def _serialized(progress: Progress | None) -> Progress:
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        if progress is not None:
+            with lock:
+                progress(line)
+
+    return say
+
+
 def _blobs(manifest: BuildManifest) -> dict[str, tuple[str, int]]:
     """Every code and layer blob of a build: digest -> (path in the build dir, size)."""
     blobs = {}
@@ -138,13 +179,19 @@ def _blobs(manifest: BuildManifest) -> dict[str, tuple[str, int]]:
     return blobs
 
 
-def _send_file(store: BlobStore, path: Path, digest: str, size: int) -> tuple[bool, int]:
+def _send_file(
+    store: BlobStore, build_dir: Path, item: tuple[str, tuple[str, int]], say: Progress
+) -> tuple[bool, int]:
     """Upload unless present: (uploaded?, size)."""
+    digest, (relative, size) = item
     if store.has(digest):
+        say(f"  {relative}: already there ({human_size(size)})")
         return False, size
+    path = build_dir / relative
     if not path.is_file():
         raise BuildError(f"{path} is missing from the build", "build again, then push")
     store.put_file(path, digest)
+    say(f"  {relative}: uploaded ({human_size(size)})")
     return True, size
 
 
