@@ -8,6 +8,7 @@ This module is an edge: it reads the host's Python version and machine, on purpo
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -43,9 +44,10 @@ def invoke(
     store = open_store(store_url, base_dir)
     if python is None:
         check_host(target or stored_target(store, name))
-    command = shim_command(store, name, python or sys.executable, cache_dir)
+    command = shim_command(name, python or sys.executable, cache_dir)
+    env = {**os.environ, "LAMBDA_PACK_STORE": shim_store(store, store_url)}
     try:
-        done = subprocess.run(command, input=event, check=False)
+        done = subprocess.run(command, input=event, check=False, env=env)
     except OSError as exc:
         raise InvokeError(
             f"cannot run {command[0]}: {exc}", "pass --python PATH to an existing interpreter"
@@ -87,14 +89,20 @@ def check_host(target: Target) -> None:
     )
 
 
-def shim_command(store: BlobStore, name: str, python: str, cache_dir: Path | None) -> list[str]:
-    """``python shim.py --store ... --name ... --event -`` (a local store by absolute path)."""
-    if not isinstance(store, LocalStore):
-        raise InvokeError(
-            f"the shim cannot read store {store.location} yet", "push to a local store"
-        )
-    command = [python, str(SHIM), "--store", str(store.root.resolve()), "--name", name]
-    command += ["--event", "-"]
+def shim_store(store: BlobStore, url: str) -> str:
+    """The store as the shim reads it: a local store by absolute path, else the URL.
+
+    It goes to the shim in $LAMBDA_PACK_STORE, not on the command line, so credentials
+    in a URL stay out of process listings.
+    """
+    if isinstance(store, LocalStore):
+        return str(store.root.resolve())
+    return url
+
+
+def shim_command(name: str, python: str, cache_dir: Path | None) -> list[str]:
+    """``python shim.py --name ... --event -`` (the store comes in $LAMBDA_PACK_STORE)."""
+    command = [python, str(SHIM), "--name", name, "--event", "-"]
     if cache_dir is not None:
         command += ["--cache", str(cache_dir)]
     return command

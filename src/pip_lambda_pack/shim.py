@@ -139,7 +139,7 @@ def redact(url: str) -> str:
             (k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v)
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         ],
-        safe="/:",
+        safe="/:*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
