@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from pip_lambda_pack.graph import Pin, build_graph, closure, render_tree, roots, to_json
+import subprocess
+import sys
+
+from pip_lambda_pack.graph import (
+    Pin,
+    build_graph,
+    closure,
+    pin_graph,
+    pins,
+    render_tree,
+    roots,
+    to_json,
+)
 
 
 def pin(name: str, version: str = "1.0", requires: tuple[str, ...] = (), size: int = 1000) -> Pin:
@@ -63,3 +75,21 @@ def test_tree_and_json() -> None:
     }
     assert data["packages"]["idna==1.0"]["unpacked_size"] == 3000
     assert ["requests==1.0", "idna==1.0"] in data["edges"]
+
+
+def test_pin_graph_holds_what_build_graph_holds() -> None:
+    closures = {
+        **fleet(),
+        "cron": [pin("boto", requires=("urllib3", "idna")), pin("urllib3", "2.0"), pin("idna")],
+    }
+    plain, graph = pin_graph(closures), build_graph(closures)
+    assert plain.pins == pins(graph)
+    assert {pid: tuple(sorted(graph.successors(pid))) for pid in graph.nodes} == plain.requires
+    assert plain.requires["boto==1.0"] == ("idna==1.0", "urllib3==1.26", "urllib3==2.0")
+    assert {n: list(ids) for n, ids in plain.functions.items()} == graph.graph["functions"]
+
+
+def test_graph_module_does_not_import_networkx() -> None:
+    code = "import sys, pip_lambda_pack.graph; print('networkx' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr

@@ -1,4 +1,4 @@
-"""The build's persistent layer cache and its no-op rebuild, through the CLI."""
+"""The pipeline: the lock path's plain fleet; the build's layer cache and no-op rebuild."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pip_lambda_pack.config import load_project
+from pip_lambda_pack.graph import build_graph, pin_graph
+from pip_lambda_pack.lock import read_lock
+from pip_lambda_pack.pipeline import fleet_of, project_fleet
 from projects import fill_wheelhouse, run, write_project
 
 
@@ -77,3 +81,10 @@ def test_a_damaged_cache_entry_is_rebuilt_not_used(project: Path) -> None:
     assert {n: d for n, (d, _) in snapshot(first).items()} == {
         n: d for n, (d, _) in snapshot(second).items()
     }
+
+
+def test_fleet_of_the_plain_graph_is_the_networkx_one(project: Path) -> None:
+    run(project, "lock")
+    spec = load_project(project / "lambda-pack.toml")
+    closures = read_lock(spec.lock_path).closures()
+    assert fleet_of(spec, pin_graph(closures)) == project_fleet(spec, build_graph(closures))

@@ -20,7 +20,7 @@ from . import __version__
 from .atomic import write_bytes
 from .config import FunctionSpec, IndexOptions, Project, function_index
 from .errors import BuildError, LockError, PlanError
-from .graph import Pin, build_graph
+from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, PackageFinder
 from .layers import Artifact, build_code_zip, build_layer, code_fingerprint
 from .lock import Lock, LockedFunction, inputs_digest, read_lock, staleness, write_lock
@@ -35,13 +35,16 @@ from .manifest import (
 from .plan import (
     DEFAULT_STRATEGY,
     Fleet,
+    FunctionNeed,
     LayerPlan,
+    Package,
     PlanParams,
     check_fleet,
     check_plan,
     fleet_from_graph,
     make_plan,
 )
+from .popularity import downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, resolve, wheel_path
 from .target import Target, get_target
@@ -50,6 +53,7 @@ from .units import human_size
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     import httpx
     import networkx as nx
+    from packaging.requirements import Requirement
 
     from .pipconf import NetworkOptions
 
@@ -131,21 +135,30 @@ def strategy_of(project: Project) -> str:
 def resolve_project(project: Project, settings: Settings, finders: Finders) -> dict[str, list[Pin]]:
     """Each function's closure as pins, wheels downloaded (verified) into the cache."""
     target = get_target(project.target)
+    roots = {spec.name: spec.requirements.parsed() for spec in project.functions}
+    for spec in project.functions:  # every function's roots listed while the first resolves
+        names = (req.name for req in roots[spec.name] if target.evaluate(req.marker))
+        finders.get(function_index(project, spec)).prefetch(names)
     closures: dict[str, list[Pin]] = {}
     for spec in project.functions:
         settings.say(f"resolving {spec.name} for {target.name}")
         finder = finders.get(function_index(project, spec))
-        resolved = _resolve_function(spec, project, target, finder, settings)
+        resolved = _resolve_function(spec, roots[spec.name], project, target, finder, settings)
         closures[spec.name] = _pins(resolved, target, finder, settings)
     return closures
 
 
 def _resolve_function(
-    spec: FunctionSpec, project: Project, target: Target, finder: PackageFinder, settings: Settings
+    spec: FunctionSpec,
+    roots: Sequence[Requirement],
+    project: Project,
+    target: Target,
+    finder: PackageFinder,
+    settings: Settings,
 ) -> dict[str, ResolvedPackage]:
     reqs = spec.requirements
     return resolve(
-        reqs.parsed(),
+        roots,
         target=target,
         finder=finder,
         constraints=reqs.parsed_constraints(),
@@ -259,15 +272,43 @@ def project_fleet(project: Project, graph: nx.DiGraph) -> Fleet:
     return fleet_from_graph(graph, weights, code_sizes(project))
 
 
+def fleet_of(project: Project, graph: PinGraph) -> Fleet:
+    """``project_fleet`` from the plain graph: the same Fleet, without importing networkx."""
+    weights = {spec.name: spec.weight for spec in project.functions}
+    sizes = code_sizes(project)
+    packages = {
+        pid: Package(
+            id=pid,
+            name=pin.name,
+            size=pin.size,
+            unpacked_size=pin.unpacked_size,
+            downloads=downloads(pin.name),
+            requires=graph.requires[pid],
+        )
+        for pid, pin in graph.pins.items()
+    }
+    functions = {
+        name: FunctionNeed(
+            pins=members, weight=weights.get(name, 1.0), code_size=sizes.get(name, 0)
+        )
+        for name, members in graph.functions.items()
+    }
+    return Fleet(packages=packages, functions=functions)
+
+
 def plan_graph(project: Project, graph: nx.DiGraph, previous: LayerPlan | None = None) -> LayerPlan:
     """Plan the project; ``previous`` (the lock's plan) keeps layers stable where it pays."""
-    params = plan_params(project, previous)
-    return make_plan(project_fleet(project, graph), params, strategy_of(project))
+    return plan_fleet(project, project_fleet(project, graph), previous)
+
+
+def plan_fleet(project: Project, fleet: Fleet, previous: LayerPlan | None = None) -> LayerPlan:
+    """Plan the project's fleet; ``previous`` keeps layers stable where it pays."""
+    return make_plan(fleet, plan_params(project, previous), strategy_of(project))
 
 
 def check_lock_limits(project: Project, lock: Lock) -> None:
     """PlanError if the locked plan breaks a limit of the project (offline)."""
-    fleet = project_fleet(project, build_graph(lock.closures()))
+    fleet = fleet_of(project, pin_graph(lock.closures()))
     check_fleet(fleet, plan_params(project))
     check_plan(fleet, locked_plan(lock), plan_params(project))
 
@@ -275,8 +316,8 @@ def check_lock_limits(project: Project, lock: Lock) -> None:
 def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock:
     """Resolve, plan and write ``lambda-pack.lock``; returns the lock."""
     closures = resolve_project(project, settings, finders)
-    graph = build_graph(closures)
-    plan = plan_graph(project, graph, _previous_plan(project, settings))
+    graph = pin_graph(closures)
+    plan = plan_fleet(project, fleet_of(project, graph), _previous_plan(project, settings))
     for warning in plan.warnings:
         settings.say(f"warning: {warning}")
     lock = Lock(
@@ -286,7 +327,7 @@ def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock
         max_layers=project.max_layers,
         wheels={pin.id: pin for pins in closures.values() for pin in pins},
         functions={
-            name: LockedFunction(pins=tuple(graph.graph["functions"][name]), layers=ids)
+            name: LockedFunction(pins=graph.functions[name], layers=ids)
             for name, ids in plan.functions.items()
         },
         layers=plan.layers,
