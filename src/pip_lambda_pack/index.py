@@ -18,13 +18,12 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
-from urllib.request import url2pathname
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -50,6 +49,7 @@ ACCEPT = (
 JSON_TYPES = ("application/vnd.pypi.simple.v1+json", "application/json")
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
 RETRIES = 3
+PREFETCH_THREADS = 8  # pages are network-bound; local hashing releases the GIL
 BACKOFF = 0.25  # seconds before the second try; doubled before the third
 FETCH_TIP = "check the index URL and your network, or use --find-links with local wheels"
 T = TypeVar("T")
@@ -94,7 +94,12 @@ def redact_url(url: str) -> str:
 
 def url_to_path(url: str) -> Path:
     """The local path of a ``file://`` URL."""
-    return Path(url2pathname(urlsplit(url).path))
+    path = urlsplit(url).path
+    if os.name == "nt":  # pragma: no cover - urllib.request imports http.client and ssl
+        from urllib.request import url2pathname
+
+        return Path(url2pathname(path))
+    return Path(unquote(path))  # what url2pathname is on POSIX
 
 
 @functools.lru_cache(maxsize=1 << 16)  # a find-links dir's names are parsed once per project
@@ -319,6 +324,9 @@ class PackageFinder:
         self._downloads: dict[str, Path] = {}
         self._unpacked: dict[str, int] = {}
         self._hashes: dict[tuple[str, int, int, int], str] = {}
+        self._pending: dict[str, Future[list[FileLink]]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._listing = threading.Lock()  # one thread lists a find-links location
 
     def __enter__(self) -> PackageFinder:
         return self
@@ -327,7 +335,9 @@ class PackageFinder:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP client if the finder made it."""
+        """Drop prefetches not started; close the HTTP client if the finder made it."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         if self._own_client and self._http is not None:
             self._http.close()
 
@@ -346,12 +356,36 @@ class PackageFinder:
 
     # ------------------------------------------------------------------ listing
 
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Start listing these projects in background threads (pages fetched, local files
+        hashed), so that ``links`` finds them ready. What goes wrong is raised by the
+        ``links`` call that asks for the project, as if it had not been prefetched."""
+        with self._lock:
+            for project in dict.fromkeys(map(canonicalize_name, names)):
+                if project in self._links or project in self._pending:
+                    continue
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(PREFETCH_THREADS, "lambda-pack-prefetch")
+                self._pending[project] = self._pool.submit(self._list, project)
+
     def links(self, name: str) -> list[FileLink]:
         """Every file of project ``name`` across all indexes, then all find-links locations."""
         project = canonicalize_name(name)
         with self._lock:
             if project in self._links:
                 return self._links[project]
+            pending = self._pending.get(project)
+        if pending is None or pending.cancelled():
+            return self._list(project)
+        try:
+            return pending.result()
+        except BaseException:
+            with self._lock:  # asked again, it is tried again, as without the prefetch
+                self._pending.pop(project, None)
+            raise
+
+    def _list(self, project: NormalizedName) -> list[FileLink]:
+        """``links`` without the memo: collect, dedupe by URL, hash local files, remember."""
         found: dict[str, FileLink] = {}
         for link in self._collect(project):
             found.setdefault(link.url, link)
@@ -384,16 +418,15 @@ class PackageFinder:
         return link
 
     def _location_links(self, location: str) -> list[FileLink]:
-        with self._lock:
+        with self._listing:
             if location in self._locations:
                 return self._locations[location]
-        if location.startswith(("http://", "https://")):
-            links = self._page_links(location, location)
-        else:
-            links = self._local_links(location)
-        with self._lock:
+            if location.startswith(("http://", "https://")):
+                links = self._page_links(location, location)
+            else:
+                links = self._local_links(location)
             self._locations[location] = links
-        return links
+            return links
 
     def _local_links(self, location: str) -> list[FileLink]:
         path = url_to_path(location) if location.startswith("file:") else Path(location)

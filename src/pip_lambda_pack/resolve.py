@@ -269,6 +269,8 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
                 pin = SpecifierSet(f"=={candidate.version}")
                 deps.insert(0, _Requirement(candidate.name, frozenset(), pin, candidate.name))
             self._dependencies[candidate] = deps
+            # the resolver will list most of these soon: fetch/hash them meanwhile
+            self.finder.prefetch(dep.name for dep in deps if dep.name != PYTHON)
         return self._dependencies[candidate]
 
     # ------------------------------------------------------------------ files
@@ -513,6 +515,7 @@ def resolve(
         log=log,
     )
     roots = [_requirement(r, "the requirements") for r in requirements if target.evaluate(r.marker)]
+    finder.prefetch(root.name for root in roots)
     resolver: Resolver[_Requirement, _Candidate, str] = Resolver(provider, _Reporter(provider.log))
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
