@@ -1,0 +1,128 @@
+"""End to end against real servers: push a project to each kind of remote store, list it, and
+invoke each function from an empty cache reading only from that store; oras pulls and
+verifies what we pushed to the registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from projects import fill_wheelhouse, write_project
+from servers import S3_ENV, cli, make_bucket, servers, unique
+
+KINDS = ["oci", "oci_auth", "s3", "http", "http_basic", "http_token"]
+
+
+@pytest.fixture(scope="module")
+def live() -> dict[str, Any]:
+    return servers()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two-function test project, locked and built once."""
+    root = tmp_path_factory.mktemp("remote")
+    wheelhouse = root / "wheelhouse"
+    wheelhouse.mkdir()
+    fill_wheelhouse(wheelhouse)
+    project = write_project(root / "project", wheelhouse)
+    ok(cli(project, "build"))
+    return project
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def store_for(kind: str, live: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """A fresh store URL of this kind and the environment its credentials come from."""
+    user, password = live["username"], live["password"]
+    if kind == "oci":
+        return f"{live['oci']}/{unique('fns')}", {}
+    if kind == "oci_auth":
+        env = {"LAMBDA_PACK_REGISTRY_USERNAME": user, "LAMBDA_PACK_REGISTRY_PASSWORD": password}
+        return f"{live['oci_auth']}/team/{unique('fns')}", env
+    if kind == "s3":
+        bucket = make_bucket(live["s3_endpoint"])
+        return f"s3://{bucket}/team/fns?endpoint_url={live['s3_endpoint']}", dict(S3_ENV)
+    if kind == "http_basic":
+        host = live["http_basic"].replace("http://", f"http://{user}:{password}@")
+        return f"{host}/{unique('fns')}", {}
+    if kind == "http_token":
+        return f"{live['http_token']}/{unique('fns')}", {"LAMBDA_PACK_HTTP_TOKEN": live["token"]}
+    return f"{live['http']}/{unique('fns')}", {}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_push_ls_and_invoke_from_an_empty_cache(
+    kind: str, live: dict[str, Any], built: Path, tmp_path: Path
+) -> None:
+    url, env = store_for(kind, live)
+    pushed = ok(cli(built, "push", "--store", url, env=env))
+    assert "uploaded" in pushed.stderr + pushed.stdout
+    again = ok(cli(built, "push", "--store", url, env=env))
+    assert "0 blobs uploaded" in again.stdout + again.stderr, again.stderr
+    elsewhere = tmp_path / "elsewhere"  # no project, no local store, an empty cache
+    elsewhere.mkdir()
+    assert ok(cli(elsewhere, "ls", "--store", url, env=env)).stdout.split() == ["hello", "other"]
+    result = ok(
+        cli(
+            elsewhere,
+            "invoke",
+            "hello",
+            "--store",
+            url,
+            "--event",
+            "-",
+            env=env,
+            stdin='{"name": "lambda"}',
+        )
+    )
+    assert json.loads(result.stdout)["message"] == "[1.0] hello lambda"
+    assert "0 hit, 3 missed" in result.stderr, result.stderr
+    other = ok(
+        cli(
+            elsewhere,
+            "invoke",
+            "other",
+            "--store",
+            url,
+            "--event",
+            "-",
+            env=env,
+            stdin='{"x": [1, 2]}',
+        )
+    )
+    assert json.loads(other.stdout) == {"x": [1, 2]}
+    for secret in (live["password"], live["token"]):
+        assert secret not in pushed.stdout + pushed.stderr + result.stderr
+
+
+def test_oras_pulls_and_verifies_what_we_pushed(
+    live: dict[str, Any], built: Path, tmp_path: Path
+) -> None:
+    import oras.client
+
+    url, _ = store_for("oci", live)
+    ok(cli(built, "push", "--store", url))
+    host_repo = url.removeprefix("oci://")
+    client = oras.client.OrasClient(hostname=host_repo.split("/")[0], insecure=True)
+    manifest = client.get_manifest(f"{host_repo}:hello")
+    assert manifest["artifactType"] == "application/vnd.lambda-pack.function.v1"
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    files = client.pull(target=f"{host_repo}:hello", outdir=str(tmp_path / "pulled"))
+    build = json.loads((built / ".lambda-pack" / "build" / "manifest.json").read_text())
+    entry = build["functions"]["hello"]
+    expected = {entry["code"]["sha256"]} | {layer["sha256"] for layer in entry["layers"]}
+    pulled = {hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files}
+    assert expected <= pulled
+    task = next(Path(f) for f in files if f.endswith(".task.json"))
+    assert json.loads(task.read_text())["handler"] == "app.handler"
+    shutil.rmtree(tmp_path / "pulled")
