@@ -38,7 +38,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from urllib.request import Request, url2pathname, urlopen
@@ -46,6 +46,7 @@ from urllib.request import Request, url2pathname, urlopen
 TASK_FORMAT = "lambda-pack-task/1"
 DEFAULT_CACHE = "/tmp/lambda-pack-cache"
 CAP_ENV = "LAMBDA_PACK_CACHE_MAX_BYTES"
+T = TypeVar("T")
 CHUNK = 1 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -473,8 +474,7 @@ class Task:
 def read_task(reader: StoreReader, name: str) -> Task:
     """Read and verify function ``name``'s task manifest."""
     digest = reader.manifest_digest(name)
-    with reader.open_blob(digest) as stream:
-        data = stream.read()  # a task manifest is small
+    data = attempts(reader, digest, lambda: _read_all(reader, digest))
     _verify(reader, digest, hashlib.sha256(data).hexdigest())
     try:
         return _parse_task(name, json.loads(data))
@@ -483,6 +483,31 @@ def read_task(reader: StoreReader, name: str) -> Task:
             f"task manifest of {name!r} in store {reader.location} is malformed: {exc}",
             "push the function again with this version of pip-lambda-pack",
         ) from None
+
+
+def _read_all(reader: StoreReader, digest: str) -> bytes:
+    with reader.open_blob(digest) as stream:
+        return stream.read()  # a task manifest is small
+
+
+def attempts(reader: StoreReader, digest: str, action: Callable[[], T]) -> T:
+    """``action()`` (a download), tried again with backoff when the connection fails."""
+    for attempt in range(RETRIES):
+        try:
+            return action()
+        except TransientError:
+            if attempt == RETRIES - 1:
+                raise
+        except (OSError, http.client.HTTPException) as exc:  # the stream broke
+            if attempt == RETRIES - 1:
+                raise ShimError(
+                    f"store {reader.location}: blob sha256:{digest}: download failed "
+                    f"(tried {RETRIES} times): {exc or type(exc).__name__}",
+                    "check that the store is up and reachable",
+                    1,
+                ) from None
+        time.sleep(BACKOFF_S * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _parse_task(name: str, data: dict[str, Any]) -> Task:
@@ -577,22 +602,7 @@ class Cache:
 
     def _fetch(self, blob: Blob, reader: StoreReader, final: Path) -> int:
         _remove_stale(self.root, blob.sha256)
-        for attempt in range(RETRIES):
-            try:
-                return self._unpack(blob, reader, final)
-            except TransientError:
-                if attempt == RETRIES - 1:
-                    raise
-            except (OSError, http.client.HTTPException) as exc:  # the stream broke
-                if attempt == RETRIES - 1:
-                    raise ShimError(
-                        f"store {reader.location}: blob sha256:{blob.sha256}: "
-                        f"download failed: {exc or type(exc).__name__}",
-                        "check that the store is up and reachable",
-                        1,
-                    ) from None
-            time.sleep(BACKOFF_S * 2**attempt)
-        raise AssertionError("unreachable")
+        return attempts(reader, blob.sha256, lambda: self._unpack(blob, reader, final))
 
     def _unpack(self, blob: Blob, reader: StoreReader, final: Path) -> int:
         prefix = f".tmp-{blob.sha256}-"
@@ -938,7 +948,7 @@ def main(argv: list[str] | None = None) -> int:
     except ShimError as exc:
         print(f"ERROR: {exc.message}\nTIP: {exc.tip}", file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:
         print(f"ERROR: {exc}\nTIP: check the store and the cache directory", file=sys.stderr)
         return 1
     code, body = call_handler(function, event, context, args.timeout_s)
