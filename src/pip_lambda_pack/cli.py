@@ -93,6 +93,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     invoke.add_argument("--python", help="interpreter to run the function with")
     ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
     ls.add_argument("--store", help="store URL or path (default: the project's)")
+    cache = _add(commands, "cache", "show or prune the runtime cache", [common], _cache)
+    cache.add_argument("action", choices=["info", "prune"])
+    cache.add_argument("--cache", type=Path, help="cache directory (default: invoke's)")
+    cache.add_argument("--max-bytes", type=int, default=0, help="prune down to this size")
     _add(
         commands, "check", "offline: is the lock fresh and within limits", [common, project], _check
     )
@@ -490,6 +494,17 @@ def _ls(args: argparse.Namespace) -> int:
     else:
         for name in names:
             print(name)
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from . import cache
+
+    root = args.cache.resolve() if args.cache else _cache_dir(args) / "runtime"
+    if args.action == "info":
+        print(cache.info(root))
+        return 0
+    print(cache.prune(root, args.max_bytes))
     return 0
 
 

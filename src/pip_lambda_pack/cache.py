@@ -1,0 +1,44 @@
+"""``cache info`` and ``cache prune``: the worker cache the shim fills, seen from the tool.
+
+The cache logic lives in the shim (it runs on workers without this package); this module
+only reports on it and prunes it, with the same locks, so pruning never removes a blob a
+running function uses.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .shim import Cache
+from .units import human_size
+
+
+def info(root: Path) -> str:
+    """A report: one line per unpacked blob (least recently used first), then the total."""
+    entries = Cache(root).entries()
+    now = time.time()
+    lines = [
+        f"{e.sha256[:12]}  {human_size(e.size):>10}  used {_ago(now - e.last_used)}"
+        + ("  (in use)" if e.in_use else "")
+        for e in entries
+    ]
+    total = sum(e.size for e in entries)
+    lines.append(f"{root}: {len(entries)} blobs, {human_size(total)}")
+    return "\n".join(lines)
+
+
+def prune(root: Path, max_bytes: int) -> str:
+    """Evict least recently used blobs not in use until the cache fits ``max_bytes``;
+    what was removed, in one line."""
+    removed = Cache(root).evict(max_bytes)
+    freed = human_size(sum(e.size for e in removed))
+    return f"removed {len(removed)} blobs ({freed}) from {root}"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(0, round(seconds))} s ago"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min ago"
+    return f"{round(seconds / 3600)} h ago"
