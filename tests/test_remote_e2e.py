@@ -126,3 +126,26 @@ def test_oras_pulls_and_verifies_what_we_pushed(
     task = next(Path(f) for f in files if f.endswith(".task.json"))
     assert json.loads(task.read_text())["handler"] == "app.handler"
     shutil.rmtree(tmp_path / "pulled")
+
+
+def test_chunked_upload_and_cross_repository_mount(live: dict[str, Any], tmp_path: Path) -> None:
+    from pip_lambda_pack.store.oci import OciStore
+
+    data = bytes(range(256)) * 40  # 10 kB: three PATCH chunks of 4 kB
+    digest = hashlib.sha256(data).hexdigest()
+    (tmp_path / "blob").write_bytes(data)
+    source = f"{live['oci']}/{unique('src')}"
+    first = OciStore(source, chunk_size=4096)
+    first.put_file(tmp_path / "blob", digest)
+    first.fetch(digest, tmp_path / "back")
+    assert (tmp_path / "back").read_bytes() == data
+    repository = source.split("/", 3)[3]
+    second = OciStore(f"{live['oci']}/{unique('dst')}?mount-from={repository}")
+    assert not second.has(digest)
+    calls: list[tuple[str, int]] = []
+    second.client.event_hooks["response"] = [
+        lambda response: calls.append((response.request.method, response.status_code))
+    ]
+    second.put_file(tmp_path / "blob", digest)
+    assert calls == [("POST", 201)]  # mounted: no upload, no bytes sent
+    assert second.has(digest) and second.read_bytes(digest) == data
