@@ -8,12 +8,14 @@ import pytest
 
 from pip_lambda_pack.cost import (
     CostModel,
+    cache_price,
     characteristic_time,
     empty_cache_fetch,
     expected_fetch,
     hit_probability,
     layer_miss_cost,
     miss_probability,
+    occupancy,
 )
 
 MB = 1_000_000
@@ -73,3 +75,13 @@ def test_a_miss_is_a_first_use_or_an_eviction_never_both() -> None:
     assert miss_probability(0.005, 100, 400) < 1.0  # the old sum was capped at a sure miss
     assert miss_probability(0.0, 100, 400) == 1.0
     assert miss_probability(10.0, 400, 400) == pytest.approx(1 / 4000, rel=1e-3)
+
+
+def test_cache_space_is_free_until_the_cache_fills() -> None:
+    model = CostModel(cache_bytes=30 * MB, horizon=400)
+    rates, sizes = [0.5, 0.1, 0.01, 0.001], [10 * MB] * 4
+    assert cache_price(rates, sizes, 400.0, model) == 0.0
+    t = characteristic_time(rates, sizes, model)
+    assert t < 400
+    assert cache_price(rates, sizes, t, model) > 0.0
+    assert occupancy(0.1, 10 * MB, t) == pytest.approx(10 * MB * (1 - math.exp(-0.1 * t)))

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pip_lambda_pack import plan as plan_module
 from pip_lambda_pack.errors import ConfigError, PlanError
 from pip_lambda_pack.plan import (
     DEFAULT_STRATEGY,
@@ -278,3 +279,33 @@ def test_fleet_file_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="functions.f.requires names unknown x==1"):
         load_fleet(bad)
+
+
+def stack_fleet(clash: bool) -> Fleet:
+    """Six functions share the small hot wheels h0, h1; three of them also need h2 (or,
+    with ``clash``, one needs another version of h2); each has a big private wheel."""
+    hot = [package(p, 1_000_000) for p in ("h0==1", "h1==1", "h2==1", "h2==2")]
+    own = [package(f"p{i}==1", 30_000_000) for i in range(6)]
+    functions = {}
+    for i in range(6):
+        pins = ["h0==1", "h1==1", f"p{i}==1"]
+        if i < 3:
+            pins.append("h2==1")
+        if clash and i == 5:
+            pins.append("h2==2")
+        functions[f"f{i}"] = FunctionNeed(pins=tuple(sorted(pins)), weight=1.0 + i)
+    return Fleet(packages={p.id: p for p in hot + own}, functions=functions)
+
+
+def test_stacks_over_fetch_a_shared_layer_only_where_nothing_shadows() -> None:
+    params = PlanParams(max_layers=2, cache_bytes=120_000_000, horizon=50)
+    for clash in (False, True):
+        fleet = stack_fleet(clash)
+        view = plan_module.cache_view(fleet, params)
+        atoms = plan_module._atom_groups(view.needs)
+        book = plan_module._greedy(fleet, params, view, atoms, stacks=True)
+        plan = plan_module._assemble("expected-time", book.groups)
+        check_plan(fleet, plan, params)
+        f4 = {p for lid in plan.functions["f4"] for p in plan.layers[lid]}
+        # f4 needs h0, h1 only; it rides the shared stack with h2 unless f5's h2==2 forbids it
+        assert ("h2==1" in f4) is (not clash)

@@ -69,6 +69,32 @@ def _occupancy(rates: Sequence[float], sizes: Sequence[int], horizon: float) -> 
     return sum(s * -math.expm1(-r * horizon) for r, s in zip(rates, sizes, strict=True))
 
 
+def cache_price(
+    rates: Sequence[float], sizes: Sequence[int], horizon: float, model: CostModel
+) -> float:
+    """Seconds per cold start that one more byte held in a full cache costs (0 if it never fills).
+
+    A layer holds ``size (1 - exp(-rate T))`` bytes of the cache on average. Holding more
+    (a merged or over-fetched layer is held whenever any of its users ran lately) shortens
+    Che's T for every other layer; this is the first-order price of that, the fleet's
+    cost change per unit of T over the occupancy change per unit of T.
+    """
+    if horizon >= model.horizon:
+        return 0.0
+    dcost = docc = 0.0
+    for rate, size in zip(rates, sizes, strict=True):
+        evicted = size * rate * math.exp(-rate * horizon)
+        cold = miss_probability(rate, math.inf, model.horizon)
+        dcost += rate * (1.0 - cold) * evicted
+        docc += evicted
+    return dcost / (docc * model.bandwidth_bps) if docc > 0 else 0.0
+
+
+def occupancy(rate: float, size: int, horizon: float) -> float:
+    """Bytes of the cache a layer of ``size`` needed at ``rate`` holds on average."""
+    return size * -math.expm1(-rate * horizon)
+
+
 def miss_probability(rate: float, horizon: float, lifetime: float) -> float:
     """1 - q: the chance a cold start needing an object of ``rate`` must fetch it.
 

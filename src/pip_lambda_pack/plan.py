@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,7 +22,15 @@ from typing import Any
 
 import networkx as nx
 
-from .cost import CostModel, Fetch, expected_fetch, hit_probability, layer_miss_cost
+from .cost import (
+    CostModel,
+    Fetch,
+    cache_price,
+    expected_fetch,
+    hit_probability,
+    layer_miss_cost,
+    occupancy,
+)
 from .cost import characteristic_time as che_time
 from .errors import ConfigError, PlanError
 from .graph import Pin, pins
@@ -306,6 +315,7 @@ class CacheView:
     horizon: float
     model: CostModel
     runtime: frozenset[str]  # pins of packages the target runtime ships
+    price: float = 0.0  # seconds per cold start per byte a layer holds in a full cache
 
 
 def cache_view(fleet: Fleet, params: PlanParams) -> CacheView:
@@ -329,8 +339,20 @@ def cache_view(fleet: Fleet, params: PlanParams) -> CacheView:
         [fleet_rate[p] + extra[p] for p in ids], [fleet.packages[p].size for p in ids], model
     )
     runtime = frozenset(p for p in fleet.packages if _runtime_provided(fleet, params, p))
+    price = cache_price(
+        [fleet_rate[p] + extra[p] for p in ids],
+        [fleet.packages[p].size for p in ids],
+        horizon,
+        model,
+    )
     return CacheView(
-        needs=needs, share=share, extra=extra, horizon=horizon, model=model, runtime=runtime
+        needs=needs,
+        share=share,
+        extra=extra,
+        horizon=horizon,
+        model=model,
+        runtime=runtime,
+        price=price,
     )
 
 
@@ -360,7 +382,8 @@ class _Book:
         if size is None:
             size = self.size(group)
         rate = max(rate, 0.0) + self._extra[group]
-        return layer_miss_cost(rate, size, self.view.horizon, self.view.model)
+        held = occupancy(rate, size, self.view.horizon) * self.view.price
+        return layer_miss_cost(rate, size, self.view.horizon, self.view.model) + held
 
     def delta(self, group: Group, change: float) -> float:
         """Change in cost when users of ``change`` share join (or leave) ``group``."""
@@ -393,6 +416,12 @@ class _Book:
         return sum(self.cost(g, self.rate[g]) for g in used)
 
 
+def _model_seconds(book: _Book) -> float:
+    """The model's expected seconds per cold start of the fleet, as the reports give it."""
+    plan = _assemble("expected-time", book.groups)
+    return fleet_expected(book.fleet, plan, book.params).seconds
+
+
 STABILITY_FLOOR_S = 0.001  # a fresh plan must also save 1 ms per cold start to replace layers
 
 
@@ -401,18 +430,32 @@ def plan_expected_time(fleet: Fleet, params: PlanParams) -> LayerPlan:
     exact set of functions that need them) and, for every function over ``max_layers``,
     heaviest first, take the step the model prices cheapest: merge two of its layers, or
     move onto an existing hotter layer that covers several of them (over-fetch that cannot
-    shadow). With ``params.previous``, keep the previous layers unless a fresh plan is
-    cheaper by more than ``params.stability_gain``."""
+    shadow). Three such plans are built (see ``_candidates``) and the one the model prices
+    lowest is kept. With ``params.previous``, keep the previous layers unless the fresh
+    plan is cheaper by more than ``params.stability_gain``."""
     view = cache_view(fleet, params)
-    book = _greedy(fleet, params, view, _atom_groups(view.needs))
+    book = min(_candidates(fleet, params, view), key=_model_seconds)
     if params.previous is not None:
         kept = _greedy(fleet, params, view, _seeded_groups(fleet, params.previous, view))
-        gain = kept.total() - book.total()
-        if gain <= max(params.stability_gain * kept.total(), STABILITY_FLOOR_S):
+        old, new = _model_seconds(kept), _model_seconds(book)
+        if old - new <= max(params.stability_gain * old, STABILITY_FLOOR_S):
             book = kept
     plan = _assemble("expected-time", book.groups)
     extras = {"horizon": round(view.horizon, 3)}
     return dataclasses.replace(plan, extras=extras, warnings=runtime_warnings(fleet, plan, params))
+
+
+def _candidates(fleet: Fleet, params: PlanParams, view: CacheView) -> list[_Book]:
+    """The greedy pass from the atoms, priced three ways: without the cache-space term,
+    with it, and with it after shared stacks are formed. Each is a different first-order
+    view of a full cache; which one the whole-plan model prefers depends on the fleet."""
+    atoms = _atom_groups(view.needs)
+    bare = dataclasses.replace(view, price=0.0)
+    return [
+        _greedy(fleet, params, bare, atoms),
+        _greedy(fleet, params, view, atoms),
+        _greedy(fleet, params, view, atoms, stacks=True),
+    ]
 
 
 def _atom_groups(needs: Mapping[str, Sequence[str]]) -> dict[str, list[Group]]:
@@ -468,11 +511,17 @@ def _reuse(layers: Sequence[Group], wanted: set[str]) -> list[Group]:
 
 
 def _greedy(
-    fleet: Fleet, params: PlanParams, view: CacheView, start: Mapping[str, list[Group]]
+    fleet: Fleet,
+    params: PlanParams,
+    view: CacheView,
+    start: Mapping[str, list[Group]],
+    stacks: bool = False,
 ) -> _Book:
     book = _Book(fleet, params, view)
     for name in sorted(start):
         book.assign(name, start[name])
+    if stacks:
+        _stack(book)
     limit = params.max_layers
     for name in sorted(start, key=lambda n: (-view.share[n], n)):
         while len(book.groups[name]) > limit:
@@ -481,6 +530,125 @@ def _greedy(
     return book
 
 
+class _Stacks:
+    """Shared "stack" layers: merge two layers for *every* function that uses either, so the
+    layers stay a partition of the fleet's wheels (nothing duplicated) and the functions
+    over ``max_layers`` that use both free a slot. A user of only one of them over-fetches
+    the other, which is allowed only where it cannot shadow (see ``_over_fetch_ok``)."""
+
+    def __init__(self, book: _Book) -> None:
+        self.book = book
+        self.users: dict[Group, set[str]] = defaultdict(set)
+        for name, groups in book.groups.items():
+            for group in groups:
+                self.users[group].add(name)
+        limit = book.params.max_layers
+        self.over = {n for n, g in book.groups.items() if len(g) > limit}
+        # what freeing one slot is worth to a function: the model's price of its cheapest
+        # local step, the one the greedy pass would otherwise take
+        self.value = {n: max(0.0, _best_step(book, n)[0]) for n in sorted(self.over)}
+        self._facts: dict[Group, tuple[frozenset[str] | None, int]] = {}
+        packages = book.fleet.packages
+        self.names = {n: {packages[p].name for g in gs for p in g} for n, gs in book.groups.items()}
+        self.unpacked = {
+            n: book.fleet.functions[n].code_size + sum(packages[p].unpacked_size for p in needs)
+            for n, needs in book.view.needs.items()
+        }
+
+    def fits(self, name: str, extra: Group) -> bool:
+        """May ``name`` over-fetch the layer ``extra`` (disjoint from what it holds)?"""
+        names, size = self.layer_facts(extra)
+        if names is None or not names.isdisjoint(self.names[name]):
+            return False
+        return self.unpacked[name] + size <= self.book.params.size_limit
+
+    def layer_facts(self, layer: Group) -> tuple[frozenset[str] | None, int]:
+        """(package names, unpacked bytes) of a layer; no names if the runtime ships any."""
+        if layer not in self._facts:
+            packages = self.book.fleet.packages
+            names = frozenset(packages[p].name for p in layer)
+            size = sum(packages[p].unpacked_size for p in layer)
+            self._facts[layer] = (None if layer & self.book.view.runtime else names, size)
+        return self._facts[layer]
+
+    def gain(self, x: Group, y: Group) -> float | None:
+        """Model seconds saved by merging x and y for all their users (None: not allowed)."""
+        book, both = self.book, self.users[x] & self.users[y]
+        if min(book.rate[x], book.rate[y]) * book.view.horizon < STACK_EXPOSURE:
+            return None
+        union = x | y
+        for users, extra in ((self.users[x], y), (self.users[y], x)):
+            if not all(self.fits(n, extra) for n in users - both):
+                return None
+        rate_x, rate_y = book.rate[x], book.rate[y]
+        shared = sum(book.view.share[n] for n in both)
+        change = book.cost(union, rate_x + rate_y - shared)
+        change -= book.cost(x, rate_x) + book.cost(y, rate_y)
+        limit = book.params.max_layers
+        saved = sum(self.value[n] for n in both if len(book.groups[n]) > limit)
+        return SLOT_VALUE * saved - change
+
+    def merge(self, x: Group, y: Group) -> Group:
+        union = x | y
+        packages = self.book.fleet.packages
+        for name in sorted(self.users[x] | self.users[y]):
+            old = [g for g in (x, y) if name in self.users[g]]
+            for extra in {x, y} - set(old):
+                self.names[name] |= {packages[p].name for p in extra}
+                self.unpacked[name] += sum(packages[p].unpacked_size for p in extra)
+            self.book.move(name, old, union)
+            self.users[union].add(name)
+        del self.users[x], self.users[y]
+        return union
+
+    def candidates(self, name: str) -> list[Group]:
+        groups = self.book.groups[name]
+        return sorted(groups, key=lambda g: (-self.book.rate[g], sorted(g)))[:PAIR_CANDIDATES]
+
+
+def _stack(book: _Book) -> None:
+    """Merge layers into shared stacks while the model says it pays (lazy greedy: a popped
+    pair is re-priced and pushed back if it is no longer the best)."""
+    stacks = _Stacks(book)
+    heap: list[tuple[float, list[str], list[str]]] = []
+    pairs = {
+        (x, y) if sorted(x) < sorted(y) else (y, x)
+        for name in stacks.over
+        for i, x in enumerate(stacks.candidates(name))
+        for y in stacks.candidates(name)[i + 1 :]
+    }
+    for x, y in sorted(pairs, key=lambda p: (sorted(p[0]), sorted(p[1]))):
+        _push(stacks, heap, x, y)
+    while heap:
+        _, a, b = heapq.heappop(heap)
+        x, y = frozenset(a), frozenset(b)
+        if x not in stacks.users or y not in stacks.users:
+            continue
+        gain = stacks.gain(x, y)
+        if gain is None or gain <= 0:
+            continue
+        if heap and gain < -heap[0][0] - 1e-15:
+            heapq.heappush(heap, (-gain, a, b))
+            continue
+        union = stacks.merge(x, y)
+        for name in sorted(stacks.users[union] & stacks.over):
+            if len(book.groups[name]) > book.params.max_layers:
+                for z in stacks.candidates(name):
+                    if z != union:
+                        _push(stacks, heap, union, z)
+
+
+def _push(
+    stacks: _Stacks, heap: list[tuple[float, list[str], list[str]]], x: Group, y: Group
+) -> None:
+    gain = stacks.gain(x, y)
+    if gain is not None and gain > 0:
+        a, b = sorted((sorted(x), sorted(y)))
+        heapq.heappush(heap, (-gain, a, b))
+
+
+SLOT_VALUE = 0.5  # share of a function's cheapest local step that a freed slot is worth
+STACK_EXPOSURE = 1.0  # stack only layers needed at least once per Che's T on average
 PAIR_CANDIDATES = 12  # merges are sought among the layers a function leaves most cheaply
 
 
