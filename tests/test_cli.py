@@ -230,3 +230,16 @@ def test_relock_keeps_the_layers_of_unchanged_functions(project: Path) -> None:
     assert after["hello"] == before["hello"]
     assert after["other"] == before["other"]
     assert "third" in after
+
+
+def test_cache_cap_from_the_config_bounds_the_runtime_cache(project: Path) -> None:
+    config = project / "lambda-pack.toml"
+    config.write_text("cache-max-bytes = 1\n" + config.read_text())
+    ok(run(project, "push", "-q"))
+    ok(run(project, "invoke", "hello", "--event", "-", stdin="{}"))
+    ok(run(project, "invoke", "other", "--event", "-", stdin="{}"))
+    info = json.loads(ok(run(project, "cache", "info", "--json")).stdout)
+    other = json.loads((project / ".lambda-pack" / "build" / "manifest.json").read_text())
+    wanted = {other["functions"]["other"]["code"]["sha256"]}
+    wanted |= {layer["sha256"] for layer in other["functions"]["other"]["layers"]}
+    assert {blob["sha256"] for blob in info["blobs"]} == wanted  # hello's were evicted

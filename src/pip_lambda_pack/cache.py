@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from .shim import Cache
 from .units import human_size
@@ -26,6 +27,19 @@ def info(root: Path) -> str:
     total = sum(e.size for e in entries)
     lines.append(f"{root}: {len(entries)} blobs, {human_size(total)}")
     return "\n".join(lines)
+
+
+def info_json(root: Path) -> dict[str, Any]:
+    """The same report as data: blobs least recently used first, and the total."""
+    entries = Cache(root).entries()
+    return {
+        "cache": str(root),
+        "blobs": [
+            {"sha256": e.sha256, "size": e.size, "last_used": e.last_used, "in_use": e.in_use}
+            for e in entries
+        ],
+        "total": sum(e.size for e in entries),
+    }
 
 
 def prune(root: Path, max_bytes: int) -> str:

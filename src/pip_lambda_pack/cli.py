@@ -417,7 +417,8 @@ def _push(args: argparse.Namespace) -> int:
 
     project, out, _ = _build_into(args)
     store = open_store(project.store, project.root)
-    result = push(out, store)
+    settings = _settings(args)
+    result = push(out, store, log=settings.log, progress=settings.progress)
     if args.json_output:
         _emit_json(dataclasses.asdict(result))
     elif not args.quiet:
@@ -442,24 +443,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_location(args: argparse.Namespace) -> tuple[str, Path]:
-    """The store URL and the directory relative paths are taken from."""
+def _store_location(args: argparse.Namespace) -> tuple[str, Path, int | None]:
+    """The store URL, the directory relative paths are taken from, the cache cap."""
     from .config import DEFAULT_STORE, find_config, load_project
 
-    if args.store:
-        return args.store, Path.cwd()
     path = args.config or find_config(Path.cwd())
-    if path is None:
-        return DEFAULT_STORE, Path.cwd()
-    project = load_project(Path(path))
-    return project.store, project.root
+    project = load_project(Path(path)) if path is not None else None
+    cap = project.cache_max_bytes if project else None
+    if args.store:
+        return args.store, Path.cwd(), cap
+    if project is None:
+        return DEFAULT_STORE, Path.cwd(), cap
+    return project.store, project.root, cap
 
 
 def _invoke(args: argparse.Namespace) -> int:
     from .invoke import invoke
     from .target import get_target
 
-    store, base = _store_location(args)
+    store, base, cap = _store_location(args)
     event = _read_event(args.event)
     target = get_target(args.target) if args.target else None
     return invoke(
@@ -470,6 +472,7 @@ def _invoke(args: argparse.Namespace) -> int:
         python=args.python,
         target=target,
         cache_dir=_cache_dir(args) / "runtime",
+        cache_max_bytes=cap,
     )
 
 
@@ -487,7 +490,7 @@ def _read_event(source: str | None) -> bytes:
 def _ls(args: argparse.Namespace) -> int:
     from .store import open_store
 
-    store_url, base = _store_location(args)
+    store_url, base, _ = _store_location(args)
     names = open_store(store_url, base).names()
     if args.json_output:
         _emit_json({"store": store_url, "functions": names})
@@ -502,7 +505,10 @@ def _cache(args: argparse.Namespace) -> int:
 
     root = args.cache.resolve() if args.cache else _cache_dir(args) / "runtime"
     if args.action == "info":
-        print(cache.info(root))
+        if args.json_output:
+            _emit_json(cache.info_json(root))
+        else:
+            print(cache.info(root))
         return 0
     print(cache.prune(root, args.max_bytes))
     return 0

@@ -138,6 +138,7 @@ class Project:
     functions: tuple[FunctionSpec, ...]
     index: IndexOptions = field(default_factory=IndexOptions)
     planner: PlannerOptions = field(default_factory=PlannerOptions)
+    cache_max_bytes: int | None = None  # the runtime cache's cap for invoke
 
     @property
     def lock_path(self) -> Path:
@@ -358,6 +359,7 @@ def load_project(path: Path) -> Project:
         functions=specs,
         index=_index_options(table, root),
         planner=_planner_options(table, path),
+        cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
     )
 
 
@@ -410,6 +412,17 @@ def _planner_options(table: Mapping[str, Any], path: Path) -> PlannerOptions:
         cache_mb=_positive(table, "cache-mb", path),
         fetch=fetch,
     )
+
+
+def _cache_cap(value: object, path: Path) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(
+            f"{path}: cache-max-bytes must be a positive integer",
+            "write cache-max-bytes = 2000000000",
+        )
+    return value
 
 
 def _positive(table: Mapping[str, Any], key: str, path: Path) -> float | None:

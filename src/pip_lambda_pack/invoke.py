@@ -33,6 +33,7 @@ def invoke(
     python: str | None,
     target: Target | None,
     cache_dir: Path | None,
+    cache_max_bytes: int | None = None,
 ) -> int:
     """Run function ``name`` from the store on ``event``; the shim's exit code.
 
@@ -45,6 +46,8 @@ def invoke(
     if python is None:
         check_host(target or stored_target(store, name))
     command = shim_command(name, python or sys.executable, cache_dir)
+    if cache_max_bytes is not None and "LAMBDA_PACK_CACHE_MAX_BYTES" not in os.environ:
+        command += ["--cache-max-bytes", str(cache_max_bytes)]  # the environment wins
     env = {**os.environ, "LAMBDA_PACK_STORE": shim_store(store, store_url)}
     try:
         done = subprocess.run(command, input=event, check=False, env=env)

@@ -23,12 +23,13 @@ from urllib.request import url2pathname
 
 from ..errors import BuildError, ConfigError
 from ..manifest import BuildManifest, TaskManifest, read_manifest
+from ..progress import Progress, QuietProgress
 from ..units import human_size
 from .local import LocalStore
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 JOBS = 4  # parallel uploads
-Progress = Callable[[str], None]
+Log = Callable[[str], None]
 
 
 class BlobStore(Protocol):
@@ -128,19 +129,33 @@ def _file_store(url: str) -> LocalStore:
 
 
 def push(
-    build_dir: Path, store: BlobStore, progress: Progress | None = None, jobs: int = JOBS
+    build_dir: Path,
+    store: BlobStore,
+    log: Log | None = None,
+    jobs: int = JOBS,
+    progress: Progress | None = None,
 ) -> PushResult:
     """Upload a build's missing blobs (``jobs`` at a time), then task manifests, then names.
 
-    ``progress`` gets one line per blob as it is uploaded or found already there (from
-    worker threads, one call at a time). Names are set last, so a name never points at a
-    manifest whose blobs are missing.
+    ``log`` gets one line per blob as it is uploaded or found already there (from worker
+    threads, one call at a time); ``progress`` shows the bytes as they go. Names are set
+    last, so a name never points at a manifest whose blobs are missing.
     """
     manifest = read_manifest(build_dir)
-    say = _serialized(progress)
+    say = _serialized(log)
     items = sorted(_blobs(manifest).items())
+    meter = (progress or QuietProgress()).task(
+        f"pushing {len(items)} blobs", sum(size for _, (_, size) in items), "B"
+    )
+
+    def send(item: tuple[str, tuple[str, int]]) -> tuple[bool, int]:
+        result = _send_file(store, build_dir, item, say)
+        meter.advance(item[1][1])
+        return result
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        sent = list(pool.map(lambda item: _send_file(store, build_dir, item, say), items))
+        sent = list(pool.map(send, items))
+    meter.finish()
     tasks = {
         name: TaskManifest.of_function(name, manifest.target, entry)
         for name, entry in sorted(manifest.functions.items())
@@ -158,13 +173,13 @@ def push(
     )
 
 
-def _serialized(progress: Progress | None) -> Progress:
+def _serialized(log: Log | None) -> Log:
     lock = threading.Lock()
 
     def say(line: str) -> None:
-        if progress is not None:
+        if log is not None:
             with lock:
-                progress(line)
+                log(line)
 
     return say
 
@@ -180,7 +195,7 @@ def _blobs(manifest: BuildManifest) -> dict[str, tuple[str, int]]:
 
 
 def _send_file(
-    store: BlobStore, build_dir: Path, item: tuple[str, tuple[str, int]], say: Progress
+    store: BlobStore, build_dir: Path, item: tuple[str, tuple[str, int]], say: Log
 ) -> tuple[bool, int]:
     """Upload unless present: (uploaded?, size)."""
     digest, (relative, size) = item
