@@ -1,7 +1,8 @@
 """Plan quality: replay a trace of cold starts through per-worker LRU layer caches.
 
 For every fleet in bench/fleets/ and every strategy at K = 5 it prints bytes and
-milliseconds per cold start, stored bytes and the ratio to the per-package floor; then the
+milliseconds per cold start, stored bytes, the ratio to the per-package floor and the
+model's own prediction of bytes per cold start (to see where it mis-ranks); then the
 stability of the default planner when one function is added, its gap to an exhaustive
 search on small instances, and how planning time grows with fleet size.
 
@@ -118,23 +119,26 @@ def fleet_table(name: str, fleet: Fleet, trace: Trace) -> list[str]:
     events = draws(fleet, trace)
     scores: dict[str, Score] = {}
     seconds: dict[str, float] = {}
+    model: dict[str, float] = {}
     for strategy in STRATEGIES:
         begin = time.perf_counter()
         plan = make_plan(fleet, params, strategy)
         seconds[strategy] = time.perf_counter() - begin
         scores[strategy] = replay(fleet, plan, trace, events)
+        model[strategy] = fleet_expected(fleet, plan, params).bytes
     floor = scores["per-package"].bytes
     lines = [
         f"### {name}: {len(fleet.functions)} functions, {len(fleet.packages)} wheels",
         "",
-        "| strategy | MB / cold start | ms / cold start | stored MB | × floor (bytes) | plan s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| strategy | MB / cold start | ms / cold start | stored MB | × floor (bytes) "
+        "| model MB | plan s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for strategy, s in scores.items():
         ratio = s.bytes / floor if floor else float("nan")
         lines.append(
             f"| {strategy} | {s.bytes / MB:.3f} | {s.ms:.2f} | {s.stored / MB:.0f} | "
-            f"{ratio:.2f} | {seconds[strategy]:.2f} |"
+            f"{ratio:.2f} | {model[strategy] / MB:.3f} | {seconds[strategy]:.2f} |"
         )
     return [*lines, "", *verdict(scores, floor), ""]
 
