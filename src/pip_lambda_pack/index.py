@@ -49,10 +49,11 @@ ACCEPT = (
 JSON_TYPES = ("application/vnd.pypi.simple.v1+json", "application/json")
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
 RETRIES = 3
-PREFETCH_THREADS = 8  # pages are network-bound; local hashing releases the GIL
+THREADS = 8  # for prefetches and downloads: network-bound; hashing releases the GIL
 BACKOFF = 0.25  # seconds before the second try; doubled before the third
 FETCH_TIP = "check the index URL and your network, or use --find-links with local wheels"
 T = TypeVar("T")
+FollowUp = Callable[[str, list["FileLink"]], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,6 +328,8 @@ class PackageFinder:
         self._pending: dict[str, Future[list[FileLink]]] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._listing = threading.Lock()  # one thread lists a find-links location
+        self._closed = False
+        self._once_locks: dict[str, threading.Lock] = {}
 
     def __enter__(self) -> PackageFinder:
         return self
@@ -336,6 +339,8 @@ class PackageFinder:
 
     def close(self) -> None:
         """Drop prefetches not started; close the HTTP client if the finder made it."""
+        with self._lock:
+            self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         if self._own_client and self._http is not None:
@@ -356,17 +361,33 @@ class PackageFinder:
 
     # ------------------------------------------------------------------ listing
 
-    def prefetch(self, names: Iterable[str]) -> None:
+    def prefetch(self, names: Iterable[str], then: FollowUp | None = None) -> None:
         """Start listing these projects in background threads (pages fetched, local files
-        hashed), so that ``links`` finds them ready. What goes wrong is raised by the
-        ``links`` call that asks for the project, as if it had not been prefetched."""
+        hashed), so that ``links`` finds them ready; ``then(project, links)`` runs in a
+        thread after each listing (errors logged, not raised). What goes wrong with a
+        listing is raised by the ``links`` call that asks for it, as without the prefetch.
+        A project already listed or being listed is skipped (so is its ``then``)."""
         with self._lock:
             for project in dict.fromkeys(map(canonicalize_name, names)):
                 if project in self._links or project in self._pending:
                     continue
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(PREFETCH_THREADS, "lambda-pack-prefetch")
-                self._pending[project] = self._pool.submit(self._list, project)
+                    self._pool = ThreadPoolExecutor(THREADS, "lambda-pack-finder")
+                self._pending[project] = self._pool.submit(self._prefetched, project, then)
+
+    def _prefetched(self, project: NormalizedName, then: FollowUp | None) -> list[FileLink]:
+        links = self._list(project)
+        if then is not None:
+            with self._lock:  # a follow-up of its own, so links() waiting here returns now
+                if self._pool is not None and not self._closed:
+                    self._pool.submit(self._follow_up, then, project, links)
+        return links
+
+    def _follow_up(self, then: FollowUp, project: str, links: list[FileLink]) -> None:
+        try:
+            then(project, links)
+        except Exception as exc:  # a guess ahead of the resolver: it will meet the error itself
+            self._log(f"read-ahead after {project} stopped: {exc}")
 
     def links(self, name: str) -> list[FileLink]:
         """Every file of project ``name`` across all indexes, then all find-links locations."""
@@ -385,14 +406,18 @@ class PackageFinder:
             raise
 
     def _list(self, project: NormalizedName) -> list[FileLink]:
-        """``links`` without the memo: collect, dedupe by URL, hash local files, remember."""
-        found: dict[str, FileLink] = {}
-        for link in self._collect(project):
-            found.setdefault(link.url, link)
-        result = [self._with_local_hash(link) for link in found.values()]
-        with self._lock:
-            self._links[project] = result
-        return result
+        """``links`` once per project: collect, dedupe by URL, hash local files, remember."""
+        with self._once(f"links {project}"):
+            with self._lock:
+                if project in self._links:  # listed by another thread meanwhile
+                    return self._links[project]
+            found: dict[str, FileLink] = {}
+            for link in self._collect(project):
+                found.setdefault(link.url, link)
+            result = [self._with_local_hash(link) for link in found.values()]
+            with self._lock:
+                self._links[project] = result
+            return result
 
     def _collect(self, project: NormalizedName) -> Iterable[FileLink]:
         for index in self.index_urls:
@@ -514,19 +539,26 @@ class PackageFinder:
         with self._lock:
             if link.url in self._downloads:
                 return self._downloads[link.url]
+        with self._once(f"file {link.url}"):
+            with self._lock:
+                if link.url in self._downloads:  # fetched by another thread meanwhile
+                    return self._downloads[link.url]
+            path = self._fetched(link)
+            with self._lock:
+                self._downloads[link.url] = path
+            return path
+
+    def _fetched(self, link: FileLink) -> Path:
+        """``link`` from the file cache, else from the network (not offline)."""
         cached = self._file_path(link.sha256, link.filename) if link.sha256 else None
         if cached is not None and cached.is_file():
-            path = cached
-        elif self.offline:
+            return cached
+        if self.offline:
             raise IndexFetchError(
                 f"{link.filename} is not in the cache (offline)",
                 "run once without --offline to fill the cache",
             )
-        else:
-            path = self._fetch_file(link)
-        with self._lock:
-            self._downloads[link.url] = path
-        return path
+        return self._fetch_file(link)
 
     def download_many(
         self, links: Sequence[FileLink], progress: Task | None = None
@@ -534,8 +566,8 @@ class PackageFinder:
         """``download`` for each link in parallel threads sharing one client; keyed by URL.
         ``progress`` advances by each file's bytes as it lands."""
         unique = list({link.url: link for link in links}.values())
-        if not unique:
-            return {}
+        if all(self._hashed_already(link) for link in unique):  # nothing left to do in threads
+            return {link.url: self.download(link) for link in unique}
 
         def fetch(link: FileLink) -> Path:
             path = self.download(link)
@@ -543,9 +575,25 @@ class PackageFinder:
                 progress.advance(link.size or path.stat().st_size)
             return path
 
-        with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:
-            paths = list(pool.map(fetch, unique))
+        paths = list(self._threads().map(fetch, unique))
         return {link.url: path for link, path in zip(unique, paths, strict=True)}
+
+    def _threads(self) -> ThreadPoolExecutor:
+        """The finder's threads (prefetches, downloads), started on first use."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(THREADS, "lambda-pack-finder")
+            return self._pool
+
+    def _hashed_already(self, link: FileLink) -> bool:
+        if not link.url.startswith("file:"):
+            return False
+        try:
+            key = _stat_key(url_to_path(link.url))
+        except OSError:
+            return True  # download() says what is wrong
+        with self._lock:
+            return key in self._hashes
 
     def _file_path(self, sha256: str, filename: str) -> Path:
         return self.cache_dir / "files" / sha256[:2] / sha256 / filename
@@ -589,15 +637,24 @@ class PackageFinder:
         with self._lock:
             if link.url in self._metadata:
                 return self._metadata[link.url]
-        if link.url.startswith("file:"):
-            data, unpacked = read_wheel_facts(self._verified_local(link))
+        with self._once(f"metadata {link.url}"):
             with self._lock:
-                self._unpacked[link.url] = unpacked
-        else:
-            data = self._cached_metadata(link)
+                if link.url in self._metadata:  # read by another thread meanwhile
+                    return self._metadata[link.url]
+            if link.url.startswith("file:"):
+                data, unpacked = read_wheel_facts(self._verified_local(link))
+                with self._lock:
+                    self._unpacked[link.url] = unpacked
+            else:
+                data = self._cached_metadata(link)
+            with self._lock:
+                self._metadata[link.url] = data
+            return data
+
+    def _once(self, key: str) -> threading.Lock:
+        """A lock per thing fetched, so two threads wanting it fetch it once."""
         with self._lock:
-            self._metadata[link.url] = data
-        return data
+            return self._once_locks.setdefault(key, threading.Lock())
 
     def known_unpacked_size(self, link: FileLink) -> int | None:
         """The unpacked size of ``link`` if reading its metadata already told it, else None."""
@@ -617,8 +674,7 @@ class PackageFinder:
 
     def _local_sha256(self, path: Path) -> str:
         """sha256 of a local file, hashed once per process while its size and mtime hold."""
-        info = path.stat()
-        key = (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+        key = _stat_key(path)
         with self._lock:
             known = self._hashes.get(key)
         if known is None:
@@ -656,6 +712,12 @@ class PackageFinder:
         if got != link.metadata_sha256:
             raise _hash_mismatch(link.filename + ".metadata", link.url, link.metadata_sha256, got)
         return data, True
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int]:
+    """What identifies a local file's bytes for as long as a process runs."""
+    info = path.stat()
+    return (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
 
 
 def _local_link(path: Path, location: str) -> FileLink:

@@ -46,7 +46,7 @@ from .plan import (
 )
 from .popularity import downloads
 from .progress import Progress, QuietProgress
-from .resolve import ResolvedPackage, resolve, wheel_path
+from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
 from .target import Target, get_target
 from .units import human_size
 
@@ -136,9 +136,8 @@ def resolve_project(project: Project, settings: Settings, finders: Finders) -> d
     """Each function's closure as pins, wheels downloaded (verified) into the cache."""
     target = get_target(project.target)
     roots = {spec.name: spec.requirements.parsed() for spec in project.functions}
-    for spec in project.functions:  # every function's roots listed while the first resolves
-        names = (req.name for req in roots[spec.name] if target.evaluate(req.marker))
-        finders.get(function_index(project, spec)).prefetch(names)
+    for spec in project.functions:  # every function's likely closure read ahead in threads
+        prefetch(roots[spec.name], target=target, finder=finders.get(function_index(project, spec)))
     closures: dict[str, list[Pin]] = {}
     for spec in project.functions:
         settings.say(f"resolving {spec.name} for {target.name}")

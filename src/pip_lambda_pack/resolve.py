@@ -8,12 +8,14 @@ be built from its sdist, and is accepted only when the result is pure Python.
 from __future__ import annotations
 
 import contextlib
+import email.message
 import email.parser
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,6 +143,51 @@ def newest_with_wheel(name: str, target: Target, finder: PackageFinder) -> Versi
     return max(finals or versions, default=None)
 
 
+def usable_files(
+    links: Iterable[FileLink], target: Target, hashes: frozenset[str] | None = None
+) -> tuple[list[_Usable], list[tuple[FileLink, str]]]:
+    """(files that fit ``target``: newest first, wheels first, best tag first; the rest with
+    the reason each was rejected)."""
+    found, rejected = [], []
+    for link in links:
+        reason = rejection(link, target, hashes)
+        if reason is not None:
+            rejected.append((link, reason))
+            continue
+        version = _file_version(link.filename)
+        assert version is not None
+        rank = target.tag_rank(link.filename) if link.is_wheel else 0
+        found.append(_Usable(version, link, rank or 0))
+    found.sort(key=lambda u: (u.version, u.link.is_wheel, -u.rank), reverse=True)
+    return found, rejected
+
+
+def parse_metadata(data: bytes) -> email.message.Message:
+    """The headers of a METADATA file (its body, the long description, is not parsed)."""
+    end = data.find(b"\n\n")
+    if end >= 0 and b"\r" not in data[:end]:
+        data = data[: end + 2]  # the blank line that ends the headers, as the parser sees it
+    return email.parser.BytesParser().parsebytes(data)
+
+
+def requires_dist(
+    message: email.message.Message, target: Target, extras: Iterable[str]
+) -> tuple[list[Requirement], list[str]]:
+    """(the ``Requires-Dist`` of parsed METADATA that apply on ``target`` with ``extras``,
+    the lines that are not valid requirements)."""
+    wanted = ("", *sorted(extras))
+    found, invalid = [], []
+    for line in message.get_all("Requires-Dist") or []:
+        try:
+            req = Requirement(str(line))
+        except InvalidRequirement:
+            invalid.append(str(line))
+            continue
+        if any(target.evaluate(req.marker, extra) for extra in wanted):
+            found.append(req)
+    return found, invalid
+
+
 def _pins_exactly(specifier: SpecifierSet, version: Version) -> bool:
     return any(
         spec.operator in ("==", "===")
@@ -198,6 +245,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         self._logged: set[tuple[str, str]] = set()
         self._rejected: dict[str, list[tuple[FileLink, str]]] = {}
         self.python = _Candidate(PYTHON, Version(_full_python(target)), None)
+        self.lookahead = Lookahead(target, finder)
 
     # ------------------------------------------------------------------ resolvelib API
 
@@ -269,8 +317,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
                 pin = SpecifierSet(f"=={candidate.version}")
                 deps.insert(0, _Requirement(candidate.name, frozenset(), pin, candidate.name))
             self._dependencies[candidate] = deps
-            # the resolver will list most of these soon: fetch/hash them meanwhile
-            self.finder.prefetch(dep.name for dep in deps if dep.name != PYTHON)
+            self.lookahead.start(deps)  # the resolver will list most of these soon
         return self._dependencies[candidate]
 
     # ------------------------------------------------------------------ files
@@ -278,18 +325,12 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
     def usable(self, name: str) -> list[_Usable]:
         """Files of ``name`` that fit the target: newest first, wheels first, best tag first."""
         if name not in self._usable:
-            found = []
-            for link in self.finder.links(name):
-                reason = rejection(link, self.target, self.hashes.get(name))
-                if reason is not None:
-                    self._reject(link, reason)
-                    self._rejected.setdefault(name, []).append((link, reason))
-                    continue
-                version = _file_version(link.filename)
-                assert version is not None
-                rank = self.target.tag_rank(link.filename) if link.is_wheel else 0
-                found.append(_Usable(version, link, rank or 0))
-            found.sort(key=lambda u: (u.version, u.link.is_wheel, -u.rank), reverse=True)
+            found, rejected = usable_files(
+                self.finder.links(name), self.target, self.hashes.get(name)
+            )
+            for link, reason in rejected:
+                self._reject(link, reason)
+                self._rejected.setdefault(name, []).append((link, reason))
             self._usable[name] = found
         return self._usable[name]
 
@@ -321,7 +362,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
 
     def _read_dependencies(self, candidate: _Candidate) -> Iterator[_Requirement]:
         assert candidate.link is not None
-        message = email.parser.BytesParser().parsebytes(self._metadata(candidate))
+        message = parse_metadata(self._metadata(candidate))
         parent = f"{candidate.name} {candidate.version}"
         _check_metadata(message.get("Name"), message.get("Version"), candidate)
         requires_python = message.get("Requires-Python")
@@ -329,15 +370,11 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
             spec = _specifier_or_none(str(requires_python))
             if spec is not None:
                 yield _Requirement(PYTHON, frozenset(), spec, f"Requires-Python {spec}")
-        extras = ("", *sorted(candidate.extras))
-        for line in message.get_all("Requires-Dist") or []:
-            try:
-                req = Requirement(str(line))
-            except InvalidRequirement:
-                self.log(f"{parent}: ignoring invalid Requires-Dist {line!r}")
-                continue
-            if any(self.target.evaluate(req.marker, extra) for extra in extras):
-                yield _requirement(req, parent)
+        found, invalid = requires_dist(message, self.target, candidate.extras)
+        for line in invalid:
+            self.log(f"{parent}: ignoring invalid Requires-Dist {line!r}")
+        for req in found:
+            yield _requirement(req, parent)
 
     def _metadata(self, candidate: _Candidate) -> bytes:
         assert candidate.link is not None
@@ -474,6 +511,55 @@ def _check_metadata(name: object, version: object, candidate: _Candidate) -> Non
         )
 
 
+class Lookahead:
+    """Walks the closure the resolver is likely to pin, ahead of it, in the finder's threads.
+
+    For each project it is asked for: the listing (``PackageFinder.prefetch``), then the
+    newest non-yanked wheel that fits the target and the first requirement seen for it, its
+    PEP 658 metadata, and the same for its dependencies. It only fills the finder's memos;
+    the resolver decides everything itself, so a wrong guess costs a fetch, never a
+    different result. Local wheels are only listed (and hashed) ahead: reading their
+    metadata is cheap, and doing it twice in Python threads costs the resolver the GIL.
+    """
+
+    def __init__(self, target: Target, finder: PackageFinder) -> None:
+        self.target = target
+        self.finder = finder
+        self._wanted: dict[str, _Requirement] = {}
+        self._lock = threading.Lock()
+
+    def start(self, requirements: Iterable[_Requirement]) -> None:
+        """Prefetch these projects (and, in the background, what they are likely to need)."""
+        fresh = []
+        with self._lock:
+            for req in requirements:
+                if req.name != PYTHON and req.name not in self._wanted:
+                    self._wanted[req.name] = req
+                    fresh.append(req.name)
+        if fresh:
+            self.finder.prefetch(fresh, then=self.follow)
+
+    def follow(self, project: str, links: Sequence[FileLink]) -> None:
+        """Called by the finder once ``project`` is listed: read ahead its likely pick."""
+        with self._lock:
+            req = self._wanted.get(project)
+        if req is None:
+            return
+        link = next(
+            (
+                u.link
+                for u in usable_files(links, self.target)[0]
+                if u.link.is_wheel and u.link.yanked is None and req.specifier.contains(u.version)
+            ),
+            None,
+        )
+        if link is None or not link.has_metadata or link.url.startswith("file:"):
+            return
+        message = parse_metadata(self.finder.metadata(link))
+        found = requires_dist(message, self.target, req.extras)[0]
+        self.start(_requirement(r, project) for r in found if not r.url)
+
+
 class _Reporter(BaseReporter[_Requirement, _Candidate, str]):
     """Sends pins and backtracks to the -v log."""
 
@@ -487,6 +573,13 @@ class _Reporter(BaseReporter[_Requirement, _Candidate, str]):
 
     def rejecting_candidate(self, criterion: object, candidate: _Candidate) -> None:
         self.log(f"backtracking: {candidate.name} {candidate.version} does not fit")
+
+
+def prefetch(requirements: Iterable[Requirement], *, target: Target, finder: PackageFinder) -> None:
+    """Start fetching, in the finder's threads, what resolving ``requirements`` for
+    ``target`` is likely to need (see ``Lookahead``); returns at once."""
+    roots = (r for r in requirements if not r.url and target.evaluate(r.marker))
+    Lookahead(target, finder).start(_requirement(r, "the requirements") for r in roots)
 
 
 def resolve(
@@ -515,7 +608,7 @@ def resolve(
         log=log,
     )
     roots = [_requirement(r, "the requirements") for r in requirements if target.evaluate(r.marker)]
-    finder.prefetch(root.name for root in roots)
+    provider.lookahead.start(roots)
     resolver: Resolver[_Requirement, _Candidate, str] = Resolver(provider, _Reporter(provider.log))
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
