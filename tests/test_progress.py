@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pip_lambda_pack.progress import BarProgress, LineProgress, QuietProgress, make_progress
 from projects import fill_wheelhouse, run, write_project
 
@@ -92,3 +94,23 @@ def test_cli_progress_lines_in_a_pipe_and_bars_on_a_terminal(
     os.close(leader)
     assert process.returncode == 0
     assert "building" in drawn.decode(errors="replace") and "━" in drawn.decode(errors="replace")
+
+
+def draw(environ: dict[str, str]) -> str:
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        task = make_progress(quiet=False, stream=terminal, environ=environ).task("up", 4)
+        task.advance(4)
+        task.finish()
+    drawn = os.read(leader, 65536).decode(errors="replace")
+    os.close(leader)
+    return drawn
+
+
+def test_no_color_keeps_the_bars_but_drops_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    colour = re.compile(r"\x1b\[(?:\d+;)*(?:3[0-8]|9[0-7])(?:;\d+)*m")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert colour.search(draw({"TERM": "xterm-256color"}))
+    monkeypatch.setenv("NO_COLOR", "1")  # rich reads it from the process environment
+    plain = draw({"TERM": "xterm-256color", "NO_COLOR": "1"})
+    assert "━" in plain and not colour.search(plain)
