@@ -5,8 +5,10 @@
         server.requests  # ["/simple/foo/", "/files/foo-1.0-py3-none-any.whl.metadata", ...]
 
 Project pages are PEP 691 JSON or PEP 503 HTML, negotiated by ``Accept``; files are served
-from ``/files/<filename>`` and, for wheels, ``/files/<filename>.metadata`` (PEP 658). The
-directory is read on every request, so a test may add files while the server runs.
+from ``/files/<filename>`` and, for wheels, ``/files/<filename>.metadata`` (PEP 658); a
+file request with a ``Range: bytes=A-B`` or ``bytes=-N`` header gets a 206 with those bytes,
+as PyPI's file host answers. The directory is read on every request, so a test may add files
+while the server runs.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ class IndexServer:
     ``json=False`` serves only HTML; ``metadata=False`` offers no ``.metadata`` files;
     ``hashes=False`` publishes no sha256; ``yanked`` maps filenames to a reason ("" for
     none); ``requires_python`` overrides the Requires-Python read from a wheel;
-    ``fail_next`` answers that many requests with HTTP 503 first. ``requests`` lists the
-    paths asked for, ``accepts`` the Accept headers sent, in order.
+    ``fail_next`` answers that many requests with HTTP 503 first; ``ranges=False`` ignores
+    ``Range`` headers (the whole file, 200). ``requests`` lists the paths asked for,
+    ``accepts`` the Accept headers sent, ``ranges_asked`` the (path, Range) of ranged
+    requests, in order.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class IndexServer:
         yanked: Mapping[str, str] | None = None,
         requires_python: Mapping[str, str] | None = None,
         fail_next: int = 0,
+        ranges: bool = True,
     ) -> None:
         self.directory = Path(directory)
         self.json = json
@@ -72,7 +77,9 @@ class IndexServer:
         self.yanked = dict(yanked or {})
         self.requires_python = dict(requires_python or {})
         self.fail_next = fail_next
+        self.ranges = ranges
         self.requests: list[str] = []
+        self.ranges_asked: list[tuple[str, str]] = []
         self.accepts: list[str] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -219,7 +226,28 @@ class _Handler(BaseHTTPRequestHandler):
         if "/" in filename or not path.is_file() or filename.endswith(".metadata"):
             self._send(404, b"not found", "text/plain")
             return
-        self._send(200, path.read_bytes(), "application/octet-stream")
+        wanted = self.headers.get("Range")
+        if wanted is not None:
+            with self.index._lock:
+                self.index.ranges_asked.append((self.path, wanted))
+        if wanted is not None and self.index.ranges:
+            self._send_range(path.read_bytes(), wanted)
+        else:
+            self._send(200, path.read_bytes(), "application/octet-stream")
+
+    def _send_range(self, data: bytes, wanted: str) -> None:
+        first, _, last = wanted.removeprefix("bytes=").partition("-")
+        if not first:  # the last N bytes
+            start, end = max(0, len(data) - int(last)), len(data) - 1
+        else:
+            start, end = int(first), min(len(data) - 1, int(last)) if last else len(data) - 1
+        body = data[start : end + 1]
+        self.send_response(206)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.end_headers()
+        self.wfile.write(body)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         etag = '"' + _sha256(body)[:16] + '"'

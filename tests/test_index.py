@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from helpers import make_sdist, make_wheel, metadata_text, sha256_file
 from indexserver import IndexServer
 from pip_lambda_pack.errors import HashMismatchError, IndexFetchError
-from pip_lambda_pack.index import ACCEPT, FileLink, PackageFinder, redact_url
+from pip_lambda_pack.index import ACCEPT, SIZE_TAIL, FileLink, PackageFinder, redact_url
 
 StartServer = Callable[..., IndexServer]
 
@@ -98,11 +99,30 @@ def test_metadata_comes_from_the_metadata_file_without_fetching_the_wheel(
     assert len(server.requests) == 2
 
 
+def test_metadata_from_ranges_of_the_wheel_when_the_index_has_no_metadata_files(
+    wheelhouse: Path, index_server: StartServer, cache_dir: Path
+) -> None:
+    big = _big_wheel(wheelhouse)  # its central directory takes a second range request
+    server = index_server(metadata=False)
+    with _finder(server, cache_dir) as finder:
+        (link,) = finder.links("big")
+        assert finder.metadata(link) == metadata_text("big", "1.0").encode()
+        assert finder.remote_size(link) == (big.stat().st_size, _unpacked(big))
+    assert len(server.ranges_asked) == 3  # the tail, the rest of the directory, METADATA
+    assert len(server.file_requests()) == 3  # and nothing else: no whole wheel
+    assert not (cache_dir / "files").exists()
+    server.requests.clear()
+    with _finder(server, cache_dir) as again:  # both remembered under the wheel's sha256
+        assert again.metadata(link) == metadata_text("big", "1.0").encode()
+        assert again.remote_size(link) == (big.stat().st_size, _unpacked(big))
+    assert server.requests == []
+
+
 def test_metadata_from_the_downloaded_wheel_when_the_index_has_no_metadata_files(
     wheelhouse: Path, index_server: StartServer, cache_dir: Path
 ) -> None:
     wheel = make_wheel(wheelhouse, "foo", "1.0")
-    server = index_server(metadata=False)
+    server = index_server(metadata=False, ranges=False)
     with _finder(server, cache_dir) as finder:
         (link,) = finder.links("foo")
         assert not link.has_metadata
@@ -111,7 +131,9 @@ def test_metadata_from_the_downloaded_wheel_when_the_index_has_no_metadata_files
     digest = sha256_file(wheel)
     assert path == cache_dir / "files" / digest[:2] / digest / wheel.name
     assert path.read_bytes() == wheel.read_bytes()
-    assert server.file_requests() == ["/files/foo-1.0-py3-none-any.whl"]
+    # a ranged request answered with the whole file (200) is closed unread, then downloaded
+    assert server.file_requests() == ["/files/foo-1.0-py3-none-any.whl"] * 2
+    assert [path for path, _ in server.ranges_asked] == ["/files/foo-1.0-py3-none-any.whl"]
 
 
 def test_download_refuses_bytes_that_do_not_match_the_hash(
@@ -291,3 +313,66 @@ def test_a_file_url_simple_index_is_read_like_pip_reads_it(tmp_path: Path) -> No
         assert [(link.filename, link.sha256) for link in links] == [(wheel.name, digest)]
         assert finder.download(links[0]) == wheel
         assert finder.links("missing") == []
+
+
+# -- sizes of remote wheels from their central directory --------------------------------
+
+
+def _big_wheel(wheelhouse: Path) -> Path:
+    """A wheel whose central directory is larger than the first tail asked for."""
+    files = {f"big/module_with_a_long_name_{i:04}.py": f"X = {i}\n" for i in range(1500)}
+    return make_wheel(wheelhouse, "big", "1.0", files=files)
+
+
+def _unpacked(wheel: Path) -> int:
+    with zipfile.ZipFile(wheel) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
+def test_remote_size_reads_the_central_directory_with_range_requests(
+    wheelhouse: Path, index_server: StartServer, cache_dir: Path
+) -> None:
+    big, small = _big_wheel(wheelhouse), make_wheel(wheelhouse, "small", "1.0")
+    server = index_server()
+    with _finder(server, cache_dir) as finder:
+        links = finder.links("big") + finder.links("small")
+        sizes = finder.remote_sizes(links)
+    assert sizes == {
+        links[0].url: (big.stat().st_size, _unpacked(big)),
+        links[1].url: (small.stat().st_size, _unpacked(small)),
+    }
+    with zipfile.ZipFile(big) as archive:
+        start = archive.start_dir
+    assert sorted(server.ranges_asked) == [
+        (f"/files/{big.name}", f"bytes=-{SIZE_TAIL}"),
+        (f"/files/{big.name}", f"bytes={start}-{big.stat().st_size - SIZE_TAIL - 1}"),
+        (f"/files/{small.name}", f"bytes=-{SIZE_TAIL}"),
+    ]
+    assert len(server.file_requests(".whl")) == 3  # every file request was a ranged one
+    server.requests.clear()
+    with _finder(server, cache_dir) as again:  # cached by sha256
+        assert again.remote_size(links[0]) == sizes[links[0].url]
+    assert server.requests == []
+
+
+def test_remote_size_is_none_when_the_server_ignores_ranges(
+    wheelhouse: Path, index_server: StartServer, cache_dir: Path
+) -> None:
+    make_wheel(wheelhouse, "foo", "1.0")
+    server = index_server(ranges=False)
+    with _finder(server, cache_dir) as finder:
+        [link] = finder.links("foo")
+        assert finder.remote_size(link) is None
+        finder.download(link)  # what the caller does instead
+    assert [path for path, _ in server.ranges_asked] == [f"/files/{link.filename}"]
+
+
+def test_remote_size_is_none_without_a_published_sha256(
+    wheelhouse: Path, index_server: StartServer, cache_dir: Path
+) -> None:
+    make_wheel(wheelhouse, "foo", "1.0")
+    server = index_server(hashes=False)
+    with _finder(server, cache_dir) as finder:
+        [link] = finder.links("foo")
+        assert finder.remote_size(link) is None  # the lock needs the sha256: download it
+    assert server.ranges_asked == []

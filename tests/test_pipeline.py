@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from indexserver import IndexServer
 from pip_lambda_pack.config import load_project
 from pip_lambda_pack.graph import build_graph, pin_graph
 from pip_lambda_pack.lock import read_lock
@@ -88,3 +90,30 @@ def test_fleet_of_the_plain_graph_is_the_networkx_one(project: Path) -> None:
     spec = load_project(project / "lambda-pack.toml")
     closures = read_lock(spec.lock_path).closures()
     assert fleet_of(spec, pin_graph(closures)) == project_fleet(spec, build_graph(closures))
+
+
+def test_lock_reads_remote_sizes_with_ranges_and_writes_the_same_lock(
+    tmp_path: Path, wheelhouse: Path, index_server: Callable[..., IndexServer]
+) -> None:
+    fill_wheelhouse(wheelhouse)
+    server = index_server()
+    locks, whole = [], []
+    for ranges in (True, False):  # PyPI's file host, then a server that ignores Range
+        server.ranges = ranges
+        server.requests.clear()
+        server.ranges_asked.clear()
+        root = write_project(tmp_path / f"ranges-{ranges}", wheelhouse)
+        config = root / "lambda-pack.toml"
+        offline = f'no-index = true\nfind-links = ["{wheelhouse}"]'
+        config.write_text(config.read_text().replace(offline, f'index-url = "{server.url}"'))
+        result = run(root, "lock")
+        assert result.returncode == 0, result.stderr
+        locks.append((root / "lambda-pack.lock").read_bytes())
+        asked = {path for path, _ in server.ranges_asked}
+        assert asked or not ranges
+        whole.append(
+            sorted({p for p in server.file_requests(".whl") if not ranges or p not in asked})
+        )
+    assert locks[0] == locks[1]
+    assert whole[0] == []  # nothing downloaded: each wheel's size came from its last bytes
+    assert whole[1] == sorted(set(server.file_requests(".whl")))  # each downloaded instead

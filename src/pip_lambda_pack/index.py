@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import struct
 import threading
 import time
@@ -49,6 +50,7 @@ ACCEPT = (
 JSON_TYPES = ("application/vnd.pypi.simple.v1+json", "application/json")
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
 RETRIES = 3
+SIZE_TAIL = 1 << 16  # a remote wheel's last bytes asked for first: most central directories
 THREADS = 8  # for prefetches and downloads: network-bound; hashing releases the GIL
 BACKOFF = 0.25  # seconds before the second try; doubled before the third
 FETCH_TIP = "check the index URL and your network, or use --find-links with local wheels"
@@ -146,47 +148,86 @@ def _quick_wheel_facts(path: Path, name: str | None) -> tuple[bytes, int] | None
     but a plain, single-part, non-zip64 archive whose METADATA checks out."""
     with open(path, "rb") as handle:
         end = handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, end - (22 + 0xFFFF)))
-        tail = handle.read()
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) - at < 22:
+        handle.seek(max(0, end - TAIL_MAX))
+        where = _directory_span(handle.read(), end)
+        if where is None:
             return None
-        _, _, _, count, _, size, offset, _ = struct.unpack_from("<IHHHHIIH", tail, at)
-        if 0xFFFF in (count,) or 0xFFFFFFFF in (size, offset):
-            return None  # zip64: leave it to zipfile
-        if offset + size != end - (len(tail) - at):
-            return None  # data before the archive or a damaged directory
+        count, size, offset = where
         handle.seek(offset)
-        directory = handle.read(size)
-        found, total, pos = [], 0, 0
-        for _ in range(count):
-            fields = struct.unpack_from("<IHHHHHHIIIHHHHHII", directory, pos)
-            if fields[0] != 0x02014B50:
-                return None
-            name_len, extra_len, comment_len = fields[10], fields[11], fields[12]
-            member = directory[pos + 46 : pos + 46 + name_len].decode("utf-8", "replace")
-            total += fields[9]
-            if _is_metadata_member(member):
-                found.append((member, fields))
-            pos += 46 + name_len + extra_len + comment_len
-        found.sort(key=lambda item: canonicalize_name(item[0].split("-", 1)[0]) != name)
-        return None if not found else (_member_bytes(handle, found[0][1]), total)
+        members = _directory_members(handle.read(size), count)
+        if members is None:
+            return None
+        found = _metadata_member(members, name)
+        total = sum(fields[9] for _, fields in members)
+        return None if found is None else (_member_bytes(handle, found), total)
+
+
+TAIL_MAX = 22 + 0xFFFF  # the end-of-central-directory record and the longest zip comment
+
+
+def _directory_span(tail: bytes, end: int) -> tuple[int, int, int] | None:
+    """(entries, size, offset) of the central directory from the last bytes of a zip of
+    ``end`` bytes; None for zip64, data before the archive or a damaged record."""
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    _, _, _, count, _, size, offset, _ = struct.unpack_from("<IHHHHIIH", tail, at)
+    if 0xFFFF in (count,) or 0xFFFFFFFF in (size, offset):
+        return None  # zip64: leave it to zipfile
+    if offset + size != end - (len(tail) - at):
+        return None  # data before the archive or a damaged directory
+    return count, size, offset
+
+
+def _directory_members(directory: bytes, count: int) -> list[tuple[str, tuple[int, ...]]] | None:
+    """(name, central directory fields) of each entry; None unless all ``count`` read plainly
+    (a zip64 size among them is left to zipfile)."""
+    members, pos = [], 0
+    for _ in range(count):
+        fields = struct.unpack_from("<IHHHHHHIIIHHHHHII", directory, pos)
+        if fields[0] != 0x02014B50 or 0xFFFFFFFF in (fields[8], fields[9], fields[16]):
+            return None
+        name_len, extra_len, comment_len = fields[10], fields[11], fields[12]
+        members.append(
+            (directory[pos + 46 : pos + 46 + name_len].decode("utf-8", "replace"), fields)
+        )
+        pos += 46 + name_len + extra_len + comment_len
+    return members
 
 
 def _member_bytes(handle: BinaryIO, fields: tuple[int, ...]) -> bytes:
     """One member's bytes from its central directory fields; zlib.error unless they check out."""
-    method, crc, compressed, size, offset = fields[4], fields[7], fields[8], fields[9], fields[16]
-    handle.seek(offset)
-    header = handle.read(30)
-    if header[:4] != b"PK\x03\x04" or method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+    handle.seek(fields[16])
+    skip = _local_header_size(handle.read(30), fields)
+    handle.seek(fields[16] + skip)
+    return _inflated(handle.read(fields[8]), fields)
+
+
+def _local_header_size(header: bytes, fields: tuple[int, ...]) -> int:
+    """Bytes of a member's local header (from its first 30); zlib.error if it is not one."""
+    plain = fields[4] in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04" or not plain:
         raise zlib.error("unexpected local header")
     name_len, extra_len = struct.unpack_from("<HH", header, 26)
-    handle.seek(offset + 30 + name_len + extra_len)
-    payload = handle.read(compressed)
+    return 30 + int(name_len) + int(extra_len)
+
+
+def _inflated(payload: bytes, fields: tuple[int, ...]) -> bytes:
+    """A member's bytes from its stored payload, checked against its size and CRC-32."""
+    method, crc, size = fields[4], fields[7], fields[9]
     data = zlib.decompress(payload, -15) if method == zipfile.ZIP_DEFLATED else payload
     if len(data) != size or zlib.crc32(data) != crc:
         raise zlib.error("bad CRC-32 for METADATA")
     return data
+
+
+def _metadata_member(
+    members: list[tuple[str, tuple[int, ...]]], name: str | None
+) -> tuple[int, ...] | None:
+    """The fields of the ``.dist-info/METADATA`` entry, the project's own first."""
+    found = [(member, fields) for member, fields in members if _is_metadata_member(member)]
+    found.sort(key=lambda item: canonicalize_name(item[0].split("-", 1)[0]) != name)
+    return found[0][1] if found else None
 
 
 def _is_metadata_member(name: str) -> bool:
@@ -626,6 +667,123 @@ class PackageFinder:
                     handle.write(chunk)
         return digest.hexdigest()
 
+    # ------------------------------------------------------------------ sizes
+
+    def remote_sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
+        """``(bytes, unpacked bytes)`` by URL of the remote wheels whose sizes could be read
+        without downloading them (see ``remote_size``), in threads; the others are left out."""
+        unique = list({link.url: link for link in links if _sizable(link)}.values())
+        found = list(self._threads().map(self.remote_size, unique))
+        pairs = zip(unique, found, strict=True)
+        return {link.url: sizes for link, sizes in pairs if sizes is not None}
+
+    def remote_size(self, link: FileLink) -> tuple[int, int] | None:
+        """``(bytes, unpacked bytes)`` of a remote wheel with a known sha256, read from its
+        zip central directory with HTTP range requests (cached by sha256), or None: download
+        it instead (the server ignores ``Range``, the archive is unusual, offline, or it is
+        in the file cache already)."""
+        with self._lock:
+            downloaded = link.url in self._downloads
+        if downloaded or not _sizable(link):
+            return None
+        assert link.sha256 is not None
+        if self._file_path(link.sha256, link.filename).is_file():
+            return None
+        record = self.cache_dir / "sizes" / link.sha256[:2] / f"{link.sha256}.json"
+        try:
+            size, unpacked = json.loads(record.read_bytes())
+            return int(size), int(unpacked)
+        except (OSError, ValueError, TypeError):
+            pass
+        if self.offline:
+            return None
+        found = self._ranged_directory(link)
+        return None if found is None else self._remember_sizes(link, found[0], found[1])
+
+    def _remember_sizes(
+        self, link: FileLink, total: int, members: list[tuple[str, tuple[int, ...]]]
+    ) -> tuple[int, int]:
+        assert link.sha256 is not None
+        sizes = total, sum(fields[9] for _, fields in members)
+        record = self.cache_dir / "sizes" / link.sha256[:2] / f"{link.sha256}.json"
+        write_bytes(record, json.dumps(list(sizes)).encode())
+        return sizes
+
+    def _ranged_metadata(self, link: FileLink) -> bytes | None:
+        """METADATA of a remote wheel read with range requests (its central directory, then
+        the member), checked against the CRC-32 and size the directory gives; None when the
+        server or the archive does not allow it."""
+        found = self._ranged_directory(link)
+        if found is None:
+            return None
+        total, members, data, start = found
+        self._remember_sizes(link, total, members)
+        fields = _metadata_member(members, project_of(link.filename))
+        if fields is None:
+            return None
+        # the local header's extra field may be longer than the central one: ask for slack
+        last = min(total - 1, fields[16] + 30 + fields[10] + fields[11] + fields[8] + 1023)
+        if fields[16] < start:  # not among the bytes already fetched (a small wheel's are all)
+            got = self._get_range(link.url, fields[16], last)
+            if got is None:
+                return None
+            data, start = got[0], fields[16]
+        chunk = data[fields[16] - start :]
+        try:
+            skip = _local_header_size(chunk[:30], fields)
+            payload = chunk[skip : skip + fields[8]]
+            return _inflated(payload, fields) if len(payload) == fields[8] else None
+        except zlib.error:
+            return None
+
+    def _ranged_directory(
+        self, link: FileLink
+    ) -> tuple[int, list[tuple[str, tuple[int, ...]]], bytes, int] | None:
+        """(file size, central directory entries, the bytes fetched, their offset) of a
+        remote zip, by range requests: its last bytes, then the directory's start if needed."""
+        got = self._get_range(link.url, -SIZE_TAIL)
+        if got is None or (link.size is not None and got[1] != link.size):
+            return None
+        tail, total = got
+        where = _directory_span(tail, total)
+        if where is None:
+            return None
+        count, size, offset = where
+        start = total - len(tail)
+        if offset < start:  # the directory begins before the tail: ask for the rest of it
+            more = self._get_range(link.url, offset, start - 1)
+            if more is None or more[1] != total:
+                return None
+            tail, start = more[0] + tail, offset
+        members = _directory_members(tail[offset - start : offset - start + size], count)
+        return None if members is None else (total, members, tail, start)
+
+    def _get_range(self, url: str, first: int, last: int | None = None) -> tuple[bytes, int] | None:
+        """(the bytes, the whole file's size) of ``url`` from ``first`` to ``last``
+        (a negative ``first``: that many last bytes); None when the answer is not a 206."""
+        spec = f"bytes={first}" if first < 0 else f"bytes={first}-{last}"
+        self._log(f"fetching {spec} of {redact_url(url)}")
+        return self._with_retries(url, lambda: self._range_once(url, spec, first, last))
+
+    def _range_once(
+        self, url: str, spec: str, first: int, last: int | None
+    ) -> tuple[bytes, int] | None:
+        headers = {"Range": spec, "Accept-Encoding": "identity"}
+        with self._client.stream("GET", url, headers=headers) as response:
+            if response.status_code >= 500:
+                raise _ServerError(response.status_code)
+            if response.status_code != 206:
+                return None  # a server without Range support: its body is never read
+            found = CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
+            if found is None:
+                return None
+            start, end, total = map(int, found.groups())
+            data = response.read()
+        wanted = (total + first if first < 0 else first, total - 1 if last is None else last)
+        if len(data) != end - start + 1 or (start, end) != (max(0, wanted[0]), wanted[1]):
+            return None
+        return data, total
+
     # ------------------------------------------------------------------ metadata
 
     def metadata(self, link: FileLink) -> bytes:
@@ -702,8 +860,15 @@ class PackageFinder:
             if response.status_code < 400:
                 return self._checked_metadata(link, response.content)
             self._log(f"{redact_url(url)} answered HTTP {response.status_code}; using the wheel")
+        ranged = None if self.offline or not _sizable(link) else self._ranged_metadata(link)
+        if ranged is not None:  # CRC-checked, from the wheel whose sha256 keys the cache
+            return ranged, True
         wheel = self.download(link)
         return read_wheel_metadata(wheel), link.sha256 is not None
+
+    def metadata_is_cheap(self, link: FileLink) -> bool:
+        """Whether ``metadata(link)`` can do without downloading a whole remote wheel."""
+        return link.url.startswith("file:") or link.has_metadata or _sizable(link)
 
     def _checked_metadata(self, link: FileLink, data: bytes) -> tuple[bytes, bool]:
         if link.metadata_sha256 is None:
@@ -712,6 +877,14 @@ class PackageFinder:
         if got != link.metadata_sha256:
             raise _hash_mismatch(link.filename + ".metadata", link.url, link.metadata_sha256, got)
         return data, True
+
+
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+def _sizable(link: FileLink) -> bool:
+    """Whether ``remote_size`` may read ``link``: a remote wheel whose sha256 is known."""
+    return link.is_wheel and link.sha256 is not None and not link.url.startswith("file:")
 
 
 def _stat_key(path: Path) -> tuple[str, int, int, int]:

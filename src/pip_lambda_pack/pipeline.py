@@ -175,17 +175,23 @@ def _pins(
     settings: Settings,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
-    paths = download(finder, wheels, settings)
+    sizes = finder.remote_sizes(wheels)  # read off the zips' ends: no need to download these
+    paths = download(finder, [link for link in wheels if link.url not in sizes], settings)
     pins = []
     for package in resolved.values():
         if package.built_from_sdist:
             path = wheel_path(
                 package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
             )
+        elif package.link.url in sizes:
+            pins.append(_pin(package, *sizes[package.link.url]))
+            continue
         else:
             path = paths[package.link.url]
         known = None if package.built_from_sdist else finder.known_unpacked_size(package.link)
-        pins.append(_pin(package, path, known))
+        pins.append(
+            _pin(package, path.stat().st_size, unpacked_size(path) if known is None else known)
+        )
     return pins
 
 
@@ -204,7 +210,7 @@ def download(
         task.finish()
 
 
-def _pin(package: ResolvedPackage, path: Path, unpacked: int | None = None) -> Pin:
+def _pin(package: ResolvedPackage, size: int, unpacked: int) -> Pin:
     link = package.link
     return Pin(
         name=package.name,
@@ -212,8 +218,8 @@ def _pin(package: ResolvedPackage, path: Path, unpacked: int | None = None) -> P
         filename=link.filename,
         url=link.url,
         sha256=link.sha256 or "",
-        size=path.stat().st_size,
-        unpacked_size=unpacked_size(path) if unpacked is None else unpacked,
+        size=size,
+        unpacked_size=unpacked,
         requires=package.dependencies,
         sdist=package.built_from_sdist,
     )
