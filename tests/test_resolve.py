@@ -12,7 +12,7 @@ from helpers import make_sdist, make_wheel, sha256_file
 from indexserver import IndexServer
 from pip_lambda_pack.errors import HashMismatchError, NoWheelError, ResolutionError
 from pip_lambda_pack.index import PackageFinder
-from pip_lambda_pack.resolve import ResolvedPackage, resolve, wheel_path
+from pip_lambda_pack.resolve import ResolvedPackage, _tag_rank, resolve, wheel_path
 from pip_lambda_pack.target import get_target
 
 StartServer = Callable[..., IndexServer]
@@ -356,3 +356,22 @@ def test_platform_specific_sdist_is_refused_with_the_ways_out(
         "require native==1.0 (the newest version with a wheel for python3.12-x86_64), "
         "use another --target, or put a prebuilt wheel for python3.12-x86_64 in --find-links"
     )
+
+
+@pytest.mark.parametrize("name", ["python3.12-x86_64", "python3.11-arm64", "python3.14-x86_64"])
+def test_the_string_tag_rank_is_the_targets(name: str) -> None:
+    target = get_target(name)
+    filenames = [
+        "a-1.0-py3-none-any.whl",
+        "a-1.0-py2.py3-none-any.whl",
+        "a-1.0-1-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "a-1.0-cp311-abi3-manylinux_2_34_x86_64.whl",
+        "a-1.0-cp311-cp311-manylinux_2_28_aarch64.whl",
+        "a-1.0-CP312-CP312-MANYLINUX_2_28_X86_64.whl",
+        "a-1.0-cp312-cp312-musllinux_1_2_x86_64.whl",
+        "a-1.0-cp312-cp312-win_amd64.whl",
+        "a-1.0-cp314-cp314t-manylinux_2_34_x86_64.whl",
+        "a-1.0-pp310-pypy310_pp73-manylinux_2_17_x86_64.whl",
+        "a-1.0-cp36-abi3-manylinux1_x86_64.manylinux_2_5_x86_64.whl",
+    ]
+    assert [_tag_rank(target, f) for f in filenames] == [target.tag_rank(f) for f in filenames]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import email.message
 import email.parser
+import functools
 import os
 import shutil
 import subprocess
@@ -94,6 +95,7 @@ def _full_python(target: Target) -> str:
     return target.markers()["python_full_version"]
 
 
+@functools.lru_cache(maxsize=1 << 17)  # a PyPI page lists thousands; functions share them
 def _file_version(filename: str) -> Version | None:
     try:
         if filename.endswith(".whl"):
@@ -107,21 +109,54 @@ def _tag_part(filename: str) -> str:
     return "-".join(filename[: -len(".whl")].split("-")[-3:])
 
 
-def _python_allows(requires_python: str, target: Target) -> bool:
+@functools.lru_cache(maxsize=1 << 12)
+def _python_allows(requires_python: str, full_python: str) -> bool:
     try:
         spec = SpecifierSet(requires_python)
     except InvalidSpecifier:
         return True  # like pip: an unreadable Requires-Python does not exclude the file
-    return spec.contains(_full_python(target), prereleases=True)
+    return spec.contains(full_python, prereleases=True)
+
+
+_TAG_RANKS: dict[str, dict[str, int]] = {}
+_FILE_RANKS: dict[tuple[str, str], int | None] = {}  # (target name, wheel name) -> rank
+
+
+def _tag_rank(target: Target, filename: str) -> int | None:
+    """``target.tag_rank`` of a valid wheel name by string lookups, without building Tag
+    objects, remembered: every file of a PyPI page (tens of thousands for some) goes
+    through it, for every function and the lookahead."""
+    key = (target.name, filename)
+    if key not in _FILE_RANKS:
+        _FILE_RANKS[key] = _string_rank(target, filename)
+    return _FILE_RANKS[key]
+
+
+def _string_rank(target: Target, filename: str) -> int | None:
+    ranks = _TAG_RANKS.get(target.name)
+    if ranks is None:
+        ranks = {}
+        for rank, tag in enumerate(target.tags):
+            ranks.setdefault(str(tag), rank)
+        _TAG_RANKS[target.name] = ranks
+    interpreters, abis, platforms = filename[: -len(".whl")].lower().split("-")[-3:]
+    found = [
+        ranks[key]
+        for interpreter in interpreters.split(".")
+        for abi in abis.split(".")
+        for platform in platforms.split(".")
+        if (key := f"{interpreter}-{abi}-{platform}") in ranks
+    ]
+    return min(found, default=None)
 
 
 def rejection(link: FileLink, target: Target, hashes: frozenset[str] | None = None) -> str | None:
     """Why ``link`` can never serve ``target`` (whatever the requirement), or None."""
     if _file_version(link.filename) is None:
         return "not a valid wheel or sdist file name"
-    if link.is_wheel and target.tag_rank(link.filename) is None:
+    if link.is_wheel and _tag_rank(target, link.filename) is None:
         return f"incompatible tag {_tag_part(link.filename)} for {target.name}"
-    if link.requires_python and not _python_allows(link.requires_python, target):
+    if link.requires_python and not _python_allows(link.requires_python, _full_python(target)):
         return f"requires-python {link.requires_python} excludes {_full_python(target)}"
     if hashes is not None and link.sha256 is None:
         return "no sha256 from the index to check against the --hash list"
@@ -156,7 +191,7 @@ def usable_files(
             continue
         version = _file_version(link.filename)
         assert version is not None
-        rank = target.tag_rank(link.filename) if link.is_wheel else 0
+        rank = _tag_rank(target, link.filename) if link.is_wheel else 0
         found.append(_Usable(version, link, rank or 0))
     found.sort(key=lambda u: (u.version, u.link.is_wheel, -u.rank), reverse=True)
     return found, rejected
@@ -516,7 +551,8 @@ class Lookahead:
 
     For each project it is asked for: the listing (``PackageFinder.prefetch``), then the
     newest non-yanked wheel that fits the target and the first requirement seen for it, its
-    PEP 658 metadata, and the same for its dependencies. It only fills the finder's memos;
+    metadata (PEP 658 file, or read from the wheel with range requests), and the same for
+    its dependencies. It only fills the finder's memos;
     the resolver decides everything itself, so a wrong guess costs a fetch, never a
     different result. Local wheels are only listed (and hashed) ahead: reading their
     metadata is cheap, and doing it twice in Python threads costs the resolver the GIL.
@@ -553,7 +589,7 @@ class Lookahead:
             ),
             None,
         )
-        if link is None or not link.has_metadata or link.url.startswith("file:"):
+        if link is None or link.url.startswith("file:") or not self.finder.metadata_is_cheap(link):
             return
         message = parse_metadata(self.finder.metadata(link))
         found = requires_dist(message, self.target, req.extras)[0]
