@@ -53,7 +53,8 @@ class IndexServer:
     ``hashes=False`` publishes no sha256; ``yanked`` maps filenames to a reason ("" for
     none); ``requires_python`` overrides the Requires-Python read from a wheel;
     ``fail_next`` answers that many requests with HTTP 503 first; ``ranges=False`` ignores
-    ``Range`` headers (the whole file, 200). ``requests`` lists the paths asked for,
+    ``Range`` headers (the whole file, 200); ``max_age`` sends project pages with that
+    ``Cache-Control: max-age`` (PyPI gives 600). ``requests`` lists the paths asked for,
     ``accepts`` the Accept headers sent, ``ranges_asked`` the (path, Range) of ranged
     requests, in order.
     """
@@ -69,6 +70,7 @@ class IndexServer:
         requires_python: Mapping[str, str] | None = None,
         fail_next: int = 0,
         ranges: bool = True,
+        max_age: int | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.json = json
@@ -78,6 +80,7 @@ class IndexServer:
         self.requires_python = dict(requires_python or {})
         self.fail_next = fail_next
         self.ranges = ranges
+        self.max_age = max_age
         self.requests: list[str] = []
         self.ranges_asked: list[tuple[str, str]] = []
         self.accepts: list[str] = []
@@ -212,9 +215,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.index.files_of(project):
             self._send(404, b"no such project", "text/plain")
         elif self.index.json and JSON_TYPE in self.headers.get("Accept", ""):
-            self._send(200, self.index.json_page(project), JSON_TYPE)
+            self._send(200, self.index.json_page(project), JSON_TYPE, self._caching())
         else:
-            self._send(200, self.index.html_page(project), HTML_TYPE)
+            self._send(200, self.index.html_page(project), HTML_TYPE, self._caching())
+
+    def _caching(self) -> dict[str, str]:
+        age = self.index.max_age
+        return {} if age is None else {"Cache-Control": f"max-age={age}, public"}
 
     def _file(self, filename: str) -> None:
         if filename.endswith(".metadata") and self.index.metadata:
@@ -249,16 +256,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+    ) -> None:
         etag = '"' + _sha256(body)[:16] + '"'
         if status == 200 and self.headers.get("If-None-Match") == etag:
             self.send_response(304)
             self.send_header("ETag", etag)
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("ETag", etag)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)

@@ -236,6 +236,25 @@ def test_cached_page_is_revalidated_with_its_etag(
     ]
 
 
+def test_cached_page_is_used_without_asking_within_its_max_age(
+    wheelhouse: Path, index_server: StartServer, cache_dir: Path
+) -> None:
+    make_wheel(wheelhouse, "foo", "1.0")
+    server = index_server(max_age=600)
+    with _finder(server, cache_dir) as finder:
+        first = finder.links("foo")
+    make_wheel(wheelhouse, "foo", "2.0")
+    with _finder(server, cache_dir) as finder:
+        assert finder.links("foo") == first  # fresh for 10 minutes, as the server said
+    assert server.requests == ["/simple/foo/"]
+    server.max_age = 0
+    page = next((cache_dir / "pages").glob("*.json"))
+    page.write_text(page.read_text().replace('"fresh_until": ', '"fresh_until": -'))
+    with _finder(server, cache_dir) as finder:  # expired: asked again
+        assert len(finder.links("foo")) == 2
+    assert server.requests == ["/simple/foo/"] * 2
+
+
 def test_server_errors_are_retried(
     wheelhouse: Path, index_server: StartServer, cache_dir: Path
 ) -> None:

@@ -530,9 +530,14 @@ class PackageFinder:
                     "run once without --offline to fill the cache",
                 )
             return _page_from_cache(cached)
+        until = cached.get("fresh_until") if cached is not None else None
+        if cached is not None and isinstance(until, (int, float)) and time.time() < until:
+            return _page_from_cache(cached)  # within the max-age the server gave it
         self._log(f"fetching {redact_url(url)}")
         response = self._with_retries(url, lambda: self._get(url, _conditional(cached)))
         if response.status_code == 304 and cached is not None:
+            if _max_age(response) is not None:
+                write_bytes(path, json.dumps(_fresh(cached, response)).encode())
             return _page_from_cache(cached)
         if response.status_code == 404:
             write_bytes(path, json.dumps({"url": url, "status": 404}).encode())
@@ -927,7 +932,7 @@ def _conditional(cached: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _page_entry(url: str, response: httpx.Response) -> dict[str, Any]:
-    return {
+    entry = {
         "url": url,
         "status": response.status_code,
         "final_url": str(response.url),
@@ -936,6 +941,27 @@ def _page_entry(url: str, response: httpx.Response) -> dict[str, Any]:
         "last_modified": response.headers.get("last-modified"),
         "text": response.text,
     }
+    return _fresh(entry, response)
+
+
+def _fresh(entry: dict[str, Any], response: httpx.Response) -> dict[str, Any]:
+    """``entry`` good until the ``Cache-Control: max-age`` of ``response`` runs out (as pip
+    and uv honour it: PyPI gives its pages 10 minutes); without one, always revalidated."""
+    age = _max_age(response)
+    return {**entry, "fresh_until": time.time() + age} if age else entry
+
+
+def _max_age(response: httpx.Response) -> int | None:
+    directives = {}
+    for part in response.headers.get("cache-control", "").split(","):
+        key, _, value = part.strip().partition("=")
+        directives[key.lower()] = value
+    if "no-cache" in directives or "no-store" in directives:
+        return None
+    try:
+        return max(0, int(directives["max-age"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _read_cached_page(path: Path) -> dict[str, Any] | None:
