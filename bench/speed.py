@@ -386,12 +386,25 @@ def pypi_table(results: dict[tuple[str, str], list[Run]]) -> str:
 
 def help_imports(bench: Bench) -> str:
     """Which of httpx, networkx, resolvelib ``--help`` imports (``-X importtime``)."""
+    return heavy_imports(bench, ["--help"], ("httpx", "networkx", "resolvelib"))
+
+
+def lock_imports(bench: Bench) -> str:
+    """Which of httpx, networkx an offline ``lock`` imports (neither is needed for it)."""
+    (bench.project / "lambda-pack.lock").unlink(missing_ok=True)
+    args = ["lock", "-q", *offline(bench), "--cache-dir", str(fresh(bench, "ours-cache"))]
+    return heavy_imports(bench, args, ("httpx", "networkx"))
+
+
+def heavy_imports(bench: Bench, args: Sequence[str], heavy: Sequence[str]) -> str:
     python = bench.ours.parent / "python"
-    cmd = [python, "-X", "importtime", "-m", "pip_lambda_pack", "--help"]
-    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=clean_env())
+    cmd = [python, "-X", "importtime", "-m", "pip_lambda_pack", *args]
+    out = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, env=clean_env(), cwd=bench.project
+    )
     modules = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()}
-    heavy = sorted(m for m in ("httpx", "networkx", "resolvelib") if m in modules)
-    return ", ".join(heavy) if heavy else "none of httpx, networkx, resolvelib"
+    found = [m for m in heavy if m in modules]
+    return ", ".join(found) if found else f"none of {', '.join(heavy)}"
 
 
 def versions(bench: Bench) -> str:
@@ -458,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(table(results) + "\n\n" + memory_table(results))
         print(f"\n--help imports: {help_imports(bench)}")
+        print(f"offline lock imports: {lock_imports(bench)}")
     shutil.rmtree(bench.work / "runs", ignore_errors=True)
     return 0
 
