@@ -125,9 +125,20 @@ def layer_miss_cost(rate: float, size: int, horizon: float, model: CostModel) ->
     ``rate * (1 - q) * (latency + size / bandwidth)`` under serial fetches; under parallel
     fetches the latency is shared by a cold start's misses, so the transfer alone counts.
     """
-    latency = 0.0 if model.parallel else model.latency_s
-    miss = miss_probability(rate, horizon, model.horizon)
-    return rate * miss * (latency + size / model.bandwidth_bps)
+    return layer_cost(rate, size, horizon, model)
+
+
+def layer_cost(
+    rate: float, size: int, horizon: float, model: CostModel, price: float = 0.0
+) -> float:
+    """``layer_miss_cost`` plus the cache space the layer holds, ``occupancy`` bytes at
+    ``price`` seconds per byte (see ``cache_price``). One call: the planner prices layers
+    millions of times."""
+    transfer = (0.0 if model.parallel else model.latency_s) + size / model.bandwidth_bps
+    missed = rate * miss_probability(rate, horizon, model.horizon) * transfer
+    if not price:
+        return missed
+    return missed + size * -math.expm1(-rate * horizon) * price
 
 
 def expected_fetch(layers: Iterable[tuple[int, float]], model: CostModel) -> Fetch:

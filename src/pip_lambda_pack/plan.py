@@ -28,8 +28,7 @@ from .cost import (
     cache_price,
     expected_fetch,
     hit_probability,
-    layer_miss_cost,
-    occupancy,
+    layer_cost,
 )
 from .cost import characteristic_time as che_time
 from .errors import ConfigError, PlanError
@@ -357,41 +356,71 @@ def cache_view(fleet: Fleet, params: PlanParams) -> CacheView:
 
 
 class _Book:
-    """Working state of the greedy planner: each layer's rate and each function's groups."""
+    """Working state of the greedy planner: each layer's rate and each function's groups.
+
+    Prices are memoised per layer (its size, extra rate and sorted pins never change, and
+    its cost at the current rate changes only when a function joins or leaves it), because
+    the greedy passes price the same layers over and over."""
 
     def __init__(self, fleet: Fleet, params: PlanParams, view: CacheView) -> None:
         self.fleet, self.params, self.view = fleet, params, view
         self.rate: dict[Group, float] = defaultdict(float)
         self.groups: dict[str, list[Group]] = {}
-        # over-fetch targets: layers at least as hot as an average function (an index over
-        # every private layer would make planning quadratic in the number of functions)
+        # over-fetch targets: the layers in use at least as hot as an average function (an
+        # index over every private layer would make planning quadratic in the number of
+        # functions, and one over layers no longer hot would grow with every merge)
         self.hot = 1.0 / max(1, len(fleet.functions))
         self.containing: dict[str, set[Group]] = defaultdict(set)
-        self._size: dict[Group, int] = {}
-        self._extra: dict[Group, float] = {}
+        self._load: dict[Group, tuple[int, float]] = {}
+        self._keys: dict[Group, tuple[str, ...]] = {}
+        self._now: dict[Group, tuple[float, float]] = {}  # layer -> (rate, cost at it)
 
-    def size(self, group: Group) -> int:
-        if group not in self._size:
-            self._size[group] = sum(self.fleet.packages[p].size for p in group)
-            self._extra[group] = min(self.view.extra[p] for p in group)
-        return self._size[group]
+    def load(self, group: Group) -> tuple[int, float]:
+        """(compressed bytes, smallest extra rate of its pins)."""
+        known = self._load.get(group)
+        if known is None:
+            packages, extra = self.fleet.packages, self.view.extra
+            known = (sum(packages[p].size for p in group), min(extra[p] for p in group))
+            self._load[group] = known
+        return known
+
+    def key(self, group: Group) -> tuple[str, ...]:
+        """The layer's sorted pins: the order every tie is broken in."""
+        known = self._keys.get(group)
+        if known is None:
+            known = self._keys[group] = tuple(sorted(group))
+        return known
 
     def cost(self, group: Group, rate: float) -> float:
         """Expected seconds per fleet cold start spent fetching ``group`` at ``rate``."""
-        size = self._size.get(group)
-        if size is None:
-            size = self.size(group)
-        rate = max(rate, 0.0) + self._extra[group]
-        held = occupancy(rate, size, self.view.horizon) * self.view.price
-        return layer_miss_cost(rate, size, self.view.horizon, self.view.model) + held
+        size, extra = self.load(group)
+        return self._priced(max(rate, 0.0) + extra, size)
+
+    def _priced(self, rate: float, size: int) -> float:
+        view = self.view
+        return layer_cost(rate, size, view.horizon, view.model, view.price)
 
     def delta(self, group: Group, change: float) -> float:
         """Change in cost when users of ``change`` share join (or leave) ``group``."""
         rate = self.rate.get(group, 0.0)
-        return self.cost(group, rate + change) - self.cost(group, rate)
+        now = self._now.get(group)
+        if now is None or now[0] != rate:
+            now = (rate, self.cost(group, rate))
+            self._now[group] = now
+        return self.cost(group, rate + change) - now[1]
+
+    def join_delta(self, x: Group, y: Group, union: Group, weight: float) -> float:
+        """``delta(union, weight)`` for the union of two disjoint layers; priced from the
+        parts, without a memo, when no function holds the union yet (the usual case: the
+        greedy pass prices many more unions than it makes)."""
+        if self.rate.get(union, 0.0) or len(union) != len(x) + len(y):
+            return self.delta(union, weight)
+        (size_x, extra_x), (size_y, extra_y) = self.load(x), self.load(y)
+        size, extra = size_x + size_y, min(extra_x, extra_y)
+        return self._priced(weight + extra, size) - self._priced(extra, size)
 
     def assign(self, name: str, groups: Iterable[Group]) -> None:
-        self.groups[name] = sorted(groups, key=sorted)
+        self.groups[name] = sorted(groups, key=self.key)
         for group in self.groups[name]:
             self._add(group, self.view.share[name])
 
@@ -400,7 +429,10 @@ class _Book:
         for group in old:
             self.groups[name].remove(group)
             self.rate[group] -= weight
-        self.groups[name] = sorted([*self.groups[name], new], key=sorted)
+            if self.rate[group] < self.hot:
+                for pin in group:
+                    self.containing[pin].discard(group)
+        self.groups[name] = sorted([*self.groups[name], new], key=self.key)
         self._add(new, weight)
 
     def _add(self, group: Group, weight: float) -> None:
@@ -409,11 +441,6 @@ class _Book:
         if was < self.hot <= was + weight:
             for pin in group:
                 self.containing[pin].add(group)
-
-    def total(self) -> float:
-        """The model's expected seconds per cold start, summed over layers."""
-        used = {g for groups in self.groups.values() for g in groups}
-        return sum(self.cost(g, self.rate[g]) for g in used)
 
 
 def _model_seconds(book: _Book) -> float:
@@ -524,9 +551,10 @@ def _greedy(
         _stack(book)
     limit = params.max_layers
     for name in sorted(start, key=lambda n: (-view.share[n], n)):
+        steps = _Steps(book, name)
         while len(book.groups[name]) > limit:
-            _, old, new = _best_step(book, name)
-            book.move(name, old, new)
+            _, old, new = steps.best()
+            steps.take(old, new)
     return book
 
 
@@ -534,7 +562,12 @@ class _Stacks:
     """Shared "stack" layers: merge two layers for *every* function that uses either, so the
     layers stay a partition of the fleet's wheels (nothing duplicated) and the functions
     over ``max_layers`` that use both free a slot. A user of only one of them over-fetches
-    the other, which is allowed only where it cannot shadow (see ``_over_fetch_ok``)."""
+    the other, which is allowed only where it cannot shadow (see ``_Holding``).
+
+    A layer's users, and so its rate, never change until it is merged away; a function's
+    names and unpacked bytes only grow. So the model's cost change of a pair is priced once,
+    a pair once refused stays refused, and a pair's gain holds until the next merge
+    (``epoch``): re-pricing a pair is a dictionary look-up, not a pass over its users."""
 
     def __init__(self, book: _Book) -> None:
         self.book = book
@@ -546,7 +579,7 @@ class _Stacks:
         self.over = {n for n, g in book.groups.items() if len(g) > limit}
         # what freeing one slot is worth to a function: the model's price of its cheapest
         # local step, the one the greedy pass would otherwise take
-        self.value = {n: max(0.0, _best_step(book, n)[0]) for n in sorted(self.over)}
+        self.value = {n: max(0.0, _Steps(book, n).best()[0]) for n in sorted(self.over)}
         self._facts: dict[Group, tuple[frozenset[str] | None, int]] = {}
         packages = book.fleet.packages
         self.names = {n: {packages[p].name for g in gs for p in g} for n, gs in book.groups.items()}
@@ -554,6 +587,9 @@ class _Stacks:
             n: book.fleet.functions[n].code_size + sum(packages[p].unpacked_size for p in needs)
             for n, needs in book.view.needs.items()
         }
+        self.epoch = 0  # merges so far
+        self._priced: dict[tuple[Group, Group], tuple[tuple[str, ...], float] | None] = {}
+        self._gains: dict[tuple[Group, Group], tuple[int, float | None]] = {}
 
     def fits(self, name: str, extra: Group) -> bool:
         """May ``name`` over-fetch the layer ``extra`` (disjoint from what it holds)?"""
@@ -573,20 +609,48 @@ class _Stacks:
 
     def gain(self, x: Group, y: Group) -> float | None:
         """Model seconds saved by merging x and y for all their users (None: not allowed)."""
-        book, both = self.book, self.users[x] & self.users[y]
-        if min(book.rate[x], book.rate[y]) * book.view.horizon < STACK_EXPOSURE:
+        pair = (x, y) if self.book.key(x) < self.book.key(y) else (y, x)
+        known = self._gains.get(pair)
+        if known is None or known[0] != self.epoch:
+            known = (self.epoch, self._gain(pair))
+            self._gains[pair] = known
+        return known[1]
+
+    def _gain(self, pair: tuple[Group, Group]) -> float | None:
+        if pair not in self._priced:
+            self._priced[pair] = self._price(*pair)
+        priced = self._priced[pair]
+        if priced is not None and not self._may_share(*pair):
+            priced = self._priced[pair] = None  # names and sizes only grow: for good
+        if priced is None:
             return None
-        union = x | y
-        for users, extra in ((self.users[x], y), (self.users[y], x)):
-            if not all(self.fits(n, extra) for n in users - both):
-                return None
-        rate_x, rate_y = book.rate[x], book.rate[y]
-        shared = sum(book.view.share[n] for n in both)
-        change = book.cost(union, rate_x + rate_y - shared)
-        change -= book.cost(x, rate_x) + book.cost(y, rate_y)
-        limit = book.params.max_layers
-        saved = sum(self.value[n] for n in both if len(book.groups[n]) > limit)
+        over, change = priced
+        limit = self.book.params.max_layers
+        saved = sum(self.value[n] for n in over if len(self.book.groups[n]) > limit)
         return SLOT_VALUE * saved - change
+
+    def _price(self, x: Group, y: Group) -> tuple[tuple[str, ...], float] | None:
+        """(co-users that were over the limit, model cost change) of merging x and y."""
+        book = self.book
+        rate_x, rate_y = book.rate[x], book.rate[y]
+        if min(rate_x, rate_y) * book.view.horizon < STACK_EXPOSURE:
+            return None
+        both = sorted(self.users[x] & self.users[y])
+        shared = sum(book.view.share[n] for n in both)
+        change = book.cost(x | y, rate_x + rate_y - shared)
+        change -= book.cost(x, rate_x) + book.cost(y, rate_y)
+        return tuple(n for n in both if n in self.over), change
+
+    def _may_share(self, x: Group, y: Group) -> bool:
+        """Does every user of only one of x and y pass the over-fetch rule for the other?"""
+        for users, extra, others in (
+            (self.users[x], y, self.users[y]),
+            (self.users[y], x, self.users[x]),
+        ):
+            riders = users - others
+            if riders and not all(self.fits(n, extra) for n in riders):
+                return False
+        return True
 
     def merge(self, x: Group, y: Group) -> Group:
         union = x | y
@@ -599,25 +663,40 @@ class _Stacks:
             self.book.move(name, old, union)
             self.users[union].add(name)
         del self.users[x], self.users[y]
+        self.epoch += 1
         return union
 
     def candidates(self, name: str) -> list[Group]:
         groups = self.book.groups[name]
-        return sorted(groups, key=lambda g: (-self.book.rate[g], sorted(g)))[:PAIR_CANDIDATES]
+        return sorted(groups, key=lambda g: (-self.book.rate[g], self.book.key(g)))[
+            :PAIR_CANDIDATES
+        ]
+
+    def partners(self, union: Group) -> list[Group]:
+        """The layers to pair a new stack with: the candidates of its users still over."""
+        limit = self.book.params.max_layers
+        found = {
+            z
+            for name in self.users[union] & self.over
+            if len(self.book.groups[name]) > limit
+            for z in self.candidates(name)
+            if z != union
+        }
+        return sorted(found, key=self.book.key)
 
 
 def _stack(book: _Book) -> None:
     """Merge layers into shared stacks while the model says it pays (lazy greedy: a popped
     pair is re-priced and pushed back if it is no longer the best)."""
     stacks = _Stacks(book)
-    heap: list[tuple[float, list[str], list[str]]] = []
+    heap: list[tuple[float, tuple[str, ...], tuple[str, ...]]] = []
     pairs = {
-        (x, y) if sorted(x) < sorted(y) else (y, x)
+        (x, y) if book.key(x) < book.key(y) else (y, x)
         for name in stacks.over
         for i, x in enumerate(stacks.candidates(name))
         for y in stacks.candidates(name)[i + 1 :]
     }
-    for x, y in sorted(pairs, key=lambda p: (sorted(p[0]), sorted(p[1]))):
+    for x, y in sorted(pairs, key=lambda p: (book.key(p[0]), book.key(p[1]))):
         _push(stacks, heap, x, y)
     while heap:
         _, a, b = heapq.heappop(heap)
@@ -631,19 +710,16 @@ def _stack(book: _Book) -> None:
             heapq.heappush(heap, (-gain, a, b))
             continue
         union = stacks.merge(x, y)
-        for name in sorted(stacks.users[union] & stacks.over):
-            if len(book.groups[name]) > book.params.max_layers:
-                for z in stacks.candidates(name):
-                    if z != union:
-                        _push(stacks, heap, union, z)
+        for z in stacks.partners(union):
+            _push(stacks, heap, union, z)
 
 
 def _push(
-    stacks: _Stacks, heap: list[tuple[float, list[str], list[str]]], x: Group, y: Group
+    stacks: _Stacks, heap: list[tuple[float, tuple[str, ...], tuple[str, ...]]], x: Group, y: Group
 ) -> None:
     gain = stacks.gain(x, y)
     if gain is not None and gain > 0:
-        a, b = sorted((sorted(x), sorted(y)))
+        a, b = sorted((stacks.book.key(x), stacks.book.key(y)))
         heapq.heappush(heap, (-gain, a, b))
 
 
@@ -651,58 +727,107 @@ SLOT_VALUE = 0.5  # share of a function's cheapest local step that a freed slot 
 STACK_EXPOSURE = 1.0  # stack only layers needed at least once per Che's T on average
 PAIR_CANDIDATES = 12  # merges are sought among the layers a function leaves most cheaply
 
+Step = tuple[float, list[Group], Group]  # (model cost change, layers out, layer in)
 
-def _best_step(book: _Book, name: str) -> tuple[float, list[Group], Group]:
-    """The cheapest way to take one layer off ``name``: (cost change, layers out, layer in)."""
-    weight = book.view.share[name]
-    groups = book.groups[name]
-    leave = {g: book.delta(g, -weight) for g in groups}
-    cheapest = sorted(groups, key=lambda g: (leave[g], sorted(g)))[:PAIR_CANDIDATES]
-    best: tuple[float, list[Group], Group] | None = None
-    for i, x in enumerate(cheapest):
-        for y in cheapest[i + 1 :]:
-            union = x | y
-            change = leave[x] + leave[y] + book.delta(union, weight)
+
+class _Steps:
+    """The cheapest ways to take one layer off one function, priced incrementally: a step
+    changes the rates of the layers it takes out and puts in and of no other, so the prices
+    of the function's other layers, and of merging two of them, hold for its next step."""
+
+    def __init__(self, book: _Book, name: str) -> None:
+        self.book, self.name = book, name
+        self.weight = book.view.share[name]
+        self.leave: dict[Group, float] = {}
+        self.pairs: dict[tuple[Group, Group], tuple[float, Group]] = {}
+
+    def best(self) -> Step:
+        """The cheapest step: merge two of its layers, or move onto a layer covering some."""
+        book, leave = self.book, self.leave
+        groups = book.groups[self.name]
+        for group in groups:
+            if group not in leave:
+                leave[group] = book.delta(group, -self.weight)
+        cheapest = sorted(groups, key=lambda g: (leave[g], book.key(g)))[:PAIR_CANDIDATES]
+        best: Step | None = None
+        for i, x in enumerate(cheapest):
+            for y in cheapest[i + 1 :]:
+                change, union = self._merge_price(x, y)
+                if best is None or change < best[0]:
+                    best = (change, [x, y], union)
+        for layer, covered in _supersets(book, self.name):
+            change = sum(leave[g] for g in covered) + book.delta(layer, self.weight)
             if best is None or change < best[0]:
-                best = (change, [x, y], union)
-    for layer, covered in _supersets(book, name):
-        change = sum(leave[g] for g in covered) + book.delta(layer, weight)
-        if best is None or change < best[0]:
-            best = (change, covered, layer)
-    assert best is not None  # a function over the limit has at least two layers
-    return best
+                best = (change, covered, layer)
+        assert best is not None  # a function over the limit has at least two layers
+        return best
+
+    def _merge_price(self, x: Group, y: Group) -> tuple[float, Group]:
+        priced = self.pairs.get((x, y))
+        if priced is None:
+            union = x | y
+            join = self.book.join_delta(x, y, union, self.weight)
+            change = self.leave[x] + self.leave[y] + join
+            priced = self.pairs[(x, y)] = (change, union)
+        return priced
+
+    def take(self, old: Sequence[Group], new: Group) -> None:
+        """Take the step and forget the prices it changed."""
+        self.book.move(self.name, old, new)
+        touched = {*old, new}
+        for group in touched:
+            self.leave.pop(group, None)
+        self.pairs = {
+            k: v
+            for k, v in self.pairs.items()
+            if k[0] not in touched and k[1] not in touched and v[1] not in touched
+        }
 
 
 def _supersets(book: _Book, name: str) -> list[tuple[Group, list[Group]]]:
     """Layers in use that cover two or more of ``name``'s layers whole, and whose other
     wheels cannot shadow anything it holds or the runtime provides."""
     groups = book.groups[name]
-    held = frozenset().union(*groups)
-    hits: dict[Group, int] = defaultdict(int)
+    covers: dict[Group, list[Group]] = defaultdict(list)
     for group in groups:
-        for layer in book.containing[min(group)]:
-            hits[layer] += 1
-    candidates = [z for z, n in hits.items() if n >= 2 and book.rate[z] >= book.hot]
+        for layer in book.containing[book.key(group)[0]]:
+            covers[layer].append(group)
+    candidates = [z for z, c in covers.items() if len(c) >= 2 and book.rate[z] >= book.hot]
+    if not candidates:
+        return []
+    held = frozenset().union(*groups)
+    holding = _Holding(book, name, held)
     found = []
-    for layer in sorted(candidates, key=sorted):
-        covered = [g for g in groups if g <= layer]
+    for layer in sorted(candidates, key=book.key):
+        covered = [g for g in covers[layer] if g <= layer]
         if len(covered) < 2 or layer & held != frozenset().union(*covered):
             continue
-        if _over_fetch_ok(book, name, held, layer - held):
+        if holding.may_over_fetch(layer - held):
             found.append((layer, covered))
     return found
 
 
-def _over_fetch_ok(book: _Book, name: str, held: Group, extra: Group) -> bool:
-    fleet, params = book.fleet, book.params
-    if extra & book.view.runtime:
-        return False
-    names = {fleet.packages[p].name for p in held}
-    if any(fleet.packages[p].name in names for p in extra):
-        return False
-    unpacked = fleet.functions[name].code_size
-    unpacked += sum(fleet.packages[p].unpacked_size for p in held | extra)
-    return unpacked <= params.size_limit
+class _Holding:
+    """What one function holds, for the over-fetch rule: its package names and the unpacked
+    bytes of its code and wheels."""
+
+    def __init__(self, book: _Book, name: str, held: Group) -> None:
+        packages = book.fleet.packages
+        self.book = book
+        self.names = {packages[p].name for p in held}
+        self.unpacked = book.fleet.functions[name].code_size
+        self.unpacked += sum(packages[p].unpacked_size for p in held)
+
+    def may_over_fetch(self, extra: Group) -> bool:
+        """No runtime-provided wheel, no second version of anything held, under the limit."""
+        book = self.book
+        if extra & book.view.runtime:
+            return False
+        packages = book.fleet.packages
+        if any(packages[p].name in self.names for p in extra):
+            return False
+        unpacked = self.unpacked + sum(packages[p].unpacked_size for p in extra)
+        return unpacked <= book.params.size_limit
 
 
 STRATEGIES: dict[str, Strategy] = {
