@@ -731,15 +731,29 @@ Step = tuple[float, list[Group], Group]  # (model cost change, layers out, layer
 
 
 class _Steps:
-    """The cheapest ways to take one layer off one function, priced incrementally: a step
-    changes the rates of the layers it takes out and puts in and of no other, so the prices
-    of the function's other layers, and of merging two of them, hold for its next step."""
+    """The cheapest ways to take one layer off one function, kept up to date between its
+    steps. A function's layers are disjoint, and a step changes the rates of the layers it
+    takes out and puts in and of no other; so the prices of the function's other layers,
+    of merging two of them, and the hot layers that contain them all hold for its next step.
+    """
 
     def __init__(self, book: _Book, name: str) -> None:
         self.book, self.name = book, name
         self.weight = book.view.share[name]
-        self.leave: dict[Group, float] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.leave: dict[Group, tuple[float, tuple[str, ...]]] = {}  # price, then tie-break
         self.pairs: dict[tuple[Group, Group], tuple[float, Group]] = {}
+        self.covers: dict[Group, list[Group]] = defaultdict(list)  # hot layer -> ours it covers
+        self.indexed: dict[Group, list[Group]] = {}  # our layer -> hot layers that cover it
+        self.multi: set[Group] = set()  # hot layers that cover two or more of ours
+        groups = self.book.groups[self.name]
+        self.held = frozenset().union(*groups)
+        self.disjoint = len(self.held) == sum(len(g) for g in groups)
+        self.holding = _Holding(self.book, self.name, self.held)
+        for group in groups:
+            self._index(group)
 
     def best(self) -> Step:
         """The cheapest step: merge two of its layers, or move onto a layer covering some."""
@@ -747,64 +761,67 @@ class _Steps:
         groups = book.groups[self.name]
         for group in groups:
             if group not in leave:
-                leave[group] = book.delta(group, -self.weight)
-        cheapest = sorted(groups, key=lambda g: (leave[g], book.key(g)))[:PAIR_CANDIDATES]
+                leave[group] = (book.delta(group, -self.weight), book.key(group))
+        cheapest = sorted(groups, key=leave.__getitem__)[:PAIR_CANDIDATES]
         best: Step | None = None
         for i, x in enumerate(cheapest):
             for y in cheapest[i + 1 :]:
-                change, union = self._merge_price(x, y)
+                change, union = self.pairs.get((x, y)) or self._merge_price(x, y)
                 if best is None or change < best[0]:
                     best = (change, [x, y], union)
-        for layer, covered in _supersets(book, self.name):
-            change = sum(leave[g] for g in covered) + book.delta(layer, self.weight)
+        for layer, covered in self._supersets():
+            change = sum(leave[g][0] for g in covered) + book.delta(layer, self.weight)
             if best is None or change < best[0]:
                 best = (change, covered, layer)
         assert best is not None  # a function over the limit has at least two layers
         return best
 
     def _merge_price(self, x: Group, y: Group) -> tuple[float, Group]:
-        priced = self.pairs.get((x, y))
-        if priced is None:
-            union = x | y
-            join = self.book.join_delta(x, y, union, self.weight)
-            change = self.leave[x] + self.leave[y] + join
-            priced = self.pairs[(x, y)] = (change, union)
+        union = x | y
+        join = self.book.join_delta(x, y, union, self.weight)
+        priced = (self.leave[x][0] + self.leave[y][0] + join, union)
+        self.pairs[(x, y)] = priced
         return priced
+
+    def _supersets(self) -> list[tuple[Group, list[Group]]]:
+        """Layers in use that cover two or more of the function's layers whole, and whose
+        other wheels cannot shadow anything it holds or the runtime provides."""
+        book, held = self.book, self.held
+        found = []
+        for layer in sorted((z for z in self.multi if book.rate[z] >= book.hot), key=book.key):
+            covered = sorted(self.covers[layer], key=book.key)
+            if layer & held != frozenset().union(*covered):
+                continue
+            if self.holding.may_over_fetch(layer - held):
+                found.append((layer, covered))
+        return found
 
     def take(self, old: Sequence[Group], new: Group) -> None:
         """Take the step and forget the prices it changed."""
         self.book.move(self.name, old, new)
-        touched = {*old, new}
-        for group in touched:
-            self.leave.pop(group, None)
-        self.pairs = {
-            k: v
-            for k, v in self.pairs.items()
-            if k[0] not in touched and k[1] not in touched and v[1] not in touched
-        }
+        if not self.disjoint:  # a kept plan's layers may overlap: start afresh
+            self._reset()
+            return
+        for group in old:
+            del self.leave[group]
+            for layer in self.indexed.pop(group):
+                self.covers[layer].remove(group)
+                if len(self.covers[layer]) < 2:
+                    self.multi.discard(layer)
+        self._index(new)
+        self.holding.add(new - self.held)
+        self.held |= new
 
-
-def _supersets(book: _Book, name: str) -> list[tuple[Group, list[Group]]]:
-    """Layers in use that cover two or more of ``name``'s layers whole, and whose other
-    wheels cannot shadow anything it holds or the runtime provides."""
-    groups = book.groups[name]
-    covers: dict[Group, list[Group]] = defaultdict(list)
-    for group in groups:
-        for layer in book.containing[book.key(group)[0]]:
-            covers[layer].append(group)
-    candidates = [z for z, c in covers.items() if len(c) >= 2 and book.rate[z] >= book.hot]
-    if not candidates:
-        return []
-    held = frozenset().union(*groups)
-    holding = _Holding(book, name, held)
-    found = []
-    for layer in sorted(candidates, key=book.key):
-        covered = [g for g in covers[layer] if g <= layer]
-        if len(covered) < 2 or layer & held != frozenset().union(*covered):
-            continue
-        if holding.may_over_fetch(layer - held):
-            found.append((layer, covered))
-    return found
+    def _index(self, group: Group) -> None:
+        # a hot layer covering ``group`` holds its first pin; which ones do never changes
+        # while ``group`` is ours (no step touches a layer that overlaps it)
+        first = self.book.key(group)[0]
+        layers = [z for z in self.book.containing[first] if group <= z]
+        self.indexed[group] = layers
+        for layer in layers:
+            self.covers[layer].append(group)
+            if len(self.covers[layer]) >= 2:
+                self.multi.add(layer)
 
 
 class _Holding:
@@ -812,11 +829,16 @@ class _Holding:
     bytes of its code and wheels."""
 
     def __init__(self, book: _Book, name: str, held: Group) -> None:
-        packages = book.fleet.packages
         self.book = book
-        self.names = {packages[p].name for p in held}
+        self.names: set[str] = set()
         self.unpacked = book.fleet.functions[name].code_size
-        self.unpacked += sum(packages[p].unpacked_size for p in held)
+        self.add(held)
+
+    def add(self, pins: Iterable[str]) -> None:
+        packages = self.book.fleet.packages
+        for pin in pins:
+            self.names.add(packages[pin].name)
+            self.unpacked += packages[pin].unpacked_size
 
     def may_over_fetch(self, extra: Group) -> bool:
         """No runtime-provided wheel, no second version of anything held, under the limit."""
