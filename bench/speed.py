@@ -201,10 +201,15 @@ def pip_resolve(bench: Bench, index: Sequence[str], cache: Path | None = None) -
     return total([run([*base, "-r", bench.requirements(f)]) for f in bench.functions])
 
 
-def uv_resolve(bench: Bench, index: Sequence[str], cache: Path | None = None) -> Run:
+def uv_resolve(
+    bench: Bench, index: Sequence[str], cache: Path | None = None, hashes: bool = False
+) -> Run:
+    """``uv pip compile`` per function; ``hashes``: with ``--generate-hashes``, so that uv
+    also produces the sha256 of every pinned wheel, as our lock records."""
     cache = cache or fresh(bench, "uv-cache")
     base = [bench.uv, "pip", "compile", "-q", "--python", sys.executable, "--cache-dir", cache]
     base += ["--python-platform", UV_PLATFORM, "--python-version", "3.12", *index]
+    base += ["--generate-hashes"] if hashes else []
     return total([run([*base, "-o", os.devnull, bench.requirements(f)]) for f in bench.functions])
 
 
@@ -260,6 +265,7 @@ def offline_scenarios(bench: Bench) -> list[Scenario]:
                 "ours": lambda: ours_lock(bench, wh),
                 "pip": lambda: pip_resolve(bench, wh),
                 "uv": lambda: uv_resolve(bench, wh),
+                "uv --generate-hashes": lambda: uv_resolve(bench, wh, hashes=True),
             },
         ),
         (

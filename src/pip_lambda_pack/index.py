@@ -408,13 +408,11 @@ class PackageFinder:
         thread after each listing (errors logged, not raised). What goes wrong with a
         listing is raised by the ``links`` call that asks for it, as without the prefetch.
         A project already listed or being listed is skipped (so is its ``then``)."""
+        pool = self._threads()
         with self._lock:
             for project in dict.fromkeys(map(canonicalize_name, names)):
-                if project in self._links or project in self._pending:
-                    continue
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(THREADS, "lambda-pack-finder")
-                self._pending[project] = self._pool.submit(self._prefetched, project, then)
+                if project not in self._links and project not in self._pending:
+                    self._pending[project] = pool.submit(self._prefetched, project, then)
 
     def _prefetched(self, project: NormalizedName, then: FollowUp | None) -> list[FileLink]:
         links = self._list(project)
