@@ -10,6 +10,7 @@ are the baselines it is measured against (see docs/planner.md).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import heapq
@@ -432,7 +433,7 @@ class _Book:
             if self.rate[group] < self.hot:
                 for pin in group:
                     self.containing[pin].discard(group)
-        self.groups[name] = sorted([*self.groups[name], new], key=self.key)
+        bisect.insort(self.groups[name], new, key=self.key)
         self._add(new, weight)
 
     def _add(self, group: Group, weight: float) -> None:
@@ -562,12 +563,12 @@ class _Stacks:
     """Shared "stack" layers: merge two layers for *every* function that uses either, so the
     layers stay a partition of the fleet's wheels (nothing duplicated) and the functions
     over ``max_layers`` that use both free a slot. A user of only one of them over-fetches
-    the other, which is allowed only where it cannot shadow (see ``_Holding``).
+    the other, which is allowed only where it cannot shadow (see ``_Riders``).
 
     A layer's users, and so its rate, never change until it is merged away; a function's
-    names and unpacked bytes only grow. So the model's cost change of a pair is priced once,
-    a pair once refused stays refused, and a pair's gain holds until the next merge
-    (``epoch``): re-pricing a pair is a dictionary look-up, not a pass over its users."""
+    holdings only grow. So the model's cost change of a pair is priced once, a pair once
+    refused stays refused, and a pair's gain holds until the next merge (``epoch``):
+    re-pricing a pair is a dictionary look-up, not a pass over its users."""
 
     def __init__(self, book: _Book) -> None:
         self.book = book
@@ -580,32 +581,10 @@ class _Stacks:
         # what freeing one slot is worth to a function: the model's price of its cheapest
         # local step, the one the greedy pass would otherwise take
         self.value = {n: max(0.0, _Steps(book, n).best()[0]) for n in sorted(self.over)}
-        self._facts: dict[Group, tuple[frozenset[str] | None, int]] = {}
-        packages = book.fleet.packages
-        self.names = {n: {packages[p].name for g in gs for p in g} for n, gs in book.groups.items()}
-        self.unpacked = {
-            n: book.fleet.functions[n].code_size + sum(packages[p].unpacked_size for p in needs)
-            for n, needs in book.view.needs.items()
-        }
+        self.riders = _Riders(book, self.users)
         self.epoch = 0  # merges so far
         self._priced: dict[tuple[Group, Group], tuple[tuple[str, ...], float] | None] = {}
         self._gains: dict[tuple[Group, Group], tuple[int, float | None]] = {}
-
-    def fits(self, name: str, extra: Group) -> bool:
-        """May ``name`` over-fetch the layer ``extra`` (disjoint from what it holds)?"""
-        names, size = self.layer_facts(extra)
-        if names is None or not names.isdisjoint(self.names[name]):
-            return False
-        return self.unpacked[name] + size <= self.book.params.size_limit
-
-    def layer_facts(self, layer: Group) -> tuple[frozenset[str] | None, int]:
-        """(package names, unpacked bytes) of a layer; no names if the runtime ships any."""
-        if layer not in self._facts:
-            packages = self.book.fleet.packages
-            names = frozenset(packages[p].name for p in layer)
-            size = sum(packages[p].unpacked_size for p in layer)
-            self._facts[layer] = (None if layer & self.book.view.runtime else names, size)
-        return self._facts[layer]
 
     def gain(self, x: Group, y: Group) -> float | None:
         """Model seconds saved by merging x and y for all their users (None: not allowed)."""
@@ -621,7 +600,7 @@ class _Stacks:
             self._priced[pair] = self._price(*pair)
         priced = self._priced[pair]
         if priced is not None and not self._may_share(*pair):
-            priced = self._priced[pair] = None  # names and sizes only grow: for good
+            priced = self._priced[pair] = None  # holdings only grow: refused for good
         if priced is None:
             return None
         over, change = priced
@@ -643,26 +622,21 @@ class _Stacks:
 
     def _may_share(self, x: Group, y: Group) -> bool:
         """Does every user of only one of x and y pass the over-fetch rule for the other?"""
-        for users, extra, others in (
-            (self.users[x], y, self.users[y]),
-            (self.users[y], x, self.users[x]),
-        ):
-            riders = users - others
-            if riders and not all(self.fits(n, extra) for n in riders):
-                return False
-        return True
+        users_x, users_y = self.users[x], self.users[y]
+        return self.riders.may_ride(users_x - users_y, y) and self.riders.may_ride(
+            users_y - users_x, x
+        )
 
     def merge(self, x: Group, y: Group) -> Group:
         union = x | y
-        packages = self.book.fleet.packages
-        for name in sorted(self.users[x] | self.users[y]):
-            old = [g for g in (x, y) if name in self.users[g]]
-            for extra in {x, y} - set(old):
-                self.names[name] |= {packages[p].name for p in extra}
-                self.unpacked[name] += sum(packages[p].unpacked_size for p in extra)
+        users_x, users_y = self.users.pop(x), self.users.pop(y)
+        for name in sorted(users_x | users_y):
+            old = [g for g, users in ((x, users_x), (y, users_y)) if name in users]
             self.book.move(name, old, union)
             self.users[union].add(name)
-        del self.users[x], self.users[y]
+        self.riders.ride(users_x - users_y, y)
+        self.riders.ride(users_y - users_x, x)
+        self.riders.rehome(union)
         self.epoch += 1
         return union
 
@@ -685,17 +659,81 @@ class _Stacks:
         return sorted(found, key=self.book.key)
 
 
+class _Riders:
+    """The over-fetch rule for stacks, checked for many functions at once: may every one of
+    a set of functions take a layer it does not use? Not if the layer holds a
+    runtime-provided wheel, another version of a package one of them holds, or puts one of
+    them over the size limit. The stack layers partition the fleet's wheels, so a function
+    holds another version of a layer's package exactly when it uses the layer that holds
+    that version: a few set intersections instead of a pass over every function."""
+
+    def __init__(self, book: _Book, users: Mapping[Group, set[str]]) -> None:
+        self.book, self.users = book, users
+        self.layer_of = {p: g for g in users for p in g}
+        assert sum(map(len, users)) == len(self.layer_of), "stack layers must not overlap"
+        packages = book.fleet.packages
+        versions: dict[str, list[str]] = defaultdict(list)
+        for pin in sorted(self.layer_of):
+            versions[packages[pin].name].append(pin)
+        self.versions = {name: pins for name, pins in versions.items() if len(pins) > 1}
+        self.unpacked = {
+            n: book.fleet.functions[n].code_size + sum(packages[p].unpacked_size for p in needs)
+            for n, needs in book.view.needs.items()
+        }
+        self.most = max(self.unpacked.values(), default=0)
+        self._facts: dict[Group, tuple[tuple[str, ...], int] | None] = {}
+
+    def facts(self, layer: Group) -> tuple[tuple[str, ...], int] | None:
+        """(the other versions of its packages, its unpacked bytes); None if the runtime
+        ships one of its wheels."""
+        if layer not in self._facts:
+            packages = self.book.fleet.packages
+            rivals = tuple(
+                q
+                for p in sorted(layer)
+                for q in self.versions.get(packages[p].name, ())
+                if q not in layer
+            )
+            size = sum(packages[p].unpacked_size for p in layer)
+            self._facts[layer] = None if layer & self.book.view.runtime else (rivals, size)
+        return self._facts[layer]
+
+    def may_ride(self, riders: set[str], layer: Group) -> bool:
+        """May every function of ``riders`` (none of which uses ``layer``) over-fetch it?"""
+        if not riders:
+            return True
+        facts = self.facts(layer)
+        if facts is None:
+            return False
+        rivals, size = facts
+        room = self.book.params.size_limit - size
+        if self.most > room and any(self.unpacked[n] > room for n in riders):
+            return False
+        return all(riders.isdisjoint(self.users[self.layer_of[q]]) for q in rivals)
+
+    def ride(self, riders: Iterable[str], layer: Group) -> None:
+        """``riders`` now over-fetch ``layer``."""
+        facts = self.facts(layer)
+        size = facts[1] if facts else 0
+        for name in riders:
+            self.unpacked[name] += size
+            self.most = max(self.most, self.unpacked[name])
+
+    def rehome(self, union: Group) -> None:
+        for pin in union:
+            self.layer_of[pin] = union
+
+
 def _stack(book: _Book) -> None:
     """Merge layers into shared stacks while the model says it pays (lazy greedy: a popped
     pair is re-priced and pushed back if it is no longer the best)."""
     stacks = _Stacks(book)
     heap: list[tuple[float, tuple[str, ...], tuple[str, ...]]] = []
-    pairs = {
-        (x, y) if book.key(x) < book.key(y) else (y, x)
-        for name in stacks.over
-        for i, x in enumerate(stacks.candidates(name))
-        for y in stacks.candidates(name)[i + 1 :]
-    }
+    pairs = set()
+    for name in stacks.over:
+        candidates = stacks.candidates(name)
+        for i, x in enumerate(candidates):
+            pairs |= {(x, y) if book.key(x) < book.key(y) else (y, x) for y in candidates[i + 1 :]}
     for x, y in sorted(pairs, key=lambda p: (book.key(p[0]), book.key(p[1]))):
         _push(stacks, heap, x, y)
     while heap:
@@ -748,6 +786,7 @@ class _Steps:
         self.covers: dict[Group, list[Group]] = defaultdict(list)  # hot layer -> ours it covers
         self.indexed: dict[Group, list[Group]] = {}  # our layer -> hot layers that cover it
         self.multi: set[Group] = set()  # hot layers that cover two or more of ours
+        self.refused: set[Group] = set()  # layers it may never over-fetch
         groups = self.book.groups[self.name]
         self.held = frozenset().union(*groups)
         self.disjoint = len(self.held) == sum(len(g) for g in groups)
@@ -788,13 +827,15 @@ class _Steps:
         other wheels cannot shadow anything it holds or the runtime provides."""
         book, held = self.book, self.held
         found = []
-        for layer in sorted((z for z in self.multi if book.rate[z] >= book.hot), key=book.key):
-            covered = sorted(self.covers[layer], key=book.key)
-            if layer & held != frozenset().union(*covered):
+        for layer in self.multi - self.refused:
+            covered = self.covers[layer]
+            if book.rate[layer] < book.hot or layer & held != frozenset().union(*covered):
                 continue
             if self.holding.may_over_fetch(layer - held):
-                found.append((layer, covered))
-        return found
+                found.append((layer, sorted(covered, key=book.key)))
+            else:  # what it holds only grows: refused for good
+                self.refused.add(layer)
+        return sorted(found, key=lambda item: book.key(item[0]))
 
     def take(self, old: Sequence[Group], new: Group) -> None:
         """Take the step and forget the prices it changed."""
