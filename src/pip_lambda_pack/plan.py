@@ -418,7 +418,9 @@ class _Book:
             return self.delta(union, weight)
         (size_x, extra_x), (size_y, extra_y) = self.load(x), self.load(y)
         size, extra = size_x + size_y, min(extra_x, extra_y)
-        return self._priced(weight + extra, size) - self._priced(extra, size)
+        view = self.view
+        joined = layer_cost(weight + extra, size, view.horizon, view.model, view.price)
+        return joined - layer_cost(extra, size, view.horizon, view.model, view.price)
 
     def assign(self, name: str, groups: Iterable[Group]) -> None:
         self.groups[name] = sorted(groups, key=self.key)
@@ -803,11 +805,12 @@ class _Steps:
                 leave[group] = (book.delta(group, -self.weight), book.key(group))
         cheapest = sorted(groups, key=leave.__getitem__)[:PAIR_CANDIDATES]
         best: Step | None = None
+        known = self.pairs.get
         for i, x in enumerate(cheapest):
             for y in cheapest[i + 1 :]:
-                change, union = self.pairs.get((x, y)) or self._merge_price(x, y)
-                if best is None or change < best[0]:
-                    best = (change, [x, y], union)
+                priced = known((x, y)) or self._merge_price(x, y)
+                if best is None or priced[0] < best[0]:
+                    best = (priced[0], [x, y], priced[1])
         for layer, covered in self._supersets():
             change = sum(leave[g][0] for g in covered) + book.delta(layer, self.weight)
             if best is None or change < best[0]:
