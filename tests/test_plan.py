@@ -309,3 +309,60 @@ def test_stacks_over_fetch_a_shared_layer_only_where_nothing_shadows() -> None:
         f4 = {p for lid in plan.functions["f4"] for p in plan.layers[lid]}
         # f4 needs h0, h1 only; it rides the shared stack with h2 unless f5's h2==2 forbids it
         assert ("h2==1" in f4) is (not clash)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fleet=fleets(), max_layers=st.integers(1, 3), priced=st.booleans())
+def test_step_search_kept_between_steps_equals_a_fresh_one(
+    fleet: Fleet, max_layers: int, priced: bool
+) -> None:
+    params = PlanParams(max_layers=max_layers, cache_bytes=10**6 if priced else 10**9)
+    view = plan_module.cache_view(fleet, params)
+    book = plan_module._Book(fleet, params, view)
+    for name, groups in sorted(plan_module._atom_groups(view.needs).items()):
+        book.assign(name, groups)
+    for name in sorted(fleet.functions, key=lambda n: (-view.share[n], n)):
+        steps = plan_module._Steps(book, name)
+        while len(book.groups[name]) > max_layers:
+            step = steps.best()
+            assert step == plan_module._Steps(book, name).best()
+            steps.take(step[1], step[2])
+
+
+@settings(max_examples=100, deadline=None)
+@given(fleet=fleets(), size_limit=st.integers(10**6, 6 * 10**6))
+def test_riders_check_equals_the_over_fetch_rule_for_each_function(
+    fleet: Fleet, size_limit: int
+) -> None:
+    params = PlanParams(size_limit=size_limit)
+    view = plan_module.cache_view(fleet, params)
+    book = plan_module._Book(fleet, params, view)
+    for name, groups in sorted(plan_module._atom_groups(view.needs).items()):
+        book.assign(name, groups)
+    stacks = plan_module._Stacks(book)
+    for x in list(stacks.users):
+        for y in list(stacks.users):
+            riders = stacks.users[x] - stacks.users[y]
+            assert stacks.riders.may_ride(riders, y) == all(
+                over_fetch_rule(fleet, params, name, y) for name in riders
+            )
+
+
+def over_fetch_rule(fleet: Fleet, params: PlanParams, name: str, extra: frozenset[str]) -> bool:
+    held = set(fleet.functions[name].pins)
+    if {fleet.packages[p].name for p in extra} & (
+        {"boto3", "urllib3"} | {fleet.packages[p].name for p in held}
+    ):
+        return False
+    return sum(fleet.packages[p].unpacked_size for p in held | extra) <= params.size_limit
+
+
+def test_a_previous_plan_with_overlapping_layers_is_replanned_within_the_limits() -> None:
+    fleet = small_fleet()
+    params = PlanParams(max_layers=2)
+    groups = {
+        "a": [[f"p{i}==1", f"p{i + 1}==1"] for i in range(6)],
+        "b": [["p0==1"], ["p7==1"]],
+    }
+    previous = plan_module.plan_from_groups("expected-time", groups)
+    check_plan(fleet, make_plan(fleet, params, previous=previous), params)
