@@ -187,6 +187,25 @@ def test_find_links_directory_hashes_local_files_and_serves_them_in_place(
     assert not (cache_dir / "files").exists()
 
 
+def test_a_local_wheel_is_hashed_once_across_processes_until_it_changes(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    wheel = make_wheel(local, "foo", "1.0")
+    with PackageFinder(index_urls=(), find_links=(str(local),), cache_dir=cache_dir) as finder:
+        assert [link.sha256 for link in finder.links("foo")] == [sha256_file(wheel)]
+    [record] = (cache_dir / "hashes").iterdir()
+    assert record.read_text() == sha256_file(wheel)
+    record.write_text("f" * 64)  # what a later process believes, while the file is unchanged
+    with PackageFinder(index_urls=(), find_links=(str(local),), cache_dir=cache_dir) as finder:
+        assert [link.sha256 for link in finder.links("foo")] == ["f" * 64]
+    make_wheel(local, "foo", "1.0", files={"foo/__init__.py": "CHANGED = True\n"})
+    with PackageFinder(index_urls=(), find_links=(str(local),), cache_dir=cache_dir) as finder:
+        assert [link.sha256 for link in finder.links("foo")] == [sha256_file(wheel)]
+    assert len(list((cache_dir / "hashes").iterdir())) == 2
+
+
 def test_find_links_page_url(wheelhouse: Path, index_server: StartServer, cache_dir: Path) -> None:
     make_wheel(wheelhouse, "foo", "1.0")
     server = index_server(json=False)

@@ -1,12 +1,16 @@
 """Simple-API client: PEP 691 JSON and PEP 503 HTML pages, PEP 658 metadata, find-links, cache.
 
 Every file that enters the on-disk cache has been checked against the sha256 it must have
-(or is stored under the sha256 of its own bytes); writes are atomic. httpx errors are mapped
-once, here, to ``IndexFetchError``; a file with the wrong bytes is a ``HashMismatchError``.
+(or is stored under the sha256 of its own bytes); METADATA and sizes read from a remote
+wheel's byte ranges are checked against its central directory (CRC-32, sizes) and kept under
+the wheel's published sha256; a local wheel's sha256 is kept under its path, size, times and
+inode. Writes are atomic. httpx errors are mapped once, here, to ``IndexFetchError``; a
+file with the wrong bytes is a ``HashMismatchError``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -365,7 +369,7 @@ class PackageFinder:
         self._metadata: dict[str, bytes] = {}
         self._downloads: dict[str, Path] = {}
         self._unpacked: dict[str, int] = {}
-        self._hashes: dict[tuple[str, int, int, int], str] = {}
+        self._hashes: dict[tuple[str, int, int, int, int, int], str] = {}
         self._pending: dict[str, Future[list[FileLink]]] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._listing = threading.Lock()  # one thread lists a find-links location
@@ -834,12 +838,18 @@ class PackageFinder:
         return path
 
     def _local_sha256(self, path: Path) -> str:
-        """sha256 of a local file, hashed once per process while its size and mtime hold."""
+        """sha256 of a local file, hashed once while its size, times and inode hold: per
+        process, and across processes through ``hashes/`` in the cache directory."""
         key = _stat_key(path)
         with self._lock:
             known = self._hashes.get(key)
         if known is None:
-            known = sha256_of(path)
+            record = self.cache_dir / "hashes" / _url_key(json.dumps(key))
+            known = _read_digest(record)
+            if known is None:
+                known = sha256_of(path)
+                with contextlib.suppress(OSError):  # a memo: not keeping it costs a rehash
+                    write_bytes(record, known.encode())
             with self._lock:
                 self._hashes[key] = known
         return known
@@ -890,10 +900,18 @@ def _sizable(link: FileLink) -> bool:
     return link.is_wheel and link.sha256 is not None and not link.url.startswith("file:")
 
 
-def _stat_key(path: Path) -> tuple[str, int, int, int]:
-    """What identifies a local file's bytes for as long as a process runs."""
+def _stat_key(path: Path) -> tuple[str, int, int, int, int, int]:
+    """What identifies a local file's bytes: any write changes its times."""
     info = path.stat()
-    return (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+    return (str(path), info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+
+
+def _read_digest(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else None
 
 
 def _local_link(path: Path, location: str) -> FileLink:
