@@ -7,7 +7,7 @@ wheels the Lambda runtime can load.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from packaging.markers import Marker
@@ -129,9 +129,28 @@ def make_target(version: tuple[int, int], arch: str) -> Target:
     )
 
 
-TARGETS: dict[str, Target] = {
-    t.name: t for t in (make_target(v, a) for v in sorted(GLIBC) for a in sorted(ARCHES))
-}
+class _Presets(Mapping[str, Target]):
+    """Every preset by name, each built (tags and all) only when first asked for."""
+
+    def __init__(self) -> None:
+        self._specs = {
+            "python%d.%d-%s" % (*v, a): (v, a) for v in sorted(GLIBC) for a in sorted(ARCHES)
+        }
+        self._built: dict[str, Target] = {}
+
+    def __getitem__(self, name: str) -> Target:
+        if name not in self._built:
+            self._built[name] = make_target(*self._specs[name])
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+TARGETS: Mapping[str, Target] = _Presets()
 DEFAULT_TARGET = "python3.12-x86_64"
 
 
