@@ -19,9 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from .cost import (
     CostModel,
@@ -37,6 +35,9 @@ from .graph import Pin, pins
 from .popularity import downloads, pypi_downloads
 from .runtime import DEFAULT_POLICY, POLICIES, provided_version, shadow_warning
 from .units import human_size
+
+if TYPE_CHECKING:  # networkx is imported by the nixery baseline alone (it costs a lock ~60 ms)
+    import networkx as nx
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # bytes, function code plus all its layers
 MB = 1_000_000
@@ -273,6 +274,8 @@ def plan_nixery(fleet: Fleet, params: PlanParams) -> LayerPlan:
 def _nixery_groups(
     fleet: Fleet, members: Sequence[str], loose: set[str], used: Mapping[str, float], k: int
 ) -> list[list[str]]:
+    import networkx as nx
+
     root = "\0root"
     closure = set(members)
     graph = nx.DiGraph()
