@@ -421,9 +421,7 @@ class _Book:
             return self.delta(union, weight)
         (size_x, extra_x), (size_y, extra_y) = self.load(x), self.load(y)
         size, extra = size_x + size_y, min(extra_x, extra_y)
-        view = self.view
-        joined = layer_cost(weight + extra, size, view.horizon, view.model, view.price)
-        return joined - layer_cost(extra, size, view.horizon, view.model, view.price)
+        return self._priced(weight + extra, size) - self._priced(extra, size)
 
     def assign(self, name: str, groups: Iterable[Group]) -> None:
         self.groups[name] = sorted(groups, key=self.key)
@@ -734,7 +732,7 @@ def _stack(book: _Book) -> None:
     pair is re-priced and pushed back if it is no longer the best)."""
     stacks = _Stacks(book)
     heap: list[tuple[float, tuple[str, ...], tuple[str, ...]]] = []
-    pairs = set()
+    pairs: set[tuple[Group, Group]] = set()
     for name in stacks.over:
         candidates = stacks.candidates(name)
         for i, x in enumerate(candidates):
