@@ -17,12 +17,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from ..errors import StoreError
 from ..shim import redact
-from .local import _check_digest, _check_name
+from .local import _check_digest, _check_name, name_digest
 from .remote import check, checked_file, download, new_client, read_small, send
 
-_REF = re.compile(r"^sha256:([0-9a-f]{64})\n?$")
 _HREF = re.compile(r'href="([A-Za-z0-9_-]{1,64})"')
 
 
@@ -81,13 +79,7 @@ class HttpStore:
         what = f"function {name!r}"
         url = f"{self.base}/functions/{name}"
         text = check(send(self.client, self.location, what, "GET", url), self.location, what).text
-        match = _REF.match(text)
-        if match is None:
-            raise StoreError(
-                f"store {self.location}: functions/{name} does not hold a sha256:<hex> digest",
-                "push the function again",
-            )
-        return match.group(1)
+        return name_digest(text, self.location, name)
 
     def names(self) -> list[str]:
         what = "the functions/ listing"

@@ -20,8 +20,8 @@ from typing import BinaryIO
 from ..atomic import atomic_writer, write_text
 from ..errors import BlobNotFoundError, ConfigError, HashMismatchError, StoreError
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _REF = re.compile(r"^sha256:([0-9a-f]{64})\n?$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 
@@ -77,13 +77,7 @@ class LocalStore:
                 f"no function {name!r} in store {self.root}",
                 "push it first, or list the store's functions: pip-lambda-pack ls",
             ) from None
-        match = _REF.match(text)
-        if match is None:
-            raise StoreError(
-                f"store {self.root}: functions/{name} does not hold a sha256:<hex> digest",
-                "push the function again",
-            )
-        return match.group(1)
+        return name_digest(text, str(self.root), name)
 
     def names(self) -> list[str]:
         folder = self.root / "functions"
@@ -120,6 +114,18 @@ class LocalStore:
             actual,
             "push again to restore it: pip-lambda-pack push",
         )
+
+
+def name_digest(text: str, location: str, name: str) -> str:
+    """The digest a ``functions/NAME`` entry holds (``sha256:<hex>``), as every store
+    writes it; a StoreError when the entry holds anything else."""
+    match = _REF.match(text)
+    if match is None:
+        raise StoreError(
+            f"store {location}: functions/{name} does not hold a sha256:<hex> digest",
+            "push the function again",
+        )
+    return match.group(1)
 
 
 def _copy(source: BinaryIO, out: BinaryIO) -> str:

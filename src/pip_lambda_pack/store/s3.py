@@ -18,10 +18,9 @@ from typing import Any
 from ..atomic import atomic_writer
 from ..errors import BlobNotFoundError, ConfigError, StoreError
 from ..shim import ShimError, redact, s3_client_options, s3_location
-from .local import _check_digest, _check_name
+from .local import _check_digest, _check_name, name_digest
 from .remote import CHUNK, checked_file, verify
 
-_REF = re.compile(r"^sha256:([0-9a-f]{64})\n?$")
 _MISSING = ("404", "NoSuchKey", "NotFound")
 _AUTH = ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken")
 
@@ -96,13 +95,7 @@ class S3Store:
     def get_name(self, name: str) -> str:
         _check_name(name)
         text = self._read(self._key(f"functions/{name}"), f"function {name!r}").decode()
-        match = _REF.match(text)
-        if match is None:
-            raise StoreError(
-                f"store {self.location}: functions/{name} does not hold a sha256:<hex> digest",
-                "push the function again",
-            )
-        return match.group(1)
+        return name_digest(text, self.location, name)
 
     def names(self) -> list[str]:
         prefix = self._key("functions/")
