@@ -1203,8 +1203,9 @@ def _function_lines(report: Mapping[str, Any], name: str, ids: Sequence[str]) ->
     expected = ""
     if "expected_ms" in stats:
         expected = f"expected {stats['expected_ms']:.0f} ms, "
+    count = f"{len(ids)} layer" + ("" if len(ids) == 1 else "s")
     lines = [
-        f"  {name}: {len(ids)} layers, {human_size(stats['bytes'])} to fetch "
+        f"  {name}: {count}, {human_size(stats['bytes'])} to fetch "
         f"({human_size(stats['unpacked_bytes'])} unzipped), {expected}"
         f"{stats['cold_ms']:.0f} ms with an empty cache"
     ]
