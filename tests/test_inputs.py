@@ -277,3 +277,18 @@ def test_shortcut_reads_a_lock_file_too(tmp_path: Path, wheelhouse: Path) -> Non
     result = run(tmp_path, "graph", "--format", "json", *args)
     assert result.returncode == 0, result.stderr
     assert '"colors==1.0"' in result.stdout and "colors==2.0" not in result.stdout
+
+
+def test_private_indexes_named_by_locks_become_extra_indexes() -> None:
+    lock = uv_lock()
+    lock["package"][2]["source"] = {"registry": "https://pkgs.example/simple/"}
+    chosen = uv_lock_requirements(lock, X86, Selection(), "uv.lock")
+    assert chosen.index.extra_index_urls == ("https://pkgs.example/simple",)
+    poetry, project = poetry_files()
+    poetry["package"][1]["source"] = {
+        "type": "legacy",
+        "url": "https://poetry.example/simple",
+        "reference": "private",
+    }
+    chosen = poetry_lock_requirements(poetry, project, X86, Selection(), "poetry.lock")
+    assert chosen.index.extra_index_urls == ("https://poetry.example/simple",)

@@ -234,7 +234,15 @@ def uv_lock_requirements(
         start += _selected(root.get("dev-dependencies", {}), selection.groups, where)
     names = {canonicalize_name(root["name"]) for root in roots}
     reached = _walk(start, packages, target, where)
-    return _pinned(p for p in reached if p.name not in names)
+    registries = (item.get("source", {}).get("registry") for item in data.get("package", []))
+    return _pinned((p for p in reached if p.name not in names), _extra_indexes(registries))
+
+
+def _extra_indexes(urls: Iterable[object]) -> IndexOptions:
+    """The indexes a lock names besides PyPI, as extra indexes: a package locked from a
+    private index is looked for there (its hash still decides which file is accepted)."""
+    found = sorted({str(url).rstrip("/") for url in urls if url} - {"https://pypi.org/simple"})
+    return IndexOptions(extra_index_urls=tuple(found))
 
 
 def _is_uv_root(item: Mapping[str, Any]) -> bool:
@@ -323,7 +331,12 @@ def poetry_lock_requirements(
     packages = [_poetry_package(item) for item in lock.get("package", [])]
     start = [_poetry_dependency(n, spec) for n, spec in _poetry_roots(project, selection, where)]
     start = [d for d in start if not d.get("optional") or d["name"] in selection.extras]
-    return _pinned(_walk(start, packages, target, where))
+    sources = (
+        item.get("source", {}).get("url")
+        for item in lock.get("package", [])
+        if item.get("source", {}).get("type") == "legacy"
+    )
+    return _pinned(_walk(start, packages, target, where), _extra_indexes(sources))
 
 
 def _poetry_roots(
