@@ -130,3 +130,39 @@ def test_chromium_renders_the_report(tmp_path: Path) -> None:
     assert dom.count('class="function-row"') == 3
     for name in ("api", "etl", "cron", "expected cold start", "likely cached"):
         assert name in dom
+
+
+def test_plan_of_a_fleet_takes_the_model_flags(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip_lambda_pack",
+            "plan",
+            "--fleet",
+            str(fleet_file(tmp_path)),
+            "--format",
+            "json",
+            "--latency-ms",
+            "50",
+            "--bandwidth-mbps",
+            "20",
+            "--fetch",
+            "serial",
+            "--max-layers",
+            "2",
+            "--strategy",
+            "nixery",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["strategy"] == "nixery" and report["max_layers"] == 2
+    assert report["model"]["latency_ms"] == 50.0
+    assert report["model"]["bandwidth_bps"] == 20e6
+    assert report["model"]["fetch"] == "serial"
+    assert all(len(ids) <= 2 for ids in report["functions"].values())

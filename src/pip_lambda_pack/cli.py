@@ -338,7 +338,6 @@ def _graph(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from .plan import (
         DEFAULT_STRATEGY,
-        PlanParams,
         load_fleet,
         make_plan,
         plan_text,
@@ -346,21 +345,10 @@ def _plan(args: argparse.Namespace) -> int:
     )
 
     if args.fleet:
-        from .config import Project
-        from .pipeline import plan_params
+        from .pipeline import planner_params
 
         fleet = load_fleet(args.fleet)
-        bare = Project(
-            root=Path.cwd(),
-            config_path=None,
-            target=args.target or PlanParams().target,
-            store="",
-            max_layers=args.max_layers or PlanParams().max_layers,
-            strategy=None,
-            functions=(),
-            planner=_planner_options(args),
-        )
-        params = plan_params(bare)
+        params = planner_params(_planner_options(args), args.max_layers, args.target)
         strategy = args.strategy or DEFAULT_STRATEGY
     else:
         from .graph import build_graph

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .atomic import write_bytes
-from .config import FunctionSpec, IndexOptions, Project, function_index
+from .config import FunctionSpec, IndexOptions, PlannerOptions, Project, function_index
 from .errors import BuildError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, PackageFinder
@@ -236,11 +236,20 @@ def unpacked_size(wheel: Path) -> int:
 
 def plan_params(project: Project, previous: LayerPlan | None = None) -> PlanParams:
     """The planner's parameters: the project's settings over the documented defaults."""
-    options = project.planner
+    return planner_params(project.planner, project.max_layers, project.target, previous)
+
+
+def planner_params(
+    options: PlannerOptions,
+    max_layers: int | None = None,
+    target: str | None = None,
+    previous: LayerPlan | None = None,
+) -> PlanParams:
+    """Planner settings (config or flags; None for a default) as the planner's parameters."""
     defaults = PlanParams()
     return PlanParams(
-        max_layers=project.max_layers,
-        target=project.target,
+        max_layers=max_layers or defaults.max_layers,
+        target=target or defaults.target,
         runtime_provided=options.runtime_provided or defaults.runtime_provided,
         latency_s=defaults.latency_s if options.latency_ms is None else options.latency_ms / 1e3,
         bandwidth_bps=(options.bandwidth_mbps or defaults.bandwidth_bps / 1e6) * 1e6,
