@@ -30,16 +30,19 @@ def hello(name):
 """
 
 
-def run(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LAMBDA_PACK_CACHE_DIR": str(cwd / ".cache")}
+def run(
+    cwd: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pip_lambda_pack ARGS`` in ``cwd`` with its own cache and extra ``env``."""
+    full = {**os.environ, "LAMBDA_PACK_CACHE_DIR": str(cwd / ".cache"), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pip_lambda_pack", *args],
         cwd=cwd,
-        env=env,
+        env=full,
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
 
 

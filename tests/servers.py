@@ -12,8 +12,6 @@ import http.client
 import http.server
 import json
 import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,22 +61,6 @@ def _keys() -> dict[str, str]:
         "aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
     }
-
-
-def cli(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``python -m pip_lambda_pack ARGS`` in ``cwd`` with its own cache and extra ``env``."""
-    full = {**os.environ, "LAMBDA_PACK_CACHE_DIR": str(cwd / ".cache"), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "pip_lambda_pack", *args],
-        cwd=cwd,
-        env=full,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 Fault = Callable[["_Handler", str], bool]  # (handler, method) -> handled?

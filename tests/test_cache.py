@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from pip_lambda_pack.shim import Blob, Cache, LocalReader
-from servers import cli
+from projects import run
 
 
 def _zip(text: str) -> bytes:
@@ -103,11 +103,11 @@ def test_cache_info_and_prune_commands(tmp_path: Path) -> None:
     reader, blobs = _store(tmp_path, 2)
     root = tmp_path / "cache"
     _fill(root, reader, blobs)
-    info = cli(tmp_path, "cache", "info", "--cache", str(root))
+    info = run(tmp_path, "cache", "info", "--cache", str(root))
     assert info.returncode == 0, info.stderr
     lines = info.stdout.splitlines()
     assert [line[:12] for line in lines[:2]] == [b.sha256[:12] for b in blobs]
     assert lines[-1].startswith(f"{root}: 2 blobs, ")
-    pruned = cli(tmp_path, "cache", "prune", "--cache", str(root))
+    pruned = run(tmp_path, "cache", "prune", "--cache", str(root))
     assert pruned.stdout.startswith("removed 2 blobs (")
-    assert cli(tmp_path, "cache", "info", "--cache", str(root)).stdout == f"{root}: 0 blobs, 0 B\n"
+    assert run(tmp_path, "cache", "info", "--cache", str(root)).stdout == f"{root}: 0 blobs, 0 B\n"

@@ -17,8 +17,8 @@ from pip_lambda_pack import shim
 from pip_lambda_pack.errors import HashMismatchError, StoreError
 from pip_lambda_pack.store import open_store
 from pip_lambda_pack.store.http import HttpStore
-from projects import fill_wheelhouse, write_project
-from servers import cli, cut_off, fail_first, proxy, proxy_url, servers, unique
+from projects import fill_wheelhouse, run, write_project
+from servers import cut_off, fail_first, proxy, proxy_url, servers, unique
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def pushed(live: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> tu
     project = write_project(root / "project", root / "wheelhouse")
     folder = unique("faults")
     url = f"{live['http']}/{folder}"
-    result = cli(project, "push", "--store", url)
+    result = run(project, "push", "--store", url)
     assert result.returncode == 0, result.stderr
     return f"/open/{folder}", url
 
@@ -149,7 +149,7 @@ def test_wrong_password(kind: str, live: dict[str, Any], tmp_path: Path) -> None
     else:
         url = f"{live['oci_auth']}/{unique('fns')}"
         env = {"LAMBDA_PACK_REGISTRY_USERNAME": "lp-user", "LAMBDA_PACK_REGISTRY_PASSWORD": wrong}
-    result = cli(tmp_path, "ls", "--store", url, env=env)
+    result = run(tmp_path, "ls", "--store", url, env=env)
     assert result.returncode == 1
     error, tip = result.stderr.strip().splitlines()[-2:]
     assert "authentication failed (HTTP 401)" in error and tip.startswith("TIP: ")

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from projects import fill_wheelhouse, write_project
-from servers import S3_ENV, cli, make_bucket, servers, unique
+from projects import fill_wheelhouse, run, write_project
+from servers import S3_ENV, make_bucket, servers, unique
 
 KINDS = ["oci", "oci_auth", "s3", "http", "http_basic", "http_token"]
 
@@ -32,7 +32,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheelhouse.mkdir()
     fill_wheelhouse(wheelhouse)
     project = write_project(root / "project", wheelhouse)
-    ok(cli(project, "build"))
+    ok(run(project, "build"))
     return project
 
 
@@ -65,15 +65,15 @@ def test_push_ls_and_invoke_from_an_empty_cache(
     kind: str, live: dict[str, Any], built: Path, tmp_path: Path
 ) -> None:
     url, env = store_for(kind, live)
-    pushed = ok(cli(built, "push", "--store", url, env=env))
+    pushed = ok(run(built, "push", "--store", url, env=env))
     assert "uploaded" in pushed.stderr + pushed.stdout
-    again = ok(cli(built, "push", "--store", url, env=env))
+    again = ok(run(built, "push", "--store", url, env=env))
     assert "0 blobs uploaded" in again.stdout + again.stderr, again.stderr
     elsewhere = tmp_path / "elsewhere"  # no project, no local store, an empty cache
     elsewhere.mkdir()
-    assert ok(cli(elsewhere, "ls", "--store", url, env=env)).stdout.split() == ["hello", "other"]
+    assert ok(run(elsewhere, "ls", "--store", url, env=env)).stdout.split() == ["hello", "other"]
     result = ok(
-        cli(
+        run(
             elsewhere,
             "invoke",
             "hello",
@@ -88,7 +88,7 @@ def test_push_ls_and_invoke_from_an_empty_cache(
     assert json.loads(result.stdout)["message"] == "[1.0] hello lambda"
     assert "0 hit, 3 missed" in result.stderr, result.stderr
     other = ok(
-        cli(
+        run(
             elsewhere,
             "invoke",
             "other",
@@ -111,7 +111,7 @@ def test_oras_pulls_and_verifies_what_we_pushed(
     import oras.client
 
     url, _ = store_for("oci", live)
-    ok(cli(built, "push", "--store", url))
+    ok(run(built, "push", "--store", url))
     host_repo = url.removeprefix("oci://")
     client = oras.client.OrasClient(hostname=host_repo.split("/")[0], insecure=True)
     manifest = client.get_manifest(f"{host_repo}:hello")

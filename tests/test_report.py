@@ -6,12 +6,12 @@ import json
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 from pip_lambda_pack.plan import Fleet, FunctionNeed, Package, PlanParams, make_plan, plan_to_json
 from pip_lambda_pack.report import render_html
+from projects import run
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -91,21 +91,8 @@ def test_chromium_renders_the_report(tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is installed by scripts/test"
     page = tmp_path / "plan.html"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip_lambda_pack",
-            "plan",
-            "--fleet",
-            str(fleet_file(tmp_path)),
-            "--report",
-            str(page),
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run(
+        tmp_path, "plan", "--fleet", str(fleet_file(tmp_path)), "--report", str(page), "-q"
     )
     assert result.returncode == 0, result.stderr
     shot = tmp_path / "shot.png"
@@ -133,31 +120,24 @@ def test_chromium_renders_the_report(tmp_path: Path) -> None:
 
 
 def test_plan_of_a_fleet_takes_the_model_flags(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip_lambda_pack",
-            "plan",
-            "--fleet",
-            str(fleet_file(tmp_path)),
-            "--format",
-            "json",
-            "--latency-ms",
-            "50",
-            "--bandwidth-mbps",
-            "20",
-            "--fetch",
-            "serial",
-            "--max-layers",
-            "2",
-            "--strategy",
-            "nixery",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run(
+        tmp_path,
+        "plan",
+        "--fleet",
+        str(fleet_file(tmp_path)),
+        "--format",
+        "json",
+        "--latency-ms",
+        "50",
+        "--bandwidth-mbps",
+        "20",
+        "--fetch",
+        "serial",
+        "--max-layers",
+        "2",
+        "--strategy",
+        "nixery",
+        "-q",
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
