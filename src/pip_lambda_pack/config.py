@@ -123,6 +123,7 @@ class FunctionSpec:
     weight: float = 1.0
     lock_input: Path | None = None
     selection: Selection = field(default_factory=Selection)
+    requirements_file: str | None = None  # as the config names it, for messages
     # Lambda settings, with Lambda's own defaults (deploy, export and serve read them)
     memory: int = 128  # MB
     timeout: int = 3  # seconds
@@ -419,7 +420,8 @@ def _planner_options(table: Mapping[str, Any], path: Path) -> PlannerOptions:
     return PlannerOptions(
         runtime_provided=policy,
         latency_ms=_positive(table, "latency-ms", path),
-        bandwidth_mbps=_positive(table, "bandwidth-mbps", path),
+        bandwidth_mbps=_positive(table, "bandwidth-mb-s", path)
+        or _positive(table, "bandwidth-mbps", path),  # the old name
         cache_mb=_positive(table, "cache-mb", path),
         fetch=fetch,
     )
@@ -477,6 +479,7 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
         weight=_weight(value.get("weight", 1.0), where),
         lock_input=lock_input,
         selection=selection,
+        requirements_file=str(value["requirements"]) if "requirements" in value else None,
         **function_settings(value, where),
     )
 
@@ -714,6 +717,7 @@ def shortcut_project(
         code=check_code_dir(code, "--code"),
         requirements=reqs,
         lock_input=lock_input,
+        requirements_file=str(requirements) if requirements is not None else None,
     )
     return Project(
         root=root.resolve(),

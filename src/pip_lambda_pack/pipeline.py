@@ -23,7 +23,15 @@ from .errors import BuildError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
 from .layers import Artifact, build_code_zip, build_layer, code_fingerprint
-from .lock import Lock, LockedFunction, inputs_digest, read_lock, staleness, write_lock
+from .lock import (
+    Lock,
+    LockedFunction,
+    input_parts,
+    inputs_digest,
+    read_lock,
+    staleness,
+    write_lock,
+)
 from .manifest import (
     BuildManifest,
     CodeEntry,
@@ -48,7 +56,7 @@ from .popularity import downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
 from .target import Target, get_target
-from .units import human_size
+from .units import human_size, limit_size, plural
 
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     import httpx
@@ -346,9 +354,8 @@ def lock_project(project: Project, settings: Settings, finders: FinderPool) -> L
         settings.say(f"warning: {warning}")
     lock = _lock_of(project, closures, graph, plan)
     write_lock(lock, project.lock_path)
-    settings.say(
-        f"wrote {project.lock_path.name}: {len(lock.wheels)} wheels, {len(lock.layers)} layers"
-    )
+    counts = f"{plural(len(lock.wheels), 'wheel')}, {plural(len(lock.layers), 'layer')}"
+    settings.say(f"wrote {project.lock_path.name}: {counts}")
     return lock
 
 
@@ -359,6 +366,7 @@ def _lock_of(
     return Lock(
         target=project.target,
         inputs=inputs_digest(project, strategy_of(project)),
+        input_parts=input_parts(project, strategy_of(project)),
         strategy=strategy_of(project),
         max_layers=project.max_layers,
         wheels={pin.id: pin for pins in closures.values() for pin in pins},
@@ -634,7 +642,7 @@ def _check_size(
     if total > params.size_limit:
         raise PlanError(
             f"function {name} unzips to {human_size(total)}, over the "
-            f"{human_size(params.size_limit)} limit",
+            f"{limit_size(params.size_limit)} limit",
             "slim its code or dependencies",
         )
 
