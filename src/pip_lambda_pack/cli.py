@@ -107,7 +107,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         f"each command's options: {prog} COMMAND --help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"%(prog)s {__version__}", help="the version"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options()
     project = _project_options()
