@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -258,11 +259,11 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
 
     def say(message: str) -> None:
         if not args.quiet:
-            print(message, file=sys.stderr)
+            _line(message)
 
     def log(message: str) -> None:
         if args.verbose:
-            print(message, file=sys.stderr)
+            _line(message)
 
     from .progress import make_progress
 
@@ -281,6 +282,17 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
         network=pip.network,
         progress=progress,
     )
+
+
+_STDERR = threading.Lock()
+
+
+def _line(message: str) -> None:
+    """One whole line on stderr: the resolver's threads log at once, and ``print`` writes
+    the text and its newline apart, so lines would run into each other."""
+    with _STDERR:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
