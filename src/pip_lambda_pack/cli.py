@@ -248,6 +248,9 @@ def _project_options() -> argparse.ArgumentParser:
     shortcut.add_argument("--handler", help="module.function")
     shortcut.add_argument("--code", type=Path, help="the function's code directory")
     shortcut.add_argument("--name", default=None, help="the function's name (default: code dir)")
+    options.add_argument(
+        "--target-python", type=Path, help="the target's Python (sdist builds, bytecode)"
+    )
     return options
 
 
@@ -340,6 +343,8 @@ def _project(args: argparse.Namespace) -> Project:
         index=index,
         planner=_planner_options(args),
     )
+    if args.target_python is not None:
+        project = dataclasses.replace(project, target_python=args.target_python.expanduser())
     get_target(project.target)  # unknown targets fail before any work
     from .inputs import materialize
 
