@@ -138,7 +138,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     invoke.add_argument("name", help="the function's name")
     invoke.add_argument("--store", help="store URL or path (default: the project's)")
     invoke.add_argument("--event", default=None, help="event JSON file, or - for stdin")
-    invoke.add_argument("--python", help="interpreter to run the function with")
+    invoke.add_argument(
+        "--python",
+        help="interpreter to run the function with (default: this one if it fits the target, "
+        "else python3.X on PATH or in pyenv)",
+    )
     ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
     ls.add_argument("--store", help="store URL or path (default: the project's)")
     cache = _add(commands, "cache", "show or prune the runtime cache", [common], _cache)
@@ -577,7 +581,16 @@ def _invoke(args: argparse.Namespace) -> int:
         target=target,
         cache_dir=_cache_dir(args) / "runtime",
         cache_max_bytes=cap,
+        configured_python=_configured_python(args),
     )
+
+
+def _configured_python(args: argparse.Namespace) -> dict[str, str]:
+    """The project's ``python`` config key, for invoke's target-interpreter lookup."""
+    from .config import find_config, load_project
+
+    path = args.config or find_config(Path.cwd())
+    return dict(load_project(Path(path)).python) if path is not None else {}
 
 
 def _read_event(source: str | None) -> bytes:
