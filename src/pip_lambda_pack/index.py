@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -41,6 +41,7 @@ from packaging.utils import (
 
 from .atomic import atomic_writer, sha256_of, write_bytes
 from .errors import ConfigError, HashMismatchError, IndexFetchError
+from .wire import redact
 
 if TYPE_CHECKING:  # httpx is imported when a remote file is first fetched
     import httpx
@@ -90,13 +91,8 @@ class _ServerError(Exception):
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password (or token-as-user) replaced by ``***``."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    user = userinfo.split(":", 1)[0] + ":***" if ":" in userinfo else "***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+    """``url`` fit for a message (wire.redact: the one redaction of every URL we show)."""
+    return redact(url)
 
 
 def url_to_path(url: str) -> Path:

@@ -1,8 +1,8 @@
 """What the HTTP and OCI stores share: an httpx client, bounded retries, verified downloads.
 
 Retries (connection errors, timeouts, 5xx) back off exponentially; every error names the
-store (credentials redacted), the blob and the cause. The constants are the shim's, so
-the tool and a worker behave alike.
+store (credentials redacted), the blob and the cause. The figures are wire.py's, the
+same the shim uses, so the tool and a worker behave alike.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import httpx
 
 from ..atomic import atomic_writer
 from ..errors import BlobNotFoundError, HashMismatchError, StoreError
-from ..shim import BACKOFF_S, RETRIES, TIMEOUT_S
+from ..wire import BACKOFF_S, RETRIES, TIMEOUT_S
 
 CHUNK = 1 << 20
 Body = Callable[[], bytes | None]
