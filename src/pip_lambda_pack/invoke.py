@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .errors import InvokeError, TargetError
+from .interpreters import MACHINES
 from .manifest import parse_task
 from .store import BlobStore, LocalStore, open_store
 from .target import ARCHES, TARGETS, Target, get_target
@@ -24,8 +25,6 @@ WIRE = SHIM.with_name("wire.py")
 SHIPPED = (SHIM, WIRE)  # the shim runs from these two files side by side ...
 _BEGIN = "# --- wire.py: begin ---\n"
 _END = "# --- wire.py: end ---\n"
-# platform.machine() spellings -> the target's machine names
-_MACHINES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 
 
 def invoke(
@@ -83,7 +82,7 @@ def check_host(target: Target) -> None:
     """TargetError unless this interpreter has the target's Python version and machine."""
     version = sys.version_info[:2]
     machine = platform.machine()
-    machine = _MACHINES.get(machine.lower(), machine)
+    machine = MACHINES.get(machine.lower(), machine)
     if (version, machine) == (target.python_version, target.machine):
         return
     host = "%d.%d" % version
