@@ -8,7 +8,6 @@ requirements); ``is_fresh`` compares it with the project as it is now, offline.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import sys
@@ -63,7 +62,7 @@ def inputs_digest(project: Project, strategy: str) -> str:
         "target": project.target,
         "strategy": strategy,
         "max_layers": project.max_layers,
-        "planner": dataclasses.asdict(project.planner),
+        "planner": project.planner.digest_form(),
         "functions": {
             spec.name: {
                 "requirements": list(spec.requirements.requirements),

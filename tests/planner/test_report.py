@@ -9,8 +9,10 @@ import subprocess
 import zlib
 from pathlib import Path
 
-from pip_lambda_pack.plan import Fleet, FunctionNeed, Package, PlanParams, make_plan, plan_to_json
-from pip_lambda_pack.report import render_html
+from planfixtures import small_fleet
+
+from pip_lambda_pack.planner import Fleet, FunctionNeed, Package, PlanParams, make_plan
+from pip_lambda_pack.planner.report import plan_text, plan_to_json, render_html
 from projects import run
 
 CHROMIUM_FLAGS = [
@@ -146,3 +148,15 @@ def test_plan_of_a_fleet_takes_the_model_flags(tmp_path: Path) -> None:
     assert report["model"]["bandwidth_bps"] == 20e6
     assert report["model"]["fetch"] == "serial"
     assert all(len(ids) <= 2 for ids in report["functions"].values())
+
+
+def test_report_has_expected_figures_per_function_and_layer() -> None:
+    fleet = small_fleet()
+    params = PlanParams(max_layers=3)
+    report = plan_to_json(make_plan(fleet, params), fleet, params)
+    stats = report["function_stats"]["b"]
+    assert set(stats) >= {"expected_ms", "expected_bytes", "cold_ms", "bytes", "layers"}
+    assert all(0.0 <= s["q"] <= 1.0 for s in report["layer_stats"].values())
+    text = "\n".join(plan_text(report))
+    assert "strategy expected-time, at most 3 layers per function" in text
+    assert "expected per cold start:" in text
