@@ -19,7 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import ConfigError
-from .planner.model import OPTION_KEYS, OPTIONS
+from .planner.model import OPTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,7 +94,7 @@ class PlannerOptions:
 
     def digest_form(self) -> dict[str, object]:
         """Every option (None when unset) under its field-like name, for the lock's digest."""
-        return {key.replace("-", "_"): self.values.get(key) for key in OPTION_KEYS}
+        return {option.digest_name: self.values.get(option.key) for option in OPTIONS.values()}
 
 
 def planner_options(given: Mapping[str, object], where: str) -> PlannerOptions:
@@ -102,9 +102,9 @@ def planner_options(given: Mapping[str, object], where: str) -> PlannerOptions:
     (ConfigError naming ``where``)."""
     return PlannerOptions(
         values={
-            option.key: option.read(given[option.key], where)
+            option.key: option.read(option.given(given), where)
             for option in OPTIONS.values()
-            if given.get(option.key) is not None
+            if option.given(given) is not None
         }
     )
 

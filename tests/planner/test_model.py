@@ -15,11 +15,11 @@ def test_layer_ids_depend_only_on_the_pins() -> None:
 
 
 def test_every_option_is_read_in_the_fields_unit() -> None:
-    assert OPTION_KEYS == ("latency-ms", "bandwidth-mbps", "cache-mb", "fetch", "runtime-provided")
+    assert OPTION_KEYS == ("latency-ms", "bandwidth-mb-s", "cache-mb", "fetch", "runtime-provided")
     params = PlanParams.from_options(
         {
             "latency-ms": 20,
-            "bandwidth-mbps": 50.5,
+            "bandwidth-mb-s": 50.5,
             "cache-mb": 300,
             "fetch": "serial",
             "runtime-provided": "exclude",
@@ -39,7 +39,7 @@ def test_every_option_is_read_in_the_fields_unit() -> None:
 
 
 def test_unset_options_and_zero_sizes_keep_the_defaults() -> None:
-    given = {"latency-ms": None, "bandwidth-mbps": 0, "cache-mb": 0}
+    given = {"latency-ms": None, "bandwidth-mb-s": 0, "cache-mb": 0}
     assert PlanParams.from_options(given, max_layers=None, previous=None) == PlanParams()
     assert PlanParams.from_options({"latency-ms": 0}).latency_s == 0.0  # zero latency is a value
 
@@ -67,3 +67,9 @@ def test_a_bad_option_names_the_key_and_a_valid_setting(
     with pytest.raises(ConfigError) as info:
         PlanParams.from_options(options, "x.toml")
     assert (info.value.message, info.value.tip) == (message, tip)
+
+
+def test_an_old_key_is_still_read_and_the_new_one_wins() -> None:
+    assert PlanParams.from_options({"bandwidth-mbps": 20}).bandwidth_bps == 20e6
+    both = {"bandwidth-mbps": 20, "bandwidth-mb-s": 30}
+    assert PlanParams.from_options(both).bandwidth_bps == 30e6

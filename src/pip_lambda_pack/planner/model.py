@@ -88,6 +88,20 @@ class Option:
     valid: Callable[[object], bool]
     convert: Callable[[Any], Any]  # user value -> field value; None keeps the default
     choices: tuple[str, ...] = ()  # for the CLI flag of a choice
+    aliases: tuple[str, ...] = ()  # older config keys still read, oldest first
+
+    @property
+    def digest_name(self) -> str:
+        """The name the lock's inputs digest holds it under: its first key's, so renaming
+        a key does not make every lock stale."""
+        return (self.aliases or (self.key,))[0].replace("-", "_")
+
+    def given(self, values: Mapping[str, object]) -> object:
+        """Its value among config keys (the key, else an old name), or None."""
+        for key in (self.key, *reversed(self.aliases)):
+            if values.get(key) is not None:
+                return values[key]
+        return None
 
     def read(self, value: object, where: str) -> Any:
         """The user's value, checked and normalised (numbers as float); ConfigError if bad."""
@@ -101,8 +115,17 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
-def _number_option(key: str, example: str, convert: Callable[[float], Any]) -> Option:
-    return Option(key=key, wants="a number >= 0", example=example, valid=_number, convert=convert)
+def _number_option(
+    key: str, example: str, convert: Callable[[float], Any], aliases: tuple[str, ...] = ()
+) -> Option:
+    return Option(
+        key=key,
+        wants="a number >= 0",
+        example=example,
+        valid=_number,
+        convert=convert,
+        aliases=aliases,
+    )
 
 
 def _choice_option(key: str, choices: tuple[str, ...], convert: Callable[[str], Any]) -> Option:
@@ -142,7 +165,10 @@ class PlanParams:
         0.030, _number_option("latency-ms", "latency-ms = 30", lambda ms: ms / 1e3)
     )
     bandwidth_bps: float = _settable(  # bytes per second; 0 keeps the default
-        100e6, _number_option("bandwidth-mbps", "bandwidth-mbps = 100", lambda v: v * 1e6 or None)
+        100e6,
+        _number_option(
+            "bandwidth-mb-s", "bandwidth-mb-s = 100", lambda v: v * 1e6 or None, ("bandwidth-mbps",)
+        ),
     )
     cache_bytes: int = _settable(  # 0 keeps the default
         500 * MB, _number_option("cache-mb", "cache-mb = 500", lambda v: int(v * 1e6) or None)
@@ -169,7 +195,7 @@ class PlanParams:
         set directly (a None there also keeps the default)."""
         values = {name: value for name, value in given.items() if value is not None}
         for name, option in OPTIONS.items():
-            raw = options.get(option.key)
+            raw = option.given(options)
             if raw is not None:
                 converted = option.convert(option.read(raw, where))
                 if converted is not None:
