@@ -13,7 +13,7 @@ from planfixtures import small_fleet
 
 from pip_lambda_pack.planner import Fleet, FunctionNeed, Package, PlanParams, make_plan
 from pip_lambda_pack.planner.report import plan_text, plan_to_json, render_html
-from projects import run
+from projects import fleet_file, run
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -25,34 +25,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def fleet_file(tmp_path: Path) -> Path:
-    packages = {
-        f"{name}==1.0": {
-            "name": name,
-            "version": "1.0",
-            "size": size,
-            "popularity": 1,
-            "requires": [],
-        }
-        for name, size in [
-            ("numpy", 30_000_000),
-            ("requests", 400_000),
-            ("six", 11_000),
-            ("pyyaml", 700_000),
-        ]
-    }
-    functions = {
-        "api": {"requires": ["requests==1.0", "six==1.0"], "weight": 0.5},
-        "etl": {"requires": ["numpy==1.0", "pyyaml==1.0", "six==1.0"], "weight": 0.3},
-        "cron": {"requires": ["requests==1.0", "pyyaml==1.0"], "weight": 0.2},
-    }
-    path = tmp_path / "fleet.json"
-    path.write_text(
-        json.dumps({"format": "lambda-pack-fleet/1", "packages": packages, "functions": functions})
-    )
-    return path
 
 
 def test_report_has_the_matrix_and_figures(tmp_path: Path) -> None:
