@@ -22,6 +22,7 @@ import tomli_w
 
 from .atomic import write_text
 from .config import IndexOptions, Project, function_index
+from .credentials import public_url
 from .errors import LockError
 from .graph import Pin
 from .planner.model import OPTIONS
@@ -111,7 +112,7 @@ def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
 
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
     return {
-        "indexes": list(index.index_urls()),
+        "indexes": [public_url(url) for url in index.index_urls()],  # a new login: same lock
         "find_links": [portable_location(loc, root) for loc in index.find_links],
         "pre": index.pre,
     }

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import __version__
 from .atomic import write_bytes
 from .config import FunctionSpec, IndexOptions, PlannerOptions, Project, function_index
+from .credentials import public_url
 from .errors import BuildError, ConfigError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
@@ -224,7 +225,7 @@ def _pin(package: ResolvedPackage, size: int, unpacked: int) -> Pin:
         name=package.name,
         version=package.version,
         filename=link.filename,
-        url=link.url,
+        url=public_url(link.url),  # logins come back from the index options, never the lock
         sha256=link.sha256 or "",
         size=size,
         unpacked_size=unpacked,
