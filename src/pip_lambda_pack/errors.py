@@ -77,3 +77,7 @@ class InvokeError(UserError):
 
 class IndexFetchError(LambdaPackError):
     """A package index or find-links location could not be read."""
+
+
+class DeployError(LambdaPackError):
+    """AWS refused or failed a deploy call for a reason the user cannot fix in the project."""
