@@ -27,6 +27,7 @@ import ast
 import base64
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,7 +44,7 @@ DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000  # Lambda's limit for a zip sent in the r
 MAX_LAYERS = 5  # Lambda's layers per function
 UNZIPPED_LIMIT = 250 * 1024 * 1024  # Lambda's function code plus layers, unzipped
 S3_PREFIX = "lambda-pack/sha256"  # one object per zip: S3_PREFIX/<hex>.zip
-RETRY = {"mode": "standard", "max_attempts": 8}
+RETRY = {"mode": "standard"}  # attempts: boto3's default (3) or $AWS_MAX_ATTEMPTS
 WAIT = {"Delay": 1, "MaxAttempts": 600}
 STORE_ENV = "LAMBDA_PACK_STORE"
 TASK_ENV = "LAMBDA_PACK_TASK"
@@ -808,6 +809,9 @@ def aws_error(exc: Exception, operation: str, subject: str) -> LambdaPackError:
         return _transport_error(exc, operation)
     error = response.get("Error", {})
     code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    if code.isdigit():  # a body boto3 could not parse: an XML error where JSON was expected
+        found = re.search(r"<Code>([^<]*)</Code>.*?<Message>([^<]*)</Message>", message, re.S)
+        code, message = found.groups() if found else (code, message[:200])
     where = f"{operation} ({subject})" if subject else operation
     return _client_error(code, message, where)
 
@@ -821,7 +825,7 @@ def _client_error(code: str, message: str, where: str) -> LambdaPackError:
         )
     if code in _THROTTLED:
         return DeployError(
-            f"AWS throttled {where} after {RETRY['max_attempts']} attempts: {message}",
+            f"AWS throttled {where}, also when tried again (boto3's standard retries): {message}",
             "wait a minute and deploy again: what is already deployed is skipped",
         )
     if code == "CodeStorageExceededException":
