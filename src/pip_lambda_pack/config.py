@@ -123,6 +123,7 @@ class FunctionSpec:
     weight: float = 1.0
     lock_input: Path | None = None
     selection: Selection = field(default_factory=Selection)
+    requirements_file: str | None = None  # as the config names it, for messages
     # Lambda settings, with Lambda's own defaults (deploy, export and serve read them)
     memory: int = 128  # MB
     timeout: int = 3  # seconds
@@ -149,6 +150,9 @@ class Project:
     index: IndexOptions = field(default_factory=IndexOptions)
     planner: PlannerOptions = field(default_factory=PlannerOptions)
     cache_max_bytes: int | None = None  # the runtime cache's cap for invoke
+    # the python config key: (target name, "3.12", or "" for any target; path or command)
+    python: tuple[tuple[str, str], ...] = ()
+    target_python: Path | None = None  # --target-python: wins over the config
 
     @property
     def lock_path(self) -> Path:
@@ -371,6 +375,7 @@ def load_project(path: Path) -> Project:
         index=_index_options(table, root),
         planner=_planner_options(table, path),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
+        python=_python_paths(table.get("python"), root, path),
     )
 
 
@@ -419,7 +424,8 @@ def _planner_options(table: Mapping[str, Any], path: Path) -> PlannerOptions:
     return PlannerOptions(
         runtime_provided=policy,
         latency_ms=_positive(table, "latency-ms", path),
-        bandwidth_mbps=_positive(table, "bandwidth-mbps", path),
+        bandwidth_mbps=_positive(table, "bandwidth-mb-s", path)
+        or _positive(table, "bandwidth-mbps", path),  # the old name
         cache_mb=_positive(table, "cache-mb", path),
         fetch=fetch,
     )
@@ -434,6 +440,26 @@ def _cache_cap(value: object, path: Path) -> int | None:
             "write cache-max-bytes = 2000000000",
         )
     return value
+
+
+def _python_paths(value: object, root: Path, path: Path) -> tuple[tuple[str, str], ...]:
+    """``python = "/path"`` (any target) or ``python = {"python3.12-x86_64" = "/path"}``."""
+    if value is None:
+        return ()
+    table = {"": value} if isinstance(value, str) else value
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError(
+            f"{path}: python must be a path or a table of target = path",
+            'write python = {"python3.12-x86_64" = "/usr/bin/python3.12"}',
+        )
+    return tuple(sorted((str(k), _interpreter_path(v, root)) for k, v in table.items()))
+
+
+def _interpreter_path(value: str, root: Path) -> str:
+    """A path relative to the config file, or a bare command name looked up on PATH."""
+    if "/" not in value and os.sep not in value:
+        return value
+    return os.path.normpath(root / os.path.expanduser(value))  # a symlink stays one
 
 
 def _positive(table: Mapping[str, Any], key: str, path: Path) -> float | None:
@@ -477,6 +503,7 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
         weight=_weight(value.get("weight", 1.0), where),
         lock_input=lock_input,
         selection=selection,
+        requirements_file=str(value["requirements"]) if "requirements" in value else None,
         **function_settings(value, where),
     )
 
@@ -714,6 +741,7 @@ def shortcut_project(
         code=check_code_dir(code, "--code"),
         requirements=reqs,
         lock_input=lock_input,
+        requirements_file=str(requirements) if requirements is not None else None,
     )
     return Project(
         root=root.resolve(),
