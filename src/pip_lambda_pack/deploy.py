@@ -23,7 +23,6 @@ boto3 is the ``aws`` extra; credentials, region and endpoints come from boto3's 
 
 from __future__ import annotations
 
-import ast
 import base64
 import hashlib
 import os
@@ -36,9 +35,10 @@ from typing import Any
 from .config import FunctionSpec, Project
 from .errors import ConfigError, DeployError, LambdaPackError, UserError
 from .layers import files_zip
-from .manifest import BuildManifest, FunctionEntry, TaskManifest
+from .manifest import BuildManifest, FunctionEntry, task_of
 from .target import get_target
 from .units import human_size
+from .wire import TaskManifest
 
 DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000  # Lambda's limit for a zip sent in the request
 MAX_LAYERS = 5  # Lambda's layers per function
@@ -221,15 +221,18 @@ def describe_layer(wheels: Sequence[str]) -> str:
 
 
 def bootstrap_zip(out_dir: Path) -> Zip:
-    """The bootstrap layer of shim-delivered functions: the shim, its imports, the wrapper.
+    """The bootstrap layer of shim-delivered functions: the one-file shim and the wrapper.
 
     Written to ``out_dir/bootstrap/<sha256>.zip`` as ``python/pip_lambda_pack/...``, with
     an ``__init__`` of its own so nothing else of the tool is imported at run time.
     """
-    here = Path(__file__).resolve().parent
-    files = {"python/pip_lambda_pack/__init__.py": b'"""pip-lambda-pack runtime shim."""\n'}
-    for module in _runtime_modules(here, ("wrapper", "shim")):
-        files[f"python/pip_lambda_pack/{module}.py"] = (here / f"{module}.py").read_bytes()
+    from .invoke import shim_source
+
+    files = {
+        "python/pip_lambda_pack/__init__.py": b'"""pip-lambda-pack runtime shim."""\n',
+        "python/pip_lambda_pack/shim.py": shim_source().encode(),
+        "python/pip_lambda_pack/wrapper.py": Path(__file__).with_name("wrapper.py").read_bytes(),
+    }
     data = files_zip(files)
     digest = hashlib.sha256(data).hexdigest()
     path = out_dir / "bootstrap" / f"{digest}.zip"
@@ -238,23 +241,6 @@ def bootstrap_zip(out_dir: Path) -> Zip:
 
         write_bytes(path, data)
     return Zip(path=path, sha256=digest, size=len(data))
-
-
-def _runtime_modules(package: Path, roots: Sequence[str]) -> list[str]:
-    """``roots`` and the sibling modules they import (relative imports), recursively."""
-    found: list[str] = []
-    todo = list(roots)
-    while todo:
-        module = todo.pop()
-        if module in found:
-            continue
-        found.append(module)
-        tree = ast.parse((package / f"{module}.py").read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                names = [node.module] if node.module else [a.name for a in node.names]
-                todo += [n for n in names if n and (package / f"{n}.py").is_file()]
-    return sorted(found)
 
 
 def wanted(
@@ -356,7 +342,7 @@ def _shim_function(
     bootstrap: Zip,
 ) -> FunctionWant:
     want = _base_function(spec, entry, out_dir, options)
-    task = TaskManifest.of_function(spec.name, target, entry)
+    task = task_of(spec.name, target, entry)
     layers = [Zip(path=out_dir / x.path, sha256=x.sha256, size=x.size) for x in entry.layers]
     blobs = (want.code, *layers)
     return replace(
@@ -373,7 +359,7 @@ def _store_env(want: FunctionWant, store_url: str | None, name: str) -> tuple[tu
             f"time, but the store {store_url or '(none)'} is a local directory",
             'set store = "s3://BUCKET/PREFIX" (or oci://HOST/REPO) in the config, or --store',
         )
-    from .shim import redact
+    from .wire import redact
 
     if redact(store_url) != store_url:
         raise ConfigError(
