@@ -211,7 +211,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def _project_options() -> argparse.ArgumentParser:
-    from .plan import STRATEGIES
+    from .planner import STRATEGIES
 
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -245,7 +245,6 @@ def _project_options() -> argparse.ArgumentParser:
     model.add_argument(
         "--bandwidth-mb-s",
         "--bandwidth-mbps",
-        dest="bandwidth_mbps",
         type=float,
         metavar="MB_S",
         help="transfer rate in MB/s (--bandwidth-mbps is the old name)",
@@ -350,15 +349,12 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def _planner_options(args: argparse.Namespace) -> PlannerOptions:
-    from .config import PlannerOptions
+    """The planner flags given: each ``--KEY`` of a planner option (``planner.model``)."""
+    from .config import planner_options
+    from .planner.model import OPTION_KEYS
 
-    return PlannerOptions(
-        runtime_provided=args.runtime_provided,
-        latency_ms=args.latency_ms,
-        bandwidth_mbps=args.bandwidth_mbps,
-        cache_mb=args.cache_mb,
-        fetch=args.fetch,
-    )
+    given = {key: getattr(args, key.replace("-", "_"), None) for key in OPTION_KEYS}
+    return planner_options(given, "command line")
 
 
 def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:
@@ -445,27 +441,22 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import (
-        DEFAULT_STRATEGY,
-        load_fleet,
-        make_plan,
-        plan_text,
-        plan_to_json,
-    )
+    from .planner import DEFAULT_STRATEGY, make_plan
+    from .planner.report import plan_text, plan_to_json
 
     if args.fleet:
-        from .pipeline import planner_params
+        from .pipeline import load_fleet, planner_params
 
         fleet = load_fleet(args.fleet)
         params = planner_params(_planner_options(args), args.max_layers, args.target)
         strategy = args.strategy or DEFAULT_STRATEGY
     else:
-        from .graph import build_graph
-        from .pipeline import plan_params, project_fleet, strategy_of
+        from .graph import pin_graph
+        from .pipeline import fleet_of, plan_params, strategy_of
 
         project = _project(args)
         lock = _current_lock(project, args)
-        fleet = project_fleet(project, build_graph(lock.closures()))
+        fleet = fleet_of(project, pin_graph(lock.closures()))
         params = plan_params(project)
         strategy = strategy_of(project)
     report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
@@ -475,7 +466,7 @@ def _plan(args: argparse.Namespace) -> int:
         print("\n".join(plan_text(report)))
     if args.report:
         from .atomic import write_text
-        from .report import render_html
+        from .planner.report import render_html
 
         write_text(Path(args.report), render_html(report))
         if not args.quiet:
