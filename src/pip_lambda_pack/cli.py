@@ -163,7 +163,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _deploy_parser(commands, [common, project])
     return parser
+
+
+def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    deploy = _add(commands, "deploy", "build, then deploy to AWS Lambda", parents, _deploy)
+    deploy.add_argument("--region", help="AWS region (default: boto3's: AWS_REGION, profile)")
+    deploy.add_argument("--role", help="execution role ARN for functions without role = ...")
+    deploy.add_argument("--prefix", help="names: PREFIX-FUNCTION, PREFIX-<layer hex>")
+    deploy.add_argument("--s3-bucket", help="bucket for zips over 50 MB (same region)")
+    deploy.add_argument("--publish", action="store_true", help="publish a version of each")
+    deploy.add_argument("--dry-run", action="store_true", help="print the calls, make none")
+    deploy.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
 
 
 def _add(
@@ -640,4 +652,25 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(f"{project.lock_path.name} is fresh", file=sys.stderr)
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .config import check_role
+    from .deploy import DeployOptions, boto3_session, deploy
+
+    project, out, manifest = _build_into(args)
+    options = DeployOptions(
+        prefix=args.prefix or project.prefix,
+        role=check_role(args.role, "--role") if args.role else None,
+        s3_bucket=args.s3_bucket,
+        publish=args.publish,
+        dry_run=args.dry_run,
+    )
+    settings = _settings(args)
+    session = boto3_session(args.region)
+    outcome = deploy(project, manifest, out, options, session, settings.say)
+    if args.json_output:
+        _emit_json(outcome.to_json())
+    settings.say(outcome.summary())
     return 0
