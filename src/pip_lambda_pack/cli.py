@@ -96,6 +96,7 @@ EXAMPLES = {
     "cache": "%(prog)s prune --max-bytes 200000000",
     "check": "%(prog)s && echo fresh",
     "export": "%(prog)s --format sam -o template.json",
+    "deploy": "%(prog)s --region eu-west-1 --dry-run",
 }
 
 
