@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -95,6 +96,7 @@ EXAMPLES = {
     "cache": "%(prog)s prune --max-bytes 200000000",
     "check": "%(prog)s && echo fresh",
     "export": "%(prog)s --format sam -o template.json",
+    "deploy": "%(prog)s --region eu-west-1 --dry-run",
 }
 
 
@@ -107,7 +109,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         f"each command's options: {prog} COMMAND --help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"%(prog)s {__version__}", help="the version"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options()
     project = _project_options()
@@ -135,7 +139,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     invoke.add_argument("name", help="the function's name")
     invoke.add_argument("--store", help="store URL or path (default: the project's)")
     invoke.add_argument("--event", default=None, help="event JSON file, or - for stdin")
-    invoke.add_argument("--python", help="interpreter to run the function with")
+    invoke.add_argument(
+        "--python",
+        help="interpreter to run the function with (default: this one if it fits the target, "
+        "else python3.X on PATH or in pyenv)",
+    )
     ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
     ls.add_argument("--store", help="store URL or path (default: the project's)")
     cache = _add(commands, "cache", "show or prune the runtime cache", [common], _cache)
@@ -156,7 +164,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _deploy_parser(commands, [common, project])
     return parser
+
+
+def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    deploy = _add(commands, "deploy", "build, then deploy to AWS Lambda", parents, _deploy)
+    deploy.add_argument("--region", help="AWS region (default: boto3's: AWS_REGION, profile)")
+    deploy.add_argument("--role", help="execution role ARN for functions without role = ...")
+    deploy.add_argument("--prefix", help="names: PREFIX-FUNCTION, PREFIX-<layer hex>")
+    deploy.add_argument("--s3-bucket", help="bucket for zips over 50 MB (same region)")
+    deploy.add_argument("--publish", action="store_true", help="publish a version of each")
+    deploy.add_argument("--dry-run", action="store_true", help="print the calls, make none")
+    deploy.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
 
 
 def _add(
@@ -199,7 +219,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def _project_options() -> argparse.ArgumentParser:
-    from .plan import STRATEGIES
+    from .planner import STRATEGIES
 
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -233,7 +253,6 @@ def _project_options() -> argparse.ArgumentParser:
     model.add_argument(
         "--bandwidth-mb-s",
         "--bandwidth-mbps",
-        dest="bandwidth_mbps",
         type=float,
         metavar="MB_S",
         help="transfer rate in MB/s (--bandwidth-mbps is the old name)",
@@ -259,11 +278,11 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
 
     def say(message: str) -> None:
         if not args.quiet:
-            print(message, file=sys.stderr)
+            _line(message)
 
     def log(message: str) -> None:
         if args.verbose:
-            print(message, file=sys.stderr)
+            _line(message)
 
     from .progress import make_progress
 
@@ -282,6 +301,17 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
         network=pip.network,
         progress=progress,
     )
+
+
+_STDERR = threading.Lock()
+
+
+def _line(message: str) -> None:
+    """One whole line on stderr: the resolver's threads log at once, and ``print`` writes
+    the text and its newline apart, so lines would run into each other."""
+    with _STDERR:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
@@ -338,15 +368,12 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def _planner_options(args: argparse.Namespace) -> PlannerOptions:
-    from .config import PlannerOptions
+    """The planner flags given: each ``--KEY`` of a planner option (``planner.model``)."""
+    from .config import planner_options
+    from .planner.model import OPTION_KEYS
 
-    return PlannerOptions(
-        runtime_provided=args.runtime_provided,
-        latency_ms=args.latency_ms,
-        bandwidth_mbps=args.bandwidth_mbps,
-        cache_mb=args.cache_mb,
-        fetch=args.fetch,
-    )
+    given = {key: getattr(args, key.replace("-", "_"), None) for key in OPTION_KEYS}
+    return planner_options(given, "command line")
 
 
 def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:
@@ -433,27 +460,22 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import (
-        DEFAULT_STRATEGY,
-        load_fleet,
-        make_plan,
-        plan_text,
-        plan_to_json,
-    )
+    from .planner import DEFAULT_STRATEGY, make_plan
+    from .planner.report import plan_text, plan_to_json
 
     if args.fleet:
-        from .pipeline import planner_params
+        from .pipeline import load_fleet, planner_params
 
         fleet = load_fleet(args.fleet)
         params = planner_params(_planner_options(args), args.max_layers, args.target)
         strategy = args.strategy or DEFAULT_STRATEGY
     else:
-        from .graph import build_graph
-        from .pipeline import plan_params, project_fleet, strategy_of
+        from .graph import pin_graph
+        from .pipeline import fleet_of, plan_params, strategy_of
 
         project = _project(args)
         lock = _current_lock(project, args)
-        fleet = project_fleet(project, build_graph(lock.closures()))
+        fleet = fleet_of(project, pin_graph(lock.closures()))
         params = plan_params(project)
         strategy = strategy_of(project)
     report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
@@ -463,7 +485,7 @@ def _plan(args: argparse.Namespace) -> int:
         print("\n".join(plan_text(report)))
     if args.report:
         from .atomic import write_text
-        from .report import render_html
+        from .planner.report import render_html
 
         write_text(Path(args.report), render_html(report))
         if not args.quiet:
@@ -563,7 +585,16 @@ def _invoke(args: argparse.Namespace) -> int:
         target=target,
         cache_dir=_cache_dir(args) / "runtime",
         cache_max_bytes=cap,
+        configured_python=_configured_python(args),
     )
+
+
+def _configured_python(args: argparse.Namespace) -> dict[str, str]:
+    """The project's ``python`` config key, for invoke's target-interpreter lookup."""
+    from .config import find_config, load_project
+
+    path = args.config or find_config(Path.cwd())
+    return dict(load_project(Path(path)).python) if path is not None else {}
 
 
 def _read_event(source: str | None) -> bytes:
@@ -622,4 +653,25 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(f"{project.lock_path.name} is fresh", file=sys.stderr)
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .config import check_role
+    from .deploy import DeployOptions, boto3_session, deploy
+
+    project, out, manifest = _build_into(args)
+    options = DeployOptions(
+        prefix=args.prefix or project.prefix,
+        role=check_role(args.role, "--role") if args.role else None,
+        s3_bucket=args.s3_bucket,
+        publish=args.publish,
+        dry_run=args.dry_run,
+    )
+    settings = _settings(args)
+    session = boto3_session(args.region)
+    outcome = deploy(project, manifest, out, options, session, settings.say)
+    if args.json_output:
+        _emit_json(outcome.to_json())
+    settings.say(outcome.summary())
     return 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -23,6 +23,7 @@ from packaging.utils import (
 )
 
 from .errors import IndexFetchError
+from .wire import redact
 
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
 FETCH_TIP = "check the index URL and your network, or use --find-links with local wheels"
@@ -45,16 +46,6 @@ class FileLink:
     @property
     def is_wheel(self) -> bool:
         return self.filename.endswith(".whl")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password (or token-as-user) replaced by ``***``."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    user = userinfo.split(":", 1)[0] + ":***" if ":" in userinfo else "***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 def url_to_path(url: str) -> Path:
@@ -103,7 +94,7 @@ def parse_json_page(text: str, page_url: str, source: str) -> list[FileLink]:
         return [_link_from_json(item, page_url, source) for item in files]
     except (ValueError, KeyError, TypeError) as exc:
         raise IndexFetchError(
-            f"{redact_url(page_url)} is not a valid PEP 691 JSON page: {exc}", FETCH_TIP
+            f"{redact(page_url)} is not a valid PEP 691 JSON page: {exc}", FETCH_TIP
         ) from exc
 
 

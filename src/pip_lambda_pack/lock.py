@@ -26,6 +26,7 @@ from .credentials import public_url
 from .errors import LockError
 from .formats import FormatControl
 from .graph import Pin
+from .planner.model import OPTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -88,7 +89,7 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
     return {key: _digest(value)[:16] for key, value in sorted(parts.items())}
 
 
-_PLANNER_KEYS = {"bandwidth_mbps": "bandwidth-mb-s"}  # field -> config key, where they differ
+_PLANNER_KEYS = {option.digest_name: option.key for option in OPTIONS.values()}  # -> config key
 
 
 def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
         "target": project.target,
         "strategy": strategy,
         "max_layers": project.max_layers,
-        "planner": dataclasses.asdict(project.planner),
+        "planner": project.planner.digest_form(),
         "functions": {spec.name: _function_inputs(project, spec) for spec in project.functions},
     }
 

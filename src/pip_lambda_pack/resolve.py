@@ -33,9 +33,10 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 from .atomic import sha256_of
 from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
 from .formats import FormatControl
-from .index import FileLink, Finder, metadata_is_cheap, redact_url
+from .index import FileLink, Finder, metadata_is_cheap
 from .rangezip import read_wheel_metadata
 from .target import Target
+from .wire import redact
 
 if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
@@ -482,7 +483,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         target = self.target.name
         if not self.finder.links(name):
             sources = (*self.finder.index_urls, *self.finder.find_links)
-            looked = ", ".join(redact_url(source) for source in sources) or "nowhere"
+            looked = ", ".join(redact(source) for source in sources) or "nowhere"
             return NoWheelError(
                 f"no files for {name} (looked in {looked}) for {target}",
                 "check the project name, --index-url, --extra-index-url and --find-links",
