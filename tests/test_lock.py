@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from pip_lambda_pack.config import load_project
+from pip_lambda_pack.config import PlannerOptions, load_project
 from pip_lambda_pack.errors import LockError
 from pip_lambda_pack.graph import Pin
 from pip_lambda_pack.lock import (
     Lock,
     LockedFunction,
     inputs_digest,
+    planner_digest,
+    planner_staleness,
     read_lock,
+    resolution_staleness,
     staleness,
     to_toml,
     write_lock,
@@ -31,7 +34,7 @@ def project_at(root: Path, requirement: str = "six>=1"):  # type: ignore[no-unty
     return load_project(root / "lambda-pack.toml")
 
 
-def sample_lock(root: Path, inputs: str) -> Lock:
+def sample_lock(root: Path, inputs: str, planner: str = "") -> Lock:
     local = Pin(
         name="six",
         version="1.16.0",
@@ -52,6 +55,7 @@ def sample_lock(root: Path, inputs: str) -> Lock:
     return Lock(
         target="python3.12-x86_64",
         inputs=inputs,
+        planner=planner,
         strategy="single",
         max_layers=5,
         wheels={remote.id: remote, local.id: local},
@@ -62,7 +66,7 @@ def sample_lock(root: Path, inputs: str) -> Lock:
 
 def test_round_trip_with_portable_paths(tmp_path: Path) -> None:
     project = project_at(tmp_path)
-    lock = sample_lock(tmp_path, inputs_digest(project, "single"))
+    lock = sample_lock(tmp_path, inputs_digest(project))
     write_lock(lock, project.lock_path)
     text = project.lock_path.read_text()
     assert 'url = "wheels/six-1.16.0-py2.py3-none-any.whl"' in text
@@ -72,8 +76,8 @@ def test_round_trip_with_portable_paths(tmp_path: Path) -> None:
 
 def test_same_lock_same_bytes_in_another_directory(tmp_path: Path) -> None:
     one, two = project_at(tmp_path / "one"), project_at(tmp_path / "two")
-    text_one = to_toml(sample_lock(one.root, inputs_digest(one, "single")), one.root)
-    text_two = to_toml(sample_lock(two.root, inputs_digest(two, "single")), two.root)
+    text_one = to_toml(sample_lock(one.root, inputs_digest(one)), one.root)
+    text_two = to_toml(sample_lock(two.root, inputs_digest(two)), two.root)
     assert text_one == text_two
     assert text_one.index("[[wheels]]") < text_one.index('name = "attrs"')
     assert text_one.index('name = "attrs"') < text_one.index('name = "six"')
@@ -81,23 +85,36 @@ def test_same_lock_same_bytes_in_another_directory(tmp_path: Path) -> None:
 
 def test_staleness_names_what_changed(tmp_path: Path) -> None:
     project = project_at(tmp_path)
-    lock = sample_lock(tmp_path, inputs_digest(project, "single"))
+    lock = sample_lock(tmp_path, inputs_digest(project), planner_digest(project, "single"))
     assert staleness(lock, project, "single") is None
     assert staleness(lock, project, "popularity-topk") == (
-        "requirements, index options or planner settings changed"
+        "planner settings changed (strategy, max-layers or the model)"
     )
+    assert resolution_staleness(lock, project) is None
+    assert planner_staleness(lock, replace(project, max_layers=4), "single") is not None
+    slower = replace(project, planner=PlannerOptions(latency_ms=50))
+    assert planner_staleness(lock, slower, "single") is not None
+    assert resolution_staleness(lock, slower) is None
     changed = project_at(tmp_path, "six>=1.16")
-    assert staleness(lock, changed, "single") is not None
+    assert resolution_staleness(lock, changed) == "requirements, index options or weights changed"
     assert staleness(lock, replace(project, target="python3.13-x86_64"), "single") == (
         "the lock is for python3.12-x86_64, the project targets python3.13-x86_64"
     )
 
 
+def test_the_planner_digest_is_written_and_read_back(tmp_path: Path) -> None:
+    project = project_at(tmp_path)
+    lock = sample_lock(tmp_path, inputs_digest(project), planner_digest(project, "single"))
+    write_lock(lock, project.lock_path)
+    assert f'planner = "{lock.planner}"' in project.lock_path.read_text()
+    assert read_lock(project.lock_path).planner == lock.planner
+
+
 def test_comments_do_not_make_the_lock_stale(tmp_path: Path) -> None:
     project = project_at(tmp_path)
-    digest = inputs_digest(project, "single")
+    digest = inputs_digest(project)
     (tmp_path / "reqs.txt").write_text("# a comment\n-f wheels\nsix>=1   # why\n")
-    assert inputs_digest(load_project(tmp_path / "lambda-pack.toml"), "single") == digest
+    assert inputs_digest(load_project(tmp_path / "lambda-pack.toml")) == digest
 
 
 def test_bad_lock_files(tmp_path: Path) -> None:

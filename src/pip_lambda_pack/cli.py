@@ -141,12 +141,12 @@ def _project_options() -> argparse.ArgumentParser:
     options.add_argument("--pre", action="store_true", help="allow pre-releases")
     options.add_argument("--store", help="store URL or path")
     options.add_argument("--strategy", help="planning strategy")
-    options.add_argument("--max-layers", type=int, help="layers per function (default 5)")
+    options.add_argument("--max-layers", type=_layer_count, help="layers per function (default 5)")
     model = options.add_argument_group("planner model (defaults: docs/planner.md)")
     model.add_argument("--runtime-provided", choices=["bundle", "exclude"])
-    model.add_argument("--latency-ms", type=float, help="per-fetch latency")
-    model.add_argument("--bandwidth-mbps", type=float, help="transfer rate in MB/s")
-    model.add_argument("--cache-mb", type=float, help="worker cache size")
+    model.add_argument("--latency-ms", type=_at_least_zero, help="per-fetch latency")
+    model.add_argument("--bandwidth-mbps", type=_above_zero, help="transfer rate in MB/s")
+    model.add_argument("--cache-mb", type=_above_zero, help="worker cache size")
     model.add_argument("--fetch", choices=["parallel", "serial"], help="how layers are fetched")
     shortcut = options.add_argument_group("one function without a config file")
     shortcut.add_argument("-r", "--requirement", type=Path, help="requirements file")
@@ -154,6 +154,41 @@ def _project_options() -> argparse.ArgumentParser:
     shortcut.add_argument("--code", type=Path, help="the function's code directory")
     shortcut.add_argument("--name", default=None, help="the function's name (default: code dir)")
     return options
+
+
+def _layer_count(text: str) -> int:
+    """``--max-layers``: an integer from 1 to 1000, as in the config."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _at_least_zero(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 0")
+    return value
+
+
+def _above_zero(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
 
 
 # -- shared plumbing --------------------------------------------------------------------
@@ -206,7 +241,6 @@ def _project(args: argparse.Namespace) -> Project:
         shortcut_project,
         with_overrides,
     )
-    from .target import get_target
 
     if getattr(args, "handler", None) or getattr(args, "requirement", None):
         project = _shortcut(args, shortcut_project)
@@ -234,9 +268,10 @@ def _project(args: argparse.Namespace) -> Project:
         index=index,
         planner=_planner_options(args),
     )
-    get_target(project.target)  # unknown targets fail before any work
     from .inputs import materialize
+    from .pipeline import check_settings
 
+    check_settings(project)  # an unknown target or strategy fails before any work
     return materialize(project)
 
 
@@ -322,44 +357,78 @@ def _current_lock(project: Project, args: argparse.Namespace) -> Lock:
         finders.close()
 
 
+PLANNER_FLAGS = (
+    *("strategy", "max_layers", "runtime_provided", "latency_ms", "bandwidth_mbps"),
+    *("cache_mb", "fetch"),
+)
+
+
+def _dry_run(args: argparse.Namespace) -> bool:
+    """Whether ad-hoc planner flags were given: then graph and plan never write the lock."""
+    return any(getattr(args, flag, None) is not None for flag in PLANNER_FLAGS)
+
+
+def _shown(project: Project, args: argparse.Namespace) -> Any:
+    from .pipeline import shown_lock
+
+    settings = _settings(args)
+    finders = _finders(settings)
+    try:
+        shown = shown_lock(project, settings, finders, write=not _dry_run(args))
+    finally:
+        finders.close()
+    return shown
+
+
 def _graph(args: argparse.Namespace) -> int:
     from .graph import build_graph, render_tree, to_json
 
-    lock = _current_lock(_project(args), args)
-    graph = build_graph(lock.closures())
+    shown = _shown(_project(args), args)
+    graph = build_graph(shown.lock.closures())
     if args.format == "json" or args.json_output:
-        _emit_json(to_json(graph))
+        _emit_json({**to_json(graph), "warnings": list(shown.warnings)})
     else:
-        for name in sorted(lock.functions):
+        for name in sorted(shown.lock.functions):
             print("\n".join(render_tree(graph, name)))
+    for warning in shown.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import (
-        DEFAULT_STRATEGY,
-        load_fleet,
-        make_plan,
-        plan_text,
-        plan_to_json,
-    )
-
     if args.fleet:
-        from .pipeline import planner_params
-
-        fleet = load_fleet(args.fleet)
-        params = planner_params(_planner_options(args), args.max_layers, args.target)
-        strategy = args.strategy or DEFAULT_STRATEGY
+        report = _fleet_report(args)
     else:
-        from .graph import build_graph
-        from .pipeline import plan_params, project_fleet, strategy_of
+        from .pipeline import plan_report, shown_lock
 
         project = _project(args)
-        lock = _current_lock(project, args)
-        fleet = project_fleet(project, build_graph(lock.closures()))
-        params = plan_params(project)
-        strategy = strategy_of(project)
-    report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+        settings = _settings(args)
+        finders = _finders(settings)
+        try:
+            shown = shown_lock(project, settings, finders, write=not _dry_run(args))
+            report = plan_report(project, shown, settings, finders)
+        finally:
+            finders.close()
+    _show_plan(report, args)
+    return 0
+
+
+def _fleet_report(args: argparse.Namespace) -> dict[str, Any]:
+    """The plan of a ``--fleet`` file (no wheels, so its layer ids are digests of pins)."""
+    from .pipeline import planner_params
+    from .plan import DEFAULT_STRATEGY, get_strategy, load_fleet, make_plan, plan_to_json
+
+    strategy = args.strategy or DEFAULT_STRATEGY
+    get_strategy(strategy)
+    fleet = load_fleet(args.fleet)
+    params = planner_params(_planner_options(args), args.max_layers, args.target)
+    report: dict[str, Any] = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+    return report
+
+
+def _show_plan(report: dict[str, Any], args: argparse.Namespace) -> None:
+    from .plan import plan_text
+
     if args.format == "json" or args.json_output:
         _emit_json(report)
     else:
@@ -369,7 +438,6 @@ def _plan(args: argparse.Namespace) -> int:
         from .report import render_html
 
         write_text(Path(args.report), render_html(report))
-    return 0
 
 
 def _default_out(project: Project, args: argparse.Namespace) -> Path:

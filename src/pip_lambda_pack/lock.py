@@ -3,7 +3,9 @@
 The file is TOML written in one stable order, with no absolute paths of this machine, so
 the same inputs give the same bytes anywhere. ``inputs`` is a digest of everything that
 decides the result (target, planner settings, index options, each function's
-requirements); ``is_fresh`` compares it with the project as it is now, offline.
+requirements); ``planner`` is a digest of the planner settings (strategy, max-layers, the
+model). ``staleness`` compares both with the project as it is now,
+offline: a lock whose planner settings alone changed is planned again from its own wheels.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ class LockedFunction:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lock:
     target: str
-    inputs: str
+    inputs: str  # digest of what decides the resolution (see inputs_digest)
     strategy: str
     max_layers: int
     wheels: Mapping[str, Pin]  # pin id -> pin
     functions: Mapping[str, LockedFunction]
     layers: Mapping[str, tuple[str, ...]]  # layer id -> sorted pin ids
+    planner: str = ""  # digest of the planner settings the plan was made with
 
     def closures(self) -> dict[str, list[Pin]]:
         return {
@@ -56,14 +59,12 @@ class Lock:
         }
 
 
-def inputs_digest(project: Project, strategy: str) -> str:
-    """``sha256:`` of everything that decides the lock, in a machine-independent form."""
+def inputs_digest(project: Project) -> str:
+    """``sha256:`` of everything that decides the resolution, in a machine-independent form
+    (and the functions' weights: a change of weight plans again, keeping stable layers)."""
     data = {
         "lock": LOCK_VERSION,
         "target": project.target,
-        "strategy": strategy,
-        "max_layers": project.max_layers,
-        "planner": dataclasses.asdict(project.planner),
         "functions": {
             spec.name: {
                 "requirements": list(spec.requirements.requirements),
@@ -75,6 +76,22 @@ def inputs_digest(project: Project, strategy: str) -> str:
             for spec in project.functions
         },
     }
+    return _digest(data)
+
+
+def planner_digest(project: Project, strategy: str) -> str:
+    """``sha256:`` of the planner settings: when they change, the plan is made afresh."""
+    data = {
+        "lock": LOCK_VERSION,
+        "target": project.target,
+        "strategy": strategy,
+        "max_layers": project.max_layers,
+        "planner": dataclasses.asdict(project.planner),
+    }
+    return _digest(data)
+
+
+def _digest(data: Mapping[str, Any]) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -119,6 +136,7 @@ def to_toml(lock: Lock, root: Path) -> str:
         "version": LOCK_VERSION,
         "target": lock.target,
         "inputs": lock.inputs,
+        "planner": lock.planner,
         "strategy": lock.strategy,
         "max-layers": lock.max_layers,
         "wheels": [_wheel_table(pin, root) for _, pin in sorted(lock.wheels.items())],
@@ -189,6 +207,7 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
     return Lock(
         target=data["target"],
         inputs=data["inputs"],
+        planner=str(data.get("planner", "")),
         strategy=data["strategy"],
         max_layers=int(data["max-layers"]),
         wheels=wheels,
@@ -202,10 +221,22 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
 
 def staleness(lock: Lock, project: Project, strategy: str) -> str | None:
     """Why the lock does not fit the project now, or None when it is fresh."""
+    return resolution_staleness(lock, project) or planner_staleness(lock, project, strategy)
+
+
+def resolution_staleness(lock: Lock, project: Project) -> str | None:
+    """Why the lock's wheels may not be what resolving the project gives now, or None."""
     if lock.target != project.target:
         return f"the lock is for {lock.target}, the project targets {project.target}"
     if set(lock.functions) != {f.name for f in project.functions}:
         return "the project's functions changed"
-    if lock.inputs != inputs_digest(project, strategy):
-        return "requirements, index options or planner settings changed"
+    if lock.inputs != inputs_digest(project):
+        return "requirements, index options or weights changed"
+    return None
+
+
+def planner_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
+    """Why the lock's plan is not the one the project's planner settings ask for, or None."""
+    if lock.planner != planner_digest(project, strategy):
+        return "planner settings changed (strategy, max-layers or the model)"
     return None
