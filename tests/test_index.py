@@ -12,7 +12,9 @@ import pytest
 from helpers import make_sdist, make_wheel, metadata_text, sha256_file
 from indexserver import IndexServer
 from pip_lambda_pack.errors import HashMismatchError, IndexFetchError
-from pip_lambda_pack.index import ACCEPT, SIZE_TAIL, FileLink, PackageFinder, redact_url
+from pip_lambda_pack.httpfetch import ACCEPT
+from pip_lambda_pack.index import FileLink, PackageFinder, redact_url
+from pip_lambda_pack.rangezip import SIZE_TAIL
 
 StartServer = Callable[..., IndexServer]
 

@@ -13,8 +13,8 @@ from pip_lambda_pack.graph import Pin
 from pip_lambda_pack.lock import (
     Lock,
     LockedFunction,
+    input_parts,
     inputs_digest,
-    planner_digest,
     planner_staleness,
     read_lock,
     resolution_staleness,
@@ -34,7 +34,7 @@ def project_at(root: Path, requirement: str = "six>=1"):  # type: ignore[no-unty
     return load_project(root / "lambda-pack.toml")
 
 
-def sample_lock(root: Path, inputs: str, planner: str = "") -> Lock:
+def sample_lock(root: Path, inputs: str) -> Lock:
     local = Pin(
         name="six",
         version="1.16.0",
@@ -55,7 +55,6 @@ def sample_lock(root: Path, inputs: str, planner: str = "") -> Lock:
     return Lock(
         target="python3.12-x86_64",
         inputs=inputs,
-        planner=planner,
         strategy="single",
         max_layers=5,
         wheels={remote.id: remote, local.id: local},
@@ -66,7 +65,7 @@ def sample_lock(root: Path, inputs: str, planner: str = "") -> Lock:
 
 def test_round_trip_with_portable_paths(tmp_path: Path) -> None:
     project = project_at(tmp_path)
-    lock = sample_lock(tmp_path, inputs_digest(project))
+    lock = sample_lock(tmp_path, inputs_digest(project, "single"))
     write_lock(lock, project.lock_path)
     text = project.lock_path.read_text()
     assert 'url = "wheels/six-1.16.0-py2.py3-none-any.whl"' in text
@@ -76,8 +75,8 @@ def test_round_trip_with_portable_paths(tmp_path: Path) -> None:
 
 def test_same_lock_same_bytes_in_another_directory(tmp_path: Path) -> None:
     one, two = project_at(tmp_path / "one"), project_at(tmp_path / "two")
-    text_one = to_toml(sample_lock(one.root, inputs_digest(one)), one.root)
-    text_two = to_toml(sample_lock(two.root, inputs_digest(two)), two.root)
+    text_one = to_toml(sample_lock(one.root, inputs_digest(one, "single")), one.root)
+    text_two = to_toml(sample_lock(two.root, inputs_digest(two, "single")), two.root)
     assert text_one == text_two
     assert text_one.index("[[wheels]]") < text_one.index('name = "attrs"')
     assert text_one.index('name = "attrs"') < text_one.index('name = "six"')
@@ -85,36 +84,45 @@ def test_same_lock_same_bytes_in_another_directory(tmp_path: Path) -> None:
 
 def test_staleness_names_what_changed(tmp_path: Path) -> None:
     project = project_at(tmp_path)
-    lock = sample_lock(tmp_path, inputs_digest(project), planner_digest(project, "single"))
+    lock = sample_lock(tmp_path, inputs_digest(project, "single"))
     assert staleness(lock, project, "single") is None
     assert staleness(lock, project, "popularity-topk") == (
-        "planner settings changed (strategy, max-layers or the model)"
+        "requirements, index options or planner settings changed"
     )
-    assert resolution_staleness(lock, project) is None
-    assert planner_staleness(lock, replace(project, max_layers=4), "single") is not None
-    slower = replace(project, planner=PlannerOptions(latency_ms=50))
-    assert planner_staleness(lock, slower, "single") is not None
-    assert resolution_staleness(lock, slower) is None
     changed = project_at(tmp_path, "six>=1.16")
-    assert resolution_staleness(lock, changed) == "requirements, index options or weights changed"
+    assert staleness(lock, changed, "single") is not None
     assert staleness(lock, replace(project, target="python3.13-x86_64"), "single") == (
         "the lock is for python3.12-x86_64, the project targets python3.13-x86_64"
     )
 
 
-def test_the_planner_digest_is_written_and_read_back(tmp_path: Path) -> None:
+def test_planner_settings_apart_from_what_decides_the_wheels(tmp_path: Path) -> None:
     project = project_at(tmp_path)
-    lock = sample_lock(tmp_path, inputs_digest(project), planner_digest(project, "single"))
-    write_lock(lock, project.lock_path)
-    assert f'planner = "{lock.planner}"' in project.lock_path.read_text()
-    assert read_lock(project.lock_path).planner == lock.planner
+    lock = replace(
+        sample_lock(tmp_path, inputs_digest(project, "single")),
+        input_parts=input_parts(project, "single"),
+    )
+    assert resolution_staleness(lock, project, "single") is None
+    assert planner_staleness(lock, project, "single") is None
+    slower = replace(project, planner=PlannerOptions(latency_ms=50), max_layers=4)
+    assert resolution_staleness(lock, slower, "nixery") is None  # its wheels can be planned again
+    assert planner_staleness(lock, slower, "nixery") == (
+        "max-layers changed; planner setting latency-ms changed; strategy changed"
+    )
+    assert staleness(lock, slower, "nixery") == planner_staleness(lock, slower, "nixery")
+    changed = replace(project_at(tmp_path, "six>=1.16"), max_layers=4)
+    assert resolution_staleness(lock, changed, "single") == "reqs.txt changed; max-layers changed"
+    assert planner_staleness(lock, changed, "single") == "max-layers changed"
+    old = replace(lock, input_parts={})  # a lock from before input-parts
+    assert resolution_staleness(old, slower, "nixery") is not None
+    assert planner_staleness(old, slower, "nixery") == "planner settings may have changed"
 
 
 def test_comments_do_not_make_the_lock_stale(tmp_path: Path) -> None:
     project = project_at(tmp_path)
-    digest = inputs_digest(project)
+    digest = inputs_digest(project, "single")
     (tmp_path / "reqs.txt").write_text("# a comment\n-f wheels\nsix>=1   # why\n")
-    assert inputs_digest(load_project(tmp_path / "lambda-pack.toml")) == digest
+    assert inputs_digest(load_project(tmp_path / "lambda-pack.toml"), "single") == digest
 
 
 def test_bad_lock_files(tmp_path: Path) -> None:

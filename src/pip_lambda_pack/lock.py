@@ -3,9 +3,7 @@
 The file is TOML written in one stable order, with no absolute paths of this machine, so
 the same inputs give the same bytes anywhere. ``inputs`` is a digest of everything that
 decides the result (target, planner settings, index options, each function's
-requirements); ``planner`` is a digest of the planner settings (strategy, max-layers, the
-model). ``staleness`` compares both with the project as it is now,
-offline: a lock whose planner settings alone changed is planned again from its own wheels.
+requirements); ``is_fresh`` compares it with the project as it is now, offline.
 """
 
 from __future__ import annotations
@@ -44,13 +42,13 @@ class LockedFunction:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lock:
     target: str
-    inputs: str  # digest of what decides the resolution (see inputs_digest)
+    inputs: str
     strategy: str
     max_layers: int
     wheels: Mapping[str, Pin]  # pin id -> pin
     functions: Mapping[str, LockedFunction]
     layers: Mapping[str, tuple[str, ...]]  # layer id -> sorted pin ids
-    planner: str = ""  # digest of the planner settings the plan was made with
+    input_parts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # see input_parts
 
     def closures(self) -> dict[str, list[Pin]]:
         return {
@@ -59,12 +57,44 @@ class Lock:
         }
 
 
-def inputs_digest(project: Project) -> str:
-    """``sha256:`` of everything that decides the resolution, in a machine-independent form
-    (and the functions' weights: a change of weight plans again, keeping stable layers)."""
-    data = {
+def inputs_digest(project: Project, strategy: str) -> str:
+    """``sha256:`` of everything that decides the lock, in a machine-independent form."""
+    return "sha256:" + _digest(_inputs_data(project, strategy))
+
+
+def _digest(data: object) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def input_parts(project: Project, strategy: str) -> dict[str, str]:
+    """A short digest of each part of the inputs, so ``staleness`` can say which changed.
+
+    Keys: ``strategy``, ``max-layers``, ``planner.KEY`` (the config key) and
+    ``functions.NAME.requirements`` / ``.index`` / ``.weight``.
+    """
+    data = _inputs_data(project, strategy)
+    parts = {"strategy": data["strategy"], "max-layers": data["max_layers"]}
+    for key, value in data["planner"].items():
+        parts[f"planner.{_PLANNER_KEYS.get(key, key.replace('_', '-'))}"] = value
+    for name, function in data["functions"].items():
+        requirements = [function[k] for k in ("requirements", "constraints", "hashes")]
+        parts[f"functions.{name}.requirements"] = requirements
+        parts[f"functions.{name}.index"] = function["index"]
+        parts[f"functions.{name}.weight"] = function["weight"]
+    return {key: _digest(value)[:16] for key, value in sorted(parts.items())}
+
+
+_PLANNER_KEYS = {"bandwidth_mbps": "bandwidth-mb-s"}  # field -> config key, where they differ
+
+
+def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
+    return {
         "lock": LOCK_VERSION,
         "target": project.target,
+        "strategy": strategy,
+        "max_layers": project.max_layers,
+        "planner": dataclasses.asdict(project.planner),
         "functions": {
             spec.name: {
                 "requirements": list(spec.requirements.requirements),
@@ -76,24 +106,6 @@ def inputs_digest(project: Project) -> str:
             for spec in project.functions
         },
     }
-    return _digest(data)
-
-
-def planner_digest(project: Project, strategy: str) -> str:
-    """``sha256:`` of the planner settings: when they change, the plan is made afresh."""
-    data = {
-        "lock": LOCK_VERSION,
-        "target": project.target,
-        "strategy": strategy,
-        "max_layers": project.max_layers,
-        "planner": dataclasses.asdict(project.planner),
-    }
-    return _digest(data)
-
-
-def _digest(data: Mapping[str, Any]) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
@@ -136,7 +148,6 @@ def to_toml(lock: Lock, root: Path) -> str:
         "version": LOCK_VERSION,
         "target": lock.target,
         "inputs": lock.inputs,
-        "planner": lock.planner,
         "strategy": lock.strategy,
         "max-layers": lock.max_layers,
         "wheels": [_wheel_table(pin, root) for _, pin in sorted(lock.wheels.items())],
@@ -146,6 +157,8 @@ def to_toml(lock: Lock, root: Path) -> str:
         },
         "layers": {lid: {"pins": list(m)} for lid, m in sorted(lock.layers.items())},
     }
+    if lock.input_parts:
+        data["input-parts"] = dict(sorted(lock.input_parts.items()))
     header = "# lambda-pack.lock: written by pip-lambda-pack; do not edit by hand.\n"
     return header + tomli_w.dumps(data, multiline_strings=False)
 
@@ -207,7 +220,6 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
     return Lock(
         target=data["target"],
         inputs=data["inputs"],
-        planner=str(data.get("planner", "")),
         strategy=data["strategy"],
         max_layers=int(data["max-layers"]),
         wheels=wheels,
@@ -216,27 +228,93 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
             for name, f in data["functions"].items()
         },
         layers={lid: tuple(table["pins"]) for lid, table in data["layers"].items()},
+        input_parts={str(k): str(v) for k, v in data.get("input-parts", {}).items()},
     )
 
 
 def staleness(lock: Lock, project: Project, strategy: str) -> str | None:
     """Why the lock does not fit the project now, or None when it is fresh."""
-    return resolution_staleness(lock, project) or planner_staleness(lock, project, strategy)
+    if lock.inputs == inputs_digest(project, strategy) and lock.target == project.target:
+        return None
+    return resolution_staleness(lock, project, strategy) or planner_staleness(
+        lock, project, strategy
+    )
 
 
-def resolution_staleness(lock: Lock, project: Project) -> str | None:
-    """Why the lock's wheels may not be what resolving the project gives now, or None."""
+def resolution_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
+    """Why the lock's wheels may not be what resolving the project gives now, or None when
+    nothing but planner settings changed (then its wheels can be planned again as they are)."""
     if lock.target != project.target:
         return f"the lock is for {lock.target}, the project targets {project.target}"
     if set(lock.functions) != {f.name for f in project.functions}:
-        return "the project's functions changed"
-    if lock.inputs != inputs_digest(project):
-        return "requirements, index options or weights changed"
-    return None
+        return _functions_changed(set(lock.functions), {f.name for f in project.functions})
+    if lock.inputs == inputs_digest(project, strategy):
+        return None
+    changed = _changed_parts(lock, project, strategy)
+    if changed and all(_planner_part(key) for key in changed):
+        return None
+    return _what_changed(lock, project, strategy)
 
 
 def planner_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
-    """Why the lock's plan is not the one the project's planner settings ask for, or None."""
-    if lock.planner != planner_digest(project, strategy):
-        return "planner settings changed (strategy, max-layers or the model)"
-    return None
+    """Why the lock's plan was made with other planner settings than the project's now
+    (strategy, max-layers, the model), or None when they are the same."""
+    if lock.inputs == inputs_digest(project, strategy):
+        return None
+    if not lock.input_parts:  # a lock from before input-parts: its settings are unknown
+        return "planner settings may have changed"
+    changed = [key for key in _changed_parts(lock, project, strategy) if _planner_part(key)]
+    if not changed:
+        return None
+    said = list(dict.fromkeys(_part_words(key, project) for key in changed))
+    return "; ".join(said)
+
+
+def _changed_parts(lock: Lock, project: Project, strategy: str) -> list[str]:
+    """The ``input_parts`` keys whose digest differs from the lock's (all of them for a lock
+    from before input-parts)."""
+    now = input_parts(project, strategy)
+    return [key for key in now if lock.input_parts.get(key) != now[key]]
+
+
+def _planner_part(key: str) -> bool:
+    return key in ("strategy", "max-layers") or key.startswith("planner.")
+
+
+def _functions_changed(locked: set[str], now: set[str]) -> str:
+    added, removed = sorted(now - locked), sorted(locked - now)
+    said = [f"function {', '.join(added)} added"] if added else []
+    said += [f"function {', '.join(removed)} removed"] if removed else []
+    return "; ".join(said)
+
+
+def _what_changed(lock: Lock, project: Project, strategy: str) -> str:
+    """Which inputs differ from the lock's, in words: ``requirements/fetch.txt changed``."""
+    now = input_parts(project, strategy)
+    changed = [k for k in now if lock.input_parts.get(k) != now[k]]
+    if not lock.input_parts or not changed:  # a lock from before input-parts
+        return "requirements, index options or planner settings changed"
+    said = list(dict.fromkeys(_part_words(key, project) for key in changed))
+    return "; ".join(said[:3]) + (f" (and {len(said) - 3} more)" if len(said) > 3 else "")
+
+
+def _part_words(key: str, project: Project) -> str:
+    if key.startswith("planner."):
+        return f"planner setting {key.removeprefix('planner.')} changed"
+    if not key.startswith("functions."):
+        return f"{key} changed"
+    name, part = key.removeprefix("functions.").rsplit(".", 1)
+    if part == "index":
+        return "index options changed"
+    if part == "weight":
+        return f"weight of function {name} changed"
+    spec = next(f for f in project.functions if f.name == name)
+    source = spec.requirements_file or (spec.lock_input and _relative(spec.lock_input, project))
+    return f"{source} changed" if source else f"dependencies of function {name} changed"
+
+
+def _relative(path: Path, project: Project) -> str:
+    try:
+        return path.resolve().relative_to(project.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -16,20 +16,20 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .atomic import write_bytes
 from .config import FunctionSpec, IndexOptions, PlannerOptions, Project, function_index
 from .errors import BuildError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
-from .index import FileLink, PackageFinder
+from .index import FileLink, Finder, PackageFinder
 from .layers import Artifact, build_code_zip, build_layer, code_fingerprint
 from .lock import (
     Lock,
     LockedFunction,
+    input_parts,
     inputs_digest,
-    planner_digest,
     planner_staleness,
     read_lock,
     resolution_staleness,
@@ -65,7 +65,7 @@ from .popularity import downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
 from .target import Target, get_target
-from .units import human_size
+from .units import human_size, limit_size, plural
 
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     import httpx
@@ -97,6 +97,16 @@ class Settings:
     index_defaults: IndexOptions = field(default_factory=IndexOptions)
     network: NetworkOptions | None = None  # None: httpx's defaults
     progress: Progress = field(default_factory=QuietProgress)  # bars or lines for long steps
+
+
+class FinderPool(Protocol):
+    """Where the pipeline gets the ``Finder`` for a set of index options (``Finders`` is the
+    real one; a test passes a pool of fakes)."""
+
+    def get(self, index: IndexOptions) -> Finder:
+        """The finder for ``index`` (merged over the machine's defaults); the same object
+        for the same options, so functions share listings and downloads."""
+        ...
 
 
 class Finders:
@@ -156,7 +166,9 @@ def check_settings(project: Project) -> None:
     needs(Fleet(packages={}, functions={}), plan_params(project))  # the runtime-provided policy
 
 
-def resolve_project(project: Project, settings: Settings, finders: Finders) -> dict[str, list[Pin]]:
+def resolve_project(
+    project: Project, settings: Settings, finders: FinderPool
+) -> dict[str, list[Pin]]:
     """Each function's closure as pins, wheels downloaded (verified) into the cache."""
     target = get_target(project.target)
     roots = {spec.name: spec.requirements.parsed() for spec in project.functions}
@@ -176,7 +188,7 @@ def _resolve_function(
     roots: Sequence[Requirement],
     project: Project,
     target: Target,
-    finder: PackageFinder,
+    finder: Finder,
     settings: Settings,
 ) -> dict[str, ResolvedPackage]:
     reqs = spec.requirements
@@ -195,7 +207,7 @@ def _resolve_function(
 def _pins(
     resolved: Mapping[str, ResolvedPackage],
     target: Target,
-    finder: PackageFinder,
+    finder: Finder,
     settings: Settings,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
@@ -219,9 +231,7 @@ def _pins(
     return pins
 
 
-def download(
-    finder: PackageFinder, links: Sequence[FileLink], settings: Settings
-) -> dict[str, Path]:
+def download(finder: Finder, links: Sequence[FileLink], settings: Settings) -> dict[str, Path]:
     """Verified local paths of the files, with progress when any comes from the network."""
     remote = [link for link in links if not link.url.startswith("file:")]
     if not remote:
@@ -361,7 +371,7 @@ class ShownLock:
     notes: tuple[str, ...] = ()  # the plan's own warnings (see LayerPlan.warnings)
 
 
-def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock:
+def lock_project(project: Project, settings: Settings, finders: FinderPool) -> Lock:
     """Resolve, plan and write ``lambda-pack.lock``; returns the lock.
 
     The lock in place lends its plan (for stable layers) only when it was planned with the
@@ -372,14 +382,14 @@ def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock
     return _write(project, plan_lock(project, closures, previous), settings)
 
 
-def current_lock(project: Project, settings: Settings, finders: Finders) -> Lock:
+def current_lock(project: Project, settings: Settings, finders: FinderPool) -> Lock:
     """The lock file when it is fresh; otherwise resolve again (or, when only the planner
     settings changed, plan its wheels again) and rewrite it. PlanError over a limit."""
     return _refresh(project, settings, finders, write=True, lenient=False).lock
 
 
 def shown_lock(
-    project: Project, settings: Settings, finders: Finders, *, write: bool = True
+    project: Project, settings: Settings, finders: FinderPool, *, write: bool = True
 ) -> ShownLock:
     """``current_lock`` for ``graph`` and ``plan``: a function over the size limit is shown
     (with a warning saying by how much and what is largest), not refused, and such a lock
@@ -388,12 +398,16 @@ def shown_lock(
 
 
 def _refresh(
-    project: Project, settings: Settings, finders: Finders, *, write: bool, lenient: bool
+    project: Project, settings: Settings, finders: FinderPool, *, write: bool, lenient: bool
 ) -> ShownLock:
     name = project.lock_path.name
     existing = read_lock(project.lock_path) if project.lock_path.is_file() else None
     kept = "" if write else f" ({name} is left as it is)"
-    stale = resolution_staleness(existing, project) if existing is not None else "no lock"
+    stale = (
+        resolution_staleness(existing, project, strategy_of(project))
+        if existing is not None
+        else "no lock"
+    )
     if existing is not None and stale is None:
         if planner_staleness(existing, project, strategy_of(project)) is None:
             settings.log(f"using {name} (fresh)")
@@ -440,10 +454,18 @@ def plan_lock(
         plan = make_plan(fleet, lifted, strategy_of(project))
     else:
         plan = make_plan(fleet, params, strategy_of(project))
-    lock = Lock(
+    lock = _lock_of(project, closures, graph, plan)
+    return ShownLock(lock=lock, warnings=over_limit(fleet, plan, params), notes=plan.warnings)
+
+
+def _lock_of(
+    project: Project, closures: Mapping[str, Sequence[Pin]], graph: PinGraph, plan: LayerPlan
+) -> Lock:
+    """The lock record of a resolution and its plan."""
+    return Lock(
         target=project.target,
-        inputs=inputs_digest(project),
-        planner=planner_digest(project, strategy_of(project)),
+        inputs=inputs_digest(project, strategy_of(project)),
+        input_parts=input_parts(project, strategy_of(project)),
         strategy=strategy_of(project),
         max_layers=project.max_layers,
         wheels={pin.id: pin for pins in closures.values() for pin in pins},
@@ -453,7 +475,6 @@ def plan_lock(
         },
         layers=plan.layers,
     )
-    return ShownLock(lock=lock, warnings=over_limit(fleet, plan, params), notes=plan.warnings)
 
 
 def over_limit(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> tuple[str, ...]:
@@ -474,9 +495,8 @@ def _write(project: Project, shown: ShownLock, settings: Settings) -> Lock:
         settings.say(f"warning: {warning}")
     lock = shown.lock
     write_lock(lock, project.lock_path)
-    settings.say(
-        f"wrote {project.lock_path.name}: {len(lock.wheels)} wheels, {len(lock.layers)} layers"
-    )
+    counts = f"{plural(len(lock.wheels), 'wheel')}, {plural(len(lock.layers), 'layer')}"
+    settings.say(f"wrote {project.lock_path.name}: {counts}")
     return lock
 
 
@@ -501,7 +521,7 @@ def _previous_plan(project: Project, lock: Lock | None) -> LayerPlan | None:
 
 
 def plan_report(
-    project: Project, shown: ShownLock, settings: Settings, finders: Finders
+    project: Project, shown: ShownLock, settings: Settings, finders: FinderPool
 ) -> dict[str, Any]:
     """``plan_to_json`` of the shown lock's plan, each layer named by its zip's id.
 
@@ -540,7 +560,7 @@ def renamed_plan(plan: LayerPlan, ids: Mapping[str, str]) -> LayerPlan:
 
 
 def layer_digests(
-    project: Project, lock: Lock, settings: Settings, finders: Finders
+    project: Project, lock: Lock, settings: Settings, finders: FinderPool
 ) -> dict[str, str]:
     """Layer id -> the sha256 of the zip ``build`` makes of it: from the layer cache, else
     built (and cached) in a temporary directory."""
@@ -565,7 +585,7 @@ def layer_digests(
 
 
 def build_project(
-    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: Finders
+    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: FinderPool
 ) -> BuildManifest:
     """Layer zips, code zips and ``manifest.json`` in ``out_dir``, from a lock.
 
@@ -597,7 +617,7 @@ def build_project(
 
 
 def _build_layers(
-    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: Finders
+    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: FinderPool
 ) -> dict[str, Artifact]:
     """Every layer of the lock in ``out_dir/layers``: cached ones copied, the rest built."""
     cache = settings.cache_dir / "layers"
@@ -740,7 +760,7 @@ def _wheel_paths(
     lock: Lock,
     target: Target,
     settings: Settings,
-    finders: Finders,
+    finders: FinderPool,
     needed: set[str] | None = None,
 ) -> dict[str, Path]:
     """Local, verified paths of the lock's wheels (of ``needed`` ones, when given)."""
@@ -804,7 +824,7 @@ def _check_size(
     if total > params.size_limit:
         raise PlanError(
             f"function {name} unzips to {human_size(total)}, over the "
-            f"{human_size(params.size_limit)} limit",
+            f"{limit_size(params.size_limit)} limit",
             "slim its code or dependencies",
         )
 
