@@ -15,7 +15,7 @@ from helpers import make_wheel
 from pip_lambda_pack.export import export
 from pip_lambda_pack.lock import read_lock
 from pip_lambda_pack.manifest import read_manifest
-from pip_lambda_pack.plan import STRATEGIES
+from pip_lambda_pack.planner import STRATEGIES
 from projects import fill_wheelhouse, run, write_project
 
 
@@ -190,14 +190,12 @@ def test_a_bad_strategy_in_the_config_fails_first(project: Path) -> None:
 @pytest.mark.parametrize(
     ("flag", "value", "error"),
     [
-        ("--max-layers", "0", "--max-layers: '0' is not a whole number from 1 to 1000"),
-        ("--latency-ms", "-1", "--latency-ms: '-1' is below 0"),
-        ("--bandwidth-mb-s", "0", "--bandwidth-mb-s/--bandwidth-mbps: '0' is not above 0"),
-        ("--cache-mb", "x", "--cache-mb: 'x' is not a number"),
+        ("--max-layers", "0", "argument --max-layers: '0' is not a whole number from 1 to 1000"),
+        ("--latency-ms", "-1", "command line: latency-ms must be a number >= 0"),
     ],
 )
 def test_bad_planner_numbers_are_refused(project: Path, flag: str, value: str, error: str) -> None:
-    assert refused(run(project, "plan", flag, value))[0] == f"ERROR: argument {error}"
+    assert refused(run(project, "plan", flag, value))[0] == f"ERROR: {error}"
     assert not (project / "lambda-pack.lock").exists()
 
 

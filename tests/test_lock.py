@@ -104,7 +104,7 @@ def test_planner_settings_apart_from_what_decides_the_wheels(tmp_path: Path) -> 
     )
     assert resolution_staleness(lock, project, "single") is None
     assert planner_staleness(lock, project, "single") is None
-    slower = replace(project, planner=PlannerOptions(latency_ms=50), max_layers=4)
+    slower = replace(project, planner=PlannerOptions(values={"latency-ms": 50.0}), max_layers=4)
     assert resolution_staleness(lock, slower, "nixery") is None  # its wheels can be planned again
     assert planner_staleness(lock, slower, "nixery") == (
         "max-layers changed; planner setting latency-ms changed; strategy changed"

@@ -198,7 +198,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def _project_options() -> argparse.ArgumentParser:
-    from .plan import STRATEGIES
+    from .planner import STRATEGIES
 
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -228,16 +228,15 @@ def _project_options() -> argparse.ArgumentParser:
         choices=["bundle", "exclude"],
         help="bundle boto3 & co. in layers, or leave them to the runtime",
     )
-    model.add_argument("--latency-ms", type=_at_least_zero, help="per-fetch latency")
+    model.add_argument("--latency-ms", type=float, help="per-fetch latency")
     model.add_argument(
         "--bandwidth-mb-s",
         "--bandwidth-mbps",
-        dest="bandwidth_mbps",
-        type=_above_zero,
+        type=float,
         metavar="MB_S",
         help="transfer rate in MB/s (--bandwidth-mbps is the old name)",
     )
-    model.add_argument("--cache-mb", type=_above_zero, help="worker cache size in MB")
+    model.add_argument("--cache-mb", type=float, help="worker cache size in MB")
     model.add_argument("--fetch", choices=["parallel", "serial"], help="how layers are fetched")
     shortcut = options.add_argument_group("one function without a config file")
     shortcut.add_argument("-r", "--requirement", type=Path, help="requirements file")
@@ -258,30 +257,6 @@ def _layer_count(text: str) -> int:
         value = 0
     if not 1 <= value <= 1000:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def _at_least_zero(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is below 0")
-    return value
-
-
-def _above_zero(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
     return value
 
 
@@ -372,15 +347,12 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def _planner_options(args: argparse.Namespace) -> PlannerOptions:
-    from .config import PlannerOptions
+    """The planner flags given: each ``--KEY`` of a planner option (``planner.model``)."""
+    from .config import planner_options
+    from .planner.model import OPTION_KEYS
 
-    return PlannerOptions(
-        runtime_provided=args.runtime_provided,
-        latency_ms=args.latency_ms,
-        bandwidth_mbps=args.bandwidth_mbps,
-        cache_mb=args.cache_mb,
-        fetch=args.fetch,
-    )
+    given = {key: getattr(args, key.replace("-", "_"), None) for key in OPTION_KEYS}
+    return planner_options(given, "command line")
 
 
 def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:
@@ -442,15 +414,12 @@ def _lock(args: argparse.Namespace) -> int:
     return 0
 
 
-PLANNER_FLAGS = (
-    *("strategy", "max_layers", "runtime_provided", "latency_ms", "bandwidth_mbps"),
-    *("cache_mb", "fetch"),
-)
-
-
 def _dry_run(args: argparse.Namespace) -> bool:
     """Whether ad-hoc planner flags were given: then graph and plan never write the lock."""
-    return any(getattr(args, flag, None) is not None for flag in PLANNER_FLAGS)
+    from .planner.model import OPTION_KEYS
+
+    flags = ("strategy", "max-layers", *OPTION_KEYS)
+    return any(getattr(args, flag.replace("-", "_"), None) is not None for flag in flags)
 
 
 def _shown(project: Project, args: argparse.Namespace) -> Any:
@@ -500,8 +469,9 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _fleet_report(args: argparse.Namespace) -> dict[str, Any]:
     """The plan of a ``--fleet`` file (no wheels, so its layer ids are digests of pins)."""
-    from .pipeline import planner_params
-    from .plan import DEFAULT_STRATEGY, get_strategy, load_fleet, make_plan, plan_to_json
+    from .pipeline import load_fleet, planner_params
+    from .planner import DEFAULT_STRATEGY, get_strategy, make_plan
+    from .planner.report import plan_to_json
 
     strategy = args.strategy or DEFAULT_STRATEGY
     get_strategy(strategy)
@@ -512,7 +482,7 @@ def _fleet_report(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _show_plan(report: dict[str, Any], args: argparse.Namespace) -> None:
-    from .plan import plan_text
+    from .planner.report import plan_text
 
     if args.format == "json" or args.json_output:
         _emit_json(report)
@@ -520,7 +490,7 @@ def _show_plan(report: dict[str, Any], args: argparse.Namespace) -> None:
         print("\n".join(plan_text(report)))
     if args.report:
         from .atomic import write_text
-        from .report import render_html
+        from .planner.report import render_html
 
         write_text(Path(args.report), render_html(report))
         if not args.quiet:
