@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -94,6 +95,7 @@ EXAMPLES = {
     "cache": "%(prog)s prune --max-bytes 200000000",
     "check": "%(prog)s && echo fresh",
     "export": "%(prog)s --format sam -o template.json",
+    "deploy": "%(prog)s --region eu-west-1 --dry-run",
 }
 
 
@@ -106,7 +108,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         f"each command's options: {prog} COMMAND --help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"%(prog)s {__version__}", help="the version"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options()
     project = _project_options()
@@ -134,7 +138,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     invoke.add_argument("name", help="the function's name")
     invoke.add_argument("--store", help="store URL or path (default: the project's)")
     invoke.add_argument("--event", default=None, help="event JSON file, or - for stdin")
-    invoke.add_argument("--python", help="interpreter to run the function with")
+    invoke.add_argument(
+        "--python",
+        help="interpreter to run the function with (default: this one if it fits the target, "
+        "else python3.X on PATH or in pyenv)",
+    )
     ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
     ls.add_argument("--store", help="store URL or path (default: the project's)")
     cache = _add(commands, "cache", "show or prune the runtime cache", [common], _cache)
@@ -155,7 +163,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _deploy_parser(commands, [common, project])
     return parser
+
+
+def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    deploy = _add(commands, "deploy", "build, then deploy to AWS Lambda", parents, _deploy)
+    deploy.add_argument("--region", help="AWS region (default: boto3's: AWS_REGION, profile)")
+    deploy.add_argument("--role", help="execution role ARN for functions without role = ...")
+    deploy.add_argument("--prefix", help="names: PREFIX-FUNCTION, PREFIX-<layer hex>")
+    deploy.add_argument("--s3-bucket", help="bucket for zips over 50 MB (same region)")
+    deploy.add_argument("--publish", action="store_true", help="publish a version of each")
+    deploy.add_argument("--dry-run", action="store_true", help="print the calls, make none")
+    deploy.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
 
 
 def _add(
@@ -268,11 +288,11 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
 
     def say(message: str) -> None:
         if not args.quiet:
-            print(message, file=sys.stderr)
+            _line(message)
 
     def log(message: str) -> None:
         if args.verbose:
-            print(message, file=sys.stderr)
+            _line(message)
 
     from .progress import make_progress
 
@@ -291,6 +311,17 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
         network=pip.network,
         progress=progress,
     )
+
+
+_STDERR = threading.Lock()
+
+
+def _line(message: str) -> None:
+    """One whole line on stderr: the resolver's threads log at once, and ``print`` writes
+    the text and its newline apart, so lines would run into each other."""
+    with _STDERR:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
@@ -589,7 +620,16 @@ def _invoke(args: argparse.Namespace) -> int:
         target=target,
         cache_dir=_cache_dir(args) / "runtime",
         cache_max_bytes=cap,
+        configured_python=_configured_python(args),
     )
+
+
+def _configured_python(args: argparse.Namespace) -> dict[str, str]:
+    """The project's ``python`` config key, for invoke's target-interpreter lookup."""
+    from .config import find_config, load_project
+
+    path = args.config or find_config(Path.cwd())
+    return dict(load_project(Path(path)).python) if path is not None else {}
 
 
 def _read_event(source: str | None) -> bytes:
@@ -648,4 +688,25 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(f"{project.lock_path.name} is fresh", file=sys.stderr)
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .config import check_role
+    from .deploy import DeployOptions, boto3_session, deploy
+
+    project, out, manifest = _build_into(args)
+    options = DeployOptions(
+        prefix=args.prefix or project.prefix,
+        role=check_role(args.role, "--role") if args.role else None,
+        s3_bucket=args.s3_bucket,
+        publish=args.publish,
+        dry_run=args.dry_run,
+    )
+    settings = _settings(args)
+    session = boto3_session(args.region)
+    outcome = deploy(project, manifest, out, options, session, settings.say)
+    if args.json_output:
+        _emit_json(outcome.to_json())
+    settings.say(outcome.summary())
     return 0
