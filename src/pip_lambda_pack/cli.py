@@ -106,7 +106,33 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["sam", "terraform", "json"], default="sam")
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _add_serve(commands, common)
     return parser
+
+
+def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
+    index = argparse.ArgumentParser(add_help=False)
+    index.add_argument("-i", "--index-url")
+    index.add_argument("--extra-index-url", action="append", default=[])
+    index.add_argument("-f", "--find-links", action="append", default=[])
+    index.add_argument("--no-index", action="store_true")
+    serve = _add(
+        commands,
+        "serve",
+        "run the store's functions behind the AWS Lambda API",
+        [common, index],
+        _serve,
+    )
+    serve.add_argument("--store", help="store URL or path (default: the project's)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
+    serve.add_argument("--cache", type=Path, help="worker cache directory (default: invoke's)")
+    serve.add_argument("--cache-max-bytes", type=int, help="worker cache size cap")
+    serve.add_argument("--max-concurrency", type=int, default=10, help="environments per function")
+    serve.add_argument("--max-environments", type=int, default=64, help="environments in all")
+    serve.add_argument("--queue", type=int, default=100, help="queued calls per function")
+    serve.add_argument("--idle-s", type=float, default=300.0, help="stop idle environments")
+    serve.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
 
 
 def _add(
@@ -521,3 +547,9 @@ def _check(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{project.lock_path.name} is fresh", file=sys.stderr)
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve.command import serve
+
+    return serve(args, _store_location(args), _settings(args), _cache_dir(args))

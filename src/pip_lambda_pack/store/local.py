@@ -85,6 +85,12 @@ class LocalStore:
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_file() and _NAME.match(p.name))
 
+    def delete_name(self, name: str) -> None:
+        """Remove function ``name`` (its blobs stay: other functions may share them)."""
+        _check_name(name)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "functions" / name).unlink()
+
     def _blob(self, digest: str) -> Path:
         _check_digest(digest)
         return self.root / "blobs" / "sha256" / digest
