@@ -197,3 +197,104 @@ def test_planner_options(tmp_path: Path) -> None:
     bad = make_project(tmp_path, 'runtime-provided = "maybe"\n[functions.a]\nhandler = "a.b"\n')
     with pytest.raises(ConfigError, match='runtime-provided must be "bundle" or "exclude"'):
         load_project(bad)
+
+
+def test_function_lambda_settings_default_to_lambdas_own(tmp_path: Path) -> None:
+    config = make_project(tmp_path, '[functions.a]\nhandler = "a.b"\ncode = "src"\n')
+    project = load_project(config)
+    spec = project.functions[0]
+    assert (spec.memory, spec.timeout, spec.ephemeral_storage_mb) == (128, 3, 512)
+    assert (spec.environment, spec.tags, spec.role, spec.description) == ((), (), None, "")
+    assert spec.delivery == "layers"
+    assert project.prefix == tmp_path.name[:40]  # the directory's name (pytest's is safe)
+
+
+def test_function_lambda_settings_are_read(tmp_path: Path) -> None:
+    config = make_project(
+        tmp_path,
+        'prefix = "shop"\n[functions.a]\nhandler = "a.b"\ncode = "src"\nmemory = 1024\n'
+        'timeout = 900\nephemeral-storage-mb = 10240\ndescription = "orders"\n'
+        'role = "arn:aws:iam::123456789012:role/service-role/run"\ndelivery = "shim"\n'
+        '[functions.a.environment]\nZ = "1"\nLOG_LEVEL = "info"\n'
+        '[functions.a.tags]\nteam = "data"\n',
+    )
+    project = load_project(config)
+    spec = project.functions[0]
+    assert project.prefix == "shop"
+    assert (spec.memory, spec.timeout, spec.ephemeral_storage_mb) == (1024, 900, 10240)
+    assert spec.environment == (("LOG_LEVEL", "info"), ("Z", "1"))
+    assert spec.tags == (("team", "data"),)
+    assert spec.role == "arn:aws:iam::123456789012:role/service-role/run"
+    assert (spec.description, spec.delivery) == ("orders", "shim")
+
+
+def test_default_prefix_is_the_directory_name_made_safe(tmp_path: Path) -> None:
+    from pip_lambda_pack.config import default_prefix
+
+    assert default_prefix(tmp_path / "My Shop.v2") == "My-Shop-v2"
+    assert default_prefix(tmp_path / "___") == "lambda-pack"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message", "tip"),
+    [
+        (
+            "memory = 64",
+            "functions.a.memory must be an integer from 128 to 10240, not 64",
+            "write memory = 128",
+        ),
+        ("memory = true", "memory must be an integer from 128 to 10240, not True", "memory"),
+        (
+            "timeout = 901",
+            "functions.a.timeout must be an integer from 1 to 900, not 901",
+            "write timeout = 3",
+        ),
+        (
+            "ephemeral-storage-mb = 100",
+            "ephemeral-storage-mb must be an integer from 512 to 10240",
+            "write ephemeral-storage-mb = 512",
+        ),
+        (
+            "environment = { A = 1 }",
+            "functions.a.environment must be a table of strings",
+            "environment = {",
+        ),
+        (
+            'environment = { AWS_REGION = "x" }',
+            "'AWS_REGION' is not a name Lambda accepts",
+            "none of the variables Lambda sets",
+        ),
+        ('environment = { 1A = "x" }', "'1A' is not a name Lambda accepts", "letters"),
+        (
+            f'environment = {{ BIG = "{"x" * 4100}" }}',
+            "environment is over Lambda's 4 KB",
+            "move large",
+        ),
+        (
+            'role = "admin"',
+            "functions.a.role: 'admin' is not an IAM role ARN",
+            'write role = "arn:aws:iam::123456789012:role/NAME"',
+        ),
+        (f'description = "{"d" * 257}"', "description must be a string of at most 256", "shorten"),
+        ('tags = { "aws:x" = "1" }', "tag 'aws:x' is not one Lambda accepts", "keys of 1-128"),
+        (
+            'delivery = "zip"',
+            'functions.a.delivery must be "layers" or "shim", not \'zip\'',
+            'write delivery = "shim"',
+        ),
+    ],
+)
+def test_function_lambda_settings_errors(
+    tmp_path: Path, settings: str, message: str, tip: str
+) -> None:
+    config = make_project(tmp_path, f'[functions.a]\nhandler = "a.b"\ncode = "src"\n{settings}\n')
+    with pytest.raises(ConfigError) as info:
+        load_project(config)
+    assert message in info.value.message
+    assert tip in info.value.tip
+
+
+def test_prefix_must_fit_lambda_names(tmp_path: Path) -> None:
+    config = make_project(tmp_path, 'prefix = "-x"\n[functions.a]\nhandler = "a.b"\n')
+    with pytest.raises(ConfigError, match="prefix '-x' is not a Lambda name prefix"):
+        load_project(config)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from fakes import FakeFinder
 from helpers import make_sdist, make_wheel, sha256_file
 from indexserver import IndexServer
 from pip_lambda_pack.errors import HashMismatchError, NoWheelError, ResolutionError
@@ -38,6 +39,7 @@ def _resolve(
             target=get_target(target),
             finder=finder,
             constraints=[Requirement(c) for c in constraints],
+            build_dir=cache_dir / "built",
             log=None if log is None else log.append,
             **options,  # type: ignore[arg-type]
         )
@@ -375,3 +377,29 @@ def test_the_string_tag_rank_is_the_targets(name: str) -> None:
         "a-1.0-cp36-abi3-manylinux1_x86_64.manylinux_2_5_x86_64.whl",
     ]
     assert [_tag_rank(target, f) for f in filenames] == [target.tag_rank(f) for f in filenames]
+
+
+def test_the_resolver_needs_only_the_finder_protocol(tmp_path: Path) -> None:
+    finder = FakeFinder()
+    finder.add("app-1.0-py3-none-any.whl", requires=["lib>=1", "extra; python_version < '3'"])
+    finder.add("lib-1.0-py3-none-any.whl")
+    finder.add("lib-2.0-cp312-cp312-macosx_11_0_arm64.whl")  # not for Lambda: skipped
+    finder.add("lib-1.5-cp312-cp312-manylinux2014_x86_64.whl")
+    finder.add("lib-1.6.tar.gz")
+    log: list[str] = []
+    resolved = resolve(
+        [Requirement("app")],
+        target=get_target("python3.12-x86_64"),
+        finder=finder,
+        build_dir=tmp_path / "built",
+        log=log.append,
+    )
+    assert _versions(resolved) == {"app": "1.0", "lib": "1.5"}
+    assert resolved["lib"].link.filename == "lib-1.5-cp312-cp312-manylinux2014_x86_64.whl"
+    assert resolved["app"].dependencies == ("lib",)
+    assert finder.downloads == []  # metadata only: no file was needed to resolve
+    assert finder.prefetched[:1] == ["app"]
+    assert (
+        "skipping lib-2.0-cp312-cp312-macosx_11_0_arm64.whl from https://fake.invalid/simple: "
+        "incompatible tag cp312-cp312-macosx_11_0_arm64 for python3.12-x86_64"
+    ) in log

@@ -14,8 +14,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import __version__
 from .errors import ConfigError, LambdaPackError
 
 if TYPE_CHECKING:
@@ -37,7 +38,12 @@ def main(
     under the project's and our flags, its network options (cert, proxy, ...) are used as is.
     """
     parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except LambdaPackError as exc:  # a usage error, rendered like every other error
+        _error(exc.message, exc.tip, as_json="--json" in argv)
+        return exc.exit_code
     args.pip_options = pip_options
     if not getattr(args, "command", None):
         parser.print_help()
@@ -46,7 +52,7 @@ def main(
         result: int = args.run(args)
         return result
     except LambdaPackError as exc:
-        _error(exc.message, exc.tip)
+        _error(exc.message, exc.tip, as_json=args.json_output)
         return exc.exit_code
     except KeyboardInterrupt:
         _error("interrupted", "")
@@ -57,31 +63,70 @@ def main(
         return 0
 
 
-def _error(message: str, tip: str) -> None:
+def _error(message: str, tip: str, as_json: bool = False) -> None:
+    """``ERROR:``/``TIP:`` on stderr; under ``--json`` also ``{"error", "tip"}`` on stdout."""
     print(f"ERROR: {message}", file=sys.stderr)
     if tip:
         print(f"TIP: {tip}", file=sys.stderr)
+    if as_json:
+        _emit_json({"error": message, "tip": tip})
 
 
 # -- parser -----------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are ConfigErrors, so they render as ERROR/TIP, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message, f"see: {self.prog} --help")
+
+
+# The last lines of each command's --help: one command a user can copy.
+EXAMPLES = {
+    "lock": "%(prog)s --target python3.12-x86_64",
+    "graph": "%(prog)s --format json > graph.json",
+    "plan": "%(prog)s --strategy nixery --max-layers 4\n"
+    "  %(prog)s --fleet bench/fleets/fleet-dev.json --report plan.html",
+    "build": "%(prog)s --out out",
+    "push": "%(prog)s --store oci://ghcr.io/acme/functions",
+    "invoke": 'echo \'{"name": "lambda"}\' | %(prog)s fetch --event -',
+    "ls": "%(prog)s --store s3://acme-artifacts/lambda",
+    "cache": "%(prog)s prune --max-bytes 200000000",
+    "check": "%(prog)s && echo fresh",
+    "export": "%(prog)s --format sam -o template.json",
+}
+
+
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description="Package Python serverless functions into deterministic, cache-friendly "
         "Lambda layers, resolved for the target runtime.",
+        epilog=f"example:\n  {prog} lock --target python3.12-x86_64 && {prog} plan\n"
+        f"each command's options: {prog} COMMAND --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options()
     project = _project_options()
     _add(commands, "lock", "resolve and plan; write lambda-pack.lock", [common, project], _lock)
     graph = _add(commands, "graph", "show the dependency graph", [common, project], _graph)
-    graph.add_argument("--format", choices=["tree", "json"], default="tree")
+    graph.add_argument(
+        "--format", choices=["tree", "json"], default="tree", help="output (default tree)"
+    )
     plan = _add(commands, "plan", "show the layer plan", [common, project], _plan)
-    plan.add_argument("--format", choices=["text", "json"], default="text")
+    plan.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="output (default text); --json is the same as --format json",
+    )
     plan.add_argument("--fleet", type=Path, help="plan a lambda-pack-fleet/1 file, no index")
-    plan.add_argument("--report", type=Path, help="also write a self-contained HTML page")
+    plan.add_argument(
+        "--report", type=Path, metavar="FILE", help="write a self-contained HTML page instead"
+    )
     build = _add(commands, "build", "build layer and code zips", [common, project], _build)
     build.add_argument("--out", type=Path, help="output directory (default .lambda-pack/build)")
     push = _add(commands, "push", "build, then push to the store", [common, project], _push)
@@ -94,7 +139,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
     ls.add_argument("--store", help="store URL or path (default: the project's)")
     cache = _add(commands, "cache", "show or prune the runtime cache", [common], _cache)
-    cache.add_argument("action", choices=["info", "prune"])
+    cache.add_argument("action", choices=["info", "prune"], help="info: list; prune: evict")
     cache.add_argument("--cache", type=Path, help="cache directory (default: invoke's)")
     cache.add_argument("--max-bytes", type=int, default=0, help="prune down to this size")
     _add(
@@ -103,7 +148,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     export = _add(
         commands, "export", "build, then write a deploy template", [common, project], _export
     )
-    export.add_argument("--format", choices=["sam", "terraform", "json"], default="sam")
+    export.add_argument(
+        "--format",
+        choices=["sam", "terraform", "json"],
+        default="sam",
+        help="AWS SAM, Terraform JSON or our own JSON (default sam)",
+    )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     _add_serve(commands, common)
@@ -139,46 +189,91 @@ def _add(
     commands: Any, name: str, help_text: str, parents: list[argparse.ArgumentParser], run: Any
 ) -> argparse.ArgumentParser:
     sub: argparse.ArgumentParser = commands.add_parser(
-        name, help=help_text, description=help_text, parents=parents
+        name,
+        help=help_text,
+        description=help_text,
+        parents=parents,
+        epilog=f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub.set_defaults(run=run)
     return sub
 
 
 def _common_options() -> argparse.ArgumentParser:
+    from .target import TARGETS
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="lambda-pack.toml or pyproject.toml")
-    common.add_argument("--target", help="Lambda runtime preset, e.g. python3.12-x86_64")
-    common.add_argument("--cache-dir", type=Path, help="cache directory")
-    common.add_argument("-v", "--verbose", action="count", default=0)
-    common.add_argument("-q", "--quiet", action="store_true")
     common.add_argument(
-        "--json", dest="json_output", action="store_true", help="print the result as JSON"
+        "--target", metavar="TARGET", help="Lambda runtime preset: " + ", ".join(TARGETS)
+    )
+    common.add_argument(
+        "--cache-dir", type=Path, help="download and layer cache (default ~/.cache/pip-lambda-pack)"
+    )
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="say more: every rejected file and why"
+    )
+    common.add_argument("-q", "--quiet", action="store_true", help="only errors and results")
+    common.add_argument(
+        "--json",
+        dest="json_output",
+        action="store_true",
+        help="print the result (or the error) as JSON on stdout",
     )
     return common
 
 
 def _project_options() -> argparse.ArgumentParser:
+    from .plan import STRATEGIES
+
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("-i", "--index-url")
-    options.add_argument("--extra-index-url", action="append", default=[])
-    options.add_argument("-f", "--find-links", action="append", default=[])
-    options.add_argument("--no-index", action="store_true")
+    options.add_argument(
+        "-i", "--index-url", metavar="URL", help="package index (default https://pypi.org/simple)"
+    )
+    options.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL", help="another index"
+    )
+    options.add_argument(
+        "-f",
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="DIR|URL",
+        help="a directory or page of wheels to use too",
+    )
+    options.add_argument("--no-index", action="store_true", help="use --find-links alone")
     options.add_argument("--pre", action="store_true", help="allow pre-releases")
     options.add_argument("--store", help="store URL or path")
-    options.add_argument("--strategy", help="planning strategy")
+    options.add_argument(
+        "--strategy", choices=list(STRATEGIES), help="planning strategy (default expected-time)"
+    )
     options.add_argument("--max-layers", type=int, help="layers per function (default 5)")
     model = options.add_argument_group("planner model (defaults: docs/planner.md)")
-    model.add_argument("--runtime-provided", choices=["bundle", "exclude"])
+    model.add_argument(
+        "--runtime-provided",
+        choices=["bundle", "exclude"],
+        help="bundle boto3 & co. in layers, or leave them to the runtime",
+    )
     model.add_argument("--latency-ms", type=float, help="per-fetch latency")
-    model.add_argument("--bandwidth-mbps", type=float, help="transfer rate in MB/s")
-    model.add_argument("--cache-mb", type=float, help="worker cache size")
+    model.add_argument(
+        "--bandwidth-mb-s",
+        "--bandwidth-mbps",
+        dest="bandwidth_mbps",
+        type=float,
+        metavar="MB_S",
+        help="transfer rate in MB/s (--bandwidth-mbps is the old name)",
+    )
+    model.add_argument("--cache-mb", type=float, help="worker cache size in MB")
     model.add_argument("--fetch", choices=["parallel", "serial"], help="how layers are fetched")
     shortcut = options.add_argument_group("one function without a config file")
     shortcut.add_argument("-r", "--requirement", type=Path, help="requirements file")
     shortcut.add_argument("--handler", help="module.function")
     shortcut.add_argument("--code", type=Path, help="the function's code directory")
     shortcut.add_argument("--name", default=None, help="the function's name (default: code dir)")
+    options.add_argument(
+        "--target-python", type=Path, help="the target's Python (sdist builds, bytecode)"
+    )
     return options
 
 
@@ -260,6 +355,8 @@ def _project(args: argparse.Namespace) -> Project:
         index=index,
         planner=_planner_options(args),
     )
+    if args.target_python is not None:
+        project = dataclasses.replace(project, target_python=args.target_python.expanduser())
     get_target(project.target)  # unknown targets fail before any work
     from .inputs import materialize
 
@@ -388,13 +485,15 @@ def _plan(args: argparse.Namespace) -> int:
     report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
     if args.format == "json" or args.json_output:
         _emit_json(report)
-    else:
+    elif not args.report:
         print("\n".join(plan_text(report)))
     if args.report:
         from .atomic import write_text
         from .report import render_html
 
         write_text(Path(args.report), render_html(report))
+        if not args.quiet:
+            print(f"wrote {args.report}", file=sys.stderr)
     return 0
 
 
@@ -415,7 +514,10 @@ def _build_into(args: argparse.Namespace) -> tuple[Project, Path, BuildManifest]
     finally:
         finders.close()
     layers = {layer.sha256 for f in manifest.functions.values() for layer in f.layers}
-    settings.say(f"built {len(manifest.functions)} functions, {len(layers)} layers in {out}")
+    from .units import plural
+
+    counts = f"{plural(len(manifest.functions), 'function')}, {plural(len(layers), 'layer')}"
+    settings.say(f"built {counts} in {out}")
     return project, out, manifest
 
 

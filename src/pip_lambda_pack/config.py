@@ -123,6 +123,16 @@ class FunctionSpec:
     weight: float = 1.0
     lock_input: Path | None = None
     selection: Selection = field(default_factory=Selection)
+    requirements_file: str | None = None  # as the config names it, for messages
+    # Lambda settings, with Lambda's own defaults (deploy, export and serve read them)
+    memory: int = 128  # MB
+    timeout: int = 3  # seconds
+    environment: tuple[tuple[str, str], ...] = ()  # sorted by name
+    role: str | None = None  # IAM role ARN
+    ephemeral_storage_mb: int = 512  # /tmp
+    description: str = ""
+    tags: tuple[tuple[str, str], ...] = ()  # sorted by key
+    delivery: str = "layers"  # or "shim": past Lambda's layer limits, fetched into /tmp
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,9 +146,13 @@ class Project:
     max_layers: int
     strategy: str | None
     functions: tuple[FunctionSpec, ...]
+    prefix: str = "lambda-pack"  # names of deployed layers and functions: PREFIX-...
     index: IndexOptions = field(default_factory=IndexOptions)
     planner: PlannerOptions = field(default_factory=PlannerOptions)
     cache_max_bytes: int | None = None  # the runtime cache's cap for invoke
+    # the python config key: (target name, "3.12", or "" for any target; path or command)
+    python: tuple[tuple[str, str], ...] = ()
+    target_python: Path | None = None  # --target-python: wins over the config
 
     @property
     def lock_path(self) -> Path:
@@ -357,9 +371,11 @@ def load_project(path: Path) -> Project:
         max_layers=_max_layers(table.get("max-layers", DEFAULT_MAX_LAYERS), path),
         strategy=table.get("strategy"),
         functions=specs,
+        prefix=_prefix(table, root, path),
         index=_index_options(table, root),
         planner=_planner_options(table, path),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
+        python=_python_paths(table.get("python"), root, path),
     )
 
 
@@ -408,7 +424,8 @@ def _planner_options(table: Mapping[str, Any], path: Path) -> PlannerOptions:
     return PlannerOptions(
         runtime_provided=policy,
         latency_ms=_positive(table, "latency-ms", path),
-        bandwidth_mbps=_positive(table, "bandwidth-mbps", path),
+        bandwidth_mbps=_positive(table, "bandwidth-mb-s", path)
+        or _positive(table, "bandwidth-mbps", path),  # the old name
         cache_mb=_positive(table, "cache-mb", path),
         fetch=fetch,
     )
@@ -423,6 +440,26 @@ def _cache_cap(value: object, path: Path) -> int | None:
             "write cache-max-bytes = 2000000000",
         )
     return value
+
+
+def _python_paths(value: object, root: Path, path: Path) -> tuple[tuple[str, str], ...]:
+    """``python = "/path"`` (any target) or ``python = {"python3.12-x86_64" = "/path"}``."""
+    if value is None:
+        return ()
+    table = {"": value} if isinstance(value, str) else value
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError(
+            f"{path}: python must be a path or a table of target = path",
+            'write python = {"python3.12-x86_64" = "/usr/bin/python3.12"}',
+        )
+    return tuple(sorted((str(k), _interpreter_path(v, root)) for k, v in table.items()))
+
+
+def _interpreter_path(value: str, root: Path) -> str:
+    """A path relative to the config file, or a bare command name looked up on PATH."""
+    if "/" not in value and os.sep not in value:
+        return value
+    return os.path.normpath(root / os.path.expanduser(value))  # a symlink stays one
 
 
 def _positive(table: Mapping[str, Any], key: str, path: Path) -> float | None:
@@ -466,6 +503,8 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
         weight=_weight(value.get("weight", 1.0), where),
         lock_input=lock_input,
         selection=selection,
+        requirements_file=str(value["requirements"]) if "requirements" in value else None,
+        **function_settings(value, where),
     )
 
 
@@ -511,6 +550,145 @@ def _weight(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"{where}.weight must be a positive number", "write weight = 1.0")
     return float(value)
+
+
+# -- Lambda settings of a function (deploy, export, serve) ----------------------------
+
+# Environment variables Lambda sets itself and refuses in a function's configuration.
+RESERVED_ENVIRONMENT = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+DELIVERIES = ("layers", "shim")
+MAX_EPHEMERAL_STORAGE_MB = 10240
+_ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+def function_settings(value: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The Lambda settings of one ``functions.NAME`` table, checked against Lambda's limits."""
+    return {
+        "memory": _int_in(value, "memory", 128, (128, 10240), where),
+        "timeout": _int_in(value, "timeout", 3, (1, 900), where),
+        "environment": _environment(value.get("environment", {}), f"{where}.environment"),
+        "role": check_role(value["role"], f"{where}.role") if "role" in value else None,
+        "ephemeral_storage_mb": _int_in(
+            value, "ephemeral-storage-mb", 512, (512, MAX_EPHEMERAL_STORAGE_MB), where
+        ),
+        "description": _description(value.get("description", ""), f"{where}.description"),
+        "tags": _tags(value.get("tags", {}), f"{where}.tags"),
+        "delivery": _delivery(value.get("delivery", "layers"), f"{where}.delivery"),
+    }
+
+
+def _int_in(
+    value: Mapping[str, Any], key: str, default: int, bounds: tuple[int, int], where: str
+) -> int:
+    number = value.get(key, default)
+    low, high = bounds
+    if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
+        raise ConfigError(
+            f"{where}.{key} must be an integer from {low} to {high}, not {number!r}",
+            f"write {key} = {default} (Lambda's default) or another value in that range",
+        )
+    return number
+
+
+def _string_table(value: object, where: str, example: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f"{where} must be a table of strings", f"write {example}")
+    return value
+
+
+def _environment(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    table = _string_table(value, where, 'environment = { LOG_LEVEL = "info" }')
+    for name in table:
+        if not _ENV_NAME.match(name) or name in RESERVED_ENVIRONMENT:
+            raise ConfigError(
+                f"{where}: {name!r} is not a name Lambda accepts",
+                "use letters, digits and '_', starting with a letter, and none of the "
+                "variables Lambda sets itself (AWS_REGION, _HANDLER, ...)",
+            )
+    if sum(len(k) + len(v) for k, v in table.items()) > 4096:
+        raise ConfigError(f"{where} is over Lambda's 4 KB", "move large values to a file or SSM")
+    return tuple(sorted(table.items()))
+
+
+def check_role(value: object, where: str) -> str:
+    """An IAM role ARN as Lambda's ``Role`` takes it."""
+    if not isinstance(value, str) or not _ROLE_ARN.match(value):
+        raise ConfigError(
+            f"{where}: {value!r} is not an IAM role ARN",
+            'write role = "arn:aws:iam::123456789012:role/NAME"',
+        )
+    return value
+
+
+def _description(value: object, where: str) -> str:
+    if not isinstance(value, str) or len(value) > 256:
+        raise ConfigError(f"{where} must be a string of at most 256 characters", "shorten it")
+    return value
+
+
+def _tags(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    table = _string_table(value, where, 'tags = { team = "data" }')
+    for key, tag in table.items():
+        if not 1 <= len(key) <= 128 or len(tag) > 256 or key.lower().startswith("aws:"):
+            raise ConfigError(
+                f"{where}: tag {key!r} is not one Lambda accepts",
+                "keys of 1-128 characters not starting with 'aws:', values of at most 256",
+            )
+    if len(table) > 50:
+        raise ConfigError(f"{where} has {len(table)} tags", "keep at most 50 (Lambda's limit)")
+    return tuple(sorted(table.items()))
+
+
+def _delivery(value: object, where: str) -> str:
+    if value not in DELIVERIES:
+        raise ConfigError(
+            f'{where} must be "layers" or "shim", not {value!r}',
+            'write delivery = "shim" for a function past 5 layers or 250 MB, else leave it out',
+        )
+    return str(value)
+
+
+def default_prefix(root: Path) -> str:
+    """The project directory's name, cut to what a Lambda name prefix may hold."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", root.resolve().name).strip("-_")[:40]
+    return name if _PREFIX.match(name) else "lambda-pack"
+
+
+def _prefix(table: Mapping[str, Any], root: Path, path: Path) -> str:
+    value = table.get("prefix")
+    if value is None:
+        return default_prefix(root)
+    if not isinstance(value, str) or not _PREFIX.match(value):
+        raise ConfigError(
+            f"{path}: prefix {value!r} is not a Lambda name prefix",
+            "use 1-40 letters, digits, '-' and '_', starting with a letter or digit",
+        )
+    return value
 
 
 def check_function_name(name: str, where: str) -> str:
@@ -563,6 +741,7 @@ def shortcut_project(
         code=check_code_dir(code, "--code"),
         requirements=reqs,
         lock_input=lock_input,
+        requirements_file=str(requirements) if requirements is not None else None,
     )
     return Project(
         root=root.resolve(),
@@ -572,6 +751,7 @@ def shortcut_project(
         max_layers=DEFAULT_MAX_LAYERS,
         strategy=None,
         functions=(spec,),
+        prefix=default_prefix(root),
     )
 
 

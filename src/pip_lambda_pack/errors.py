@@ -77,3 +77,28 @@ class InvokeError(UserError):
 
 class IndexFetchError(LambdaPackError):
     """A package index or find-links location could not be read."""
+
+
+class InterpreterError(UserError):
+    """An interpreter the user named (flag or config) is not the target's Python."""
+
+
+class InterpreterNotFoundError(InterpreterError):
+    """No interpreter of the target's Python was found on this machine."""
+
+    def __init__(
+        self, *, target: str, python: str, machine: str | None, tried: tuple[str, ...] = ()
+    ) -> None:
+        command = f"python{python}"
+        super().__init__(
+            f"no CPython {python} interpreter{f' on {machine}' if machine else ''} found"
+            f" for {target}"
+            + (f" (tried: {'; '.join(tried)})" if tried else " (none on PATH or in pyenv)"),
+            f"install one (pyenv install {python}), put {command} on PATH, pass"
+            f' --target-python PATH, or set python = {{"{target}" = "/path/to/{command}"}}'
+            " in [tool.lambda-pack]",
+        )
+        self.target = target
+        self.python = python
+        self.machine = machine
+        self.tried = tried

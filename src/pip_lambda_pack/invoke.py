@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 
 from .errors import InvokeError, TargetError
+from .interpreters import MACHINES
 from .manifest import TaskManifest
 from .store import BlobStore, LocalStore, open_store
 from .target import ARCHES, TARGETS, Target, get_target
 
 SHIM = Path(__file__).resolve().with_name("shim.py")
-# platform.machine() spellings -> the target's machine names
-_MACHINES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 
 
 def invoke(
@@ -79,7 +78,7 @@ def check_host(target: Target) -> None:
     """TargetError unless this interpreter has the target's Python version and machine."""
     version = sys.version_info[:2]
     machine = platform.machine()
-    machine = _MACHINES.get(machine.lower(), machine)
+    machine = MACHINES.get(machine.lower(), machine)
     if (version, machine) == (target.python_version, target.machine):
         return
     host = "%d.%d" % version

@@ -22,6 +22,7 @@ import tomli_w
 
 from .atomic import write_text
 from .config import IndexOptions, Project, function_index
+from .credentials import public_url
 from .errors import LockError
 from .graph import Pin
 
@@ -48,6 +49,7 @@ class Lock:
     wheels: Mapping[str, Pin]  # pin id -> pin
     functions: Mapping[str, LockedFunction]
     layers: Mapping[str, tuple[str, ...]]  # layer id -> sorted pin ids
+    input_parts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # see input_parts
 
     def closures(self) -> dict[str, list[Pin]]:
         return {
@@ -58,7 +60,37 @@ class Lock:
 
 def inputs_digest(project: Project, strategy: str) -> str:
     """``sha256:`` of everything that decides the lock, in a machine-independent form."""
-    data = {
+    return "sha256:" + _digest(_inputs_data(project, strategy))
+
+
+def _digest(data: object) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def input_parts(project: Project, strategy: str) -> dict[str, str]:
+    """A short digest of each part of the inputs, so ``staleness`` can say which changed.
+
+    Keys: ``strategy``, ``max-layers``, ``planner.KEY`` (the config key) and
+    ``functions.NAME.requirements`` / ``.index`` / ``.weight``.
+    """
+    data = _inputs_data(project, strategy)
+    parts = {"strategy": data["strategy"], "max-layers": data["max_layers"]}
+    for key, value in data["planner"].items():
+        parts[f"planner.{_PLANNER_KEYS.get(key, key.replace('_', '-'))}"] = value
+    for name, function in data["functions"].items():
+        requirements = [function[k] for k in ("requirements", "constraints", "hashes")]
+        parts[f"functions.{name}.requirements"] = requirements
+        parts[f"functions.{name}.index"] = function["index"]
+        parts[f"functions.{name}.weight"] = function["weight"]
+    return {key: _digest(value)[:16] for key, value in sorted(parts.items())}
+
+
+_PLANNER_KEYS = {"bandwidth_mbps": "bandwidth-mb-s"}  # field -> config key, where they differ
+
+
+def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
+    return {
         "lock": LOCK_VERSION,
         "target": project.target,
         "strategy": strategy,
@@ -75,13 +107,11 @@ def inputs_digest(project: Project, strategy: str) -> str:
             for spec in project.functions
         },
     }
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
     return {
-        "indexes": list(index.index_urls()),
+        "indexes": [public_url(url) for url in index.index_urls()],  # a new login: same lock
         "find_links": [portable_location(loc, root) for loc in index.find_links],
         "pre": index.pre,
     }
@@ -128,6 +158,8 @@ def to_toml(lock: Lock, root: Path) -> str:
         },
         "layers": {lid: {"pins": list(m)} for lid, m in sorted(lock.layers.items())},
     }
+    if lock.input_parts:
+        data["input-parts"] = dict(sorted(lock.input_parts.items()))
     header = "# lambda-pack.lock: written by pip-lambda-pack; do not edit by hand.\n"
     return header + tomli_w.dumps(data, multiline_strings=False)
 
@@ -197,6 +229,7 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
             for name, f in data["functions"].items()
         },
         layers={lid: tuple(table["pins"]) for lid, table in data["layers"].items()},
+        input_parts={str(k): str(v) for k, v in data.get("input-parts", {}).items()},
     )
 
 
@@ -205,7 +238,46 @@ def staleness(lock: Lock, project: Project, strategy: str) -> str | None:
     if lock.target != project.target:
         return f"the lock is for {lock.target}, the project targets {project.target}"
     if set(lock.functions) != {f.name for f in project.functions}:
-        return "the project's functions changed"
+        return _functions_changed(set(lock.functions), {f.name for f in project.functions})
     if lock.inputs != inputs_digest(project, strategy):
-        return "requirements, index options or planner settings changed"
+        return _what_changed(lock, project, strategy)
     return None
+
+
+def _functions_changed(locked: set[str], now: set[str]) -> str:
+    added, removed = sorted(now - locked), sorted(locked - now)
+    said = [f"function {', '.join(added)} added"] if added else []
+    said += [f"function {', '.join(removed)} removed"] if removed else []
+    return "; ".join(said)
+
+
+def _what_changed(lock: Lock, project: Project, strategy: str) -> str:
+    """Which inputs differ from the lock's, in words: ``requirements/fetch.txt changed``."""
+    now = input_parts(project, strategy)
+    changed = [k for k in now if lock.input_parts.get(k) != now[k]]
+    if not lock.input_parts or not changed:  # a lock from before input-parts
+        return "requirements, index options or planner settings changed"
+    said = list(dict.fromkeys(_part_words(key, project) for key in changed))
+    return "; ".join(said[:3]) + (f" (and {len(said) - 3} more)" if len(said) > 3 else "")
+
+
+def _part_words(key: str, project: Project) -> str:
+    if key.startswith("planner."):
+        return f"planner setting {key.removeprefix('planner.')} changed"
+    if not key.startswith("functions."):
+        return f"{key} changed"
+    name, part = key.removeprefix("functions.").rsplit(".", 1)
+    if part == "index":
+        return "index options changed"
+    if part == "weight":
+        return f"weight of function {name} changed"
+    spec = next(f for f in project.functions if f.name == name)
+    source = spec.requirements_file or (spec.lock_input and _relative(spec.lock_input, project))
+    return f"{source} changed" if source else f"dependencies of function {name} changed"
+
+
+def _relative(path: Path, project: Project) -> str:
+    try:
+        return path.resolve().relative_to(project.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

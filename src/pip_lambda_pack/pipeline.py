@@ -14,16 +14,25 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .atomic import write_bytes
 from .config import FunctionSpec, IndexOptions, PlannerOptions, Project, function_index
+from .credentials import public_url
 from .errors import BuildError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
-from .index import FileLink, PackageFinder
+from .index import FileLink, Finder, PackageFinder
 from .layers import Artifact, build_code_zip, build_layer, code_fingerprint
-from .lock import Lock, LockedFunction, inputs_digest, read_lock, staleness, write_lock
+from .lock import (
+    Lock,
+    LockedFunction,
+    input_parts,
+    inputs_digest,
+    read_lock,
+    staleness,
+    write_lock,
+)
 from .manifest import (
     BuildManifest,
     CodeEntry,
@@ -48,7 +57,7 @@ from .popularity import downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
 from .target import Target, get_target
-from .units import human_size
+from .units import human_size, limit_size, plural
 
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     import httpx
@@ -80,6 +89,16 @@ class Settings:
     index_defaults: IndexOptions = field(default_factory=IndexOptions)
     network: NetworkOptions | None = None  # None: httpx's defaults
     progress: Progress = field(default_factory=QuietProgress)  # bars or lines for long steps
+
+
+class FinderPool(Protocol):
+    """Where the pipeline gets the ``Finder`` for a set of index options (``Finders`` is the
+    real one; a test passes a pool of fakes)."""
+
+    def get(self, index: IndexOptions) -> Finder:
+        """The finder for ``index`` (merged over the machine's defaults); the same object
+        for the same options, so functions share listings and downloads."""
+        ...
 
 
 class Finders:
@@ -132,7 +151,9 @@ def strategy_of(project: Project) -> str:
     return project.strategy or DEFAULT_STRATEGY
 
 
-def resolve_project(project: Project, settings: Settings, finders: Finders) -> dict[str, list[Pin]]:
+def resolve_project(
+    project: Project, settings: Settings, finders: FinderPool
+) -> dict[str, list[Pin]]:
     """Each function's closure as pins, wheels downloaded (verified) into the cache."""
     target = get_target(project.target)
     roots = {spec.name: spec.requirements.parsed() for spec in project.functions}
@@ -152,7 +173,7 @@ def _resolve_function(
     roots: Sequence[Requirement],
     project: Project,
     target: Target,
-    finder: PackageFinder,
+    finder: Finder,
     settings: Settings,
 ) -> dict[str, ResolvedPackage]:
     reqs = spec.requirements
@@ -171,7 +192,7 @@ def _resolve_function(
 def _pins(
     resolved: Mapping[str, ResolvedPackage],
     target: Target,
-    finder: PackageFinder,
+    finder: Finder,
     settings: Settings,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
@@ -195,9 +216,7 @@ def _pins(
     return pins
 
 
-def download(
-    finder: PackageFinder, links: Sequence[FileLink], settings: Settings
-) -> dict[str, Path]:
+def download(finder: Finder, links: Sequence[FileLink], settings: Settings) -> dict[str, Path]:
     """Verified local paths of the files, with progress when any comes from the network."""
     remote = [link for link in links if not link.url.startswith("file:")]
     if not remote:
@@ -216,7 +235,7 @@ def _pin(package: ResolvedPackage, size: int, unpacked: int) -> Pin:
         name=package.name,
         version=package.version,
         filename=link.filename,
-        url=link.url,
+        url=public_url(link.url),  # logins come back from the index options, never the lock
         sha256=link.sha256 or "",
         size=size,
         unpacked_size=unpacked,
@@ -327,16 +346,28 @@ def check_lock_limits(project: Project, lock: Lock) -> None:
     check_plan(fleet, locked_plan(lock), plan_params(project))
 
 
-def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock:
+def lock_project(project: Project, settings: Settings, finders: FinderPool) -> Lock:
     """Resolve, plan and write ``lambda-pack.lock``; returns the lock."""
     closures = resolve_project(project, settings, finders)
     graph = pin_graph(closures)
     plan = plan_fleet(project, fleet_of(project, graph), _previous_plan(project, settings))
     for warning in plan.warnings:
         settings.say(f"warning: {warning}")
-    lock = Lock(
+    lock = _lock_of(project, closures, graph, plan)
+    write_lock(lock, project.lock_path)
+    counts = f"{plural(len(lock.wheels), 'wheel')}, {plural(len(lock.layers), 'layer')}"
+    settings.say(f"wrote {project.lock_path.name}: {counts}")
+    return lock
+
+
+def _lock_of(
+    project: Project, closures: Mapping[str, list[Pin]], graph: PinGraph, plan: LayerPlan
+) -> Lock:
+    """The lock record of a resolution and its plan."""
+    return Lock(
         target=project.target,
         inputs=inputs_digest(project, strategy_of(project)),
+        input_parts=input_parts(project, strategy_of(project)),
         strategy=strategy_of(project),
         max_layers=project.max_layers,
         wheels={pin.id: pin for pins in closures.values() for pin in pins},
@@ -346,11 +377,6 @@ def lock_project(project: Project, settings: Settings, finders: Finders) -> Lock
         },
         layers=plan.layers,
     )
-    write_lock(lock, project.lock_path)
-    settings.say(
-        f"wrote {project.lock_path.name}: {len(lock.wheels)} wheels, {len(lock.layers)} layers"
-    )
-    return lock
 
 
 def _previous_plan(project: Project, settings: Settings) -> LayerPlan | None:
@@ -365,7 +391,7 @@ def _previous_plan(project: Project, settings: Settings) -> LayerPlan | None:
     return locked_plan(lock) if lock.target == project.target else None
 
 
-def current_lock(project: Project, settings: Settings, finders: Finders) -> Lock:
+def current_lock(project: Project, settings: Settings, finders: FinderPool) -> Lock:
     """The lock file when it is fresh; otherwise resolve again and rewrite it."""
     if project.lock_path.is_file():
         lock = read_lock(project.lock_path)
@@ -378,7 +404,7 @@ def current_lock(project: Project, settings: Settings, finders: Finders) -> Lock
 
 
 def build_project(
-    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: Finders
+    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: FinderPool
 ) -> BuildManifest:
     """Layer zips, code zips and ``manifest.json`` in ``out_dir``, from a lock.
 
@@ -410,7 +436,7 @@ def build_project(
 
 
 def _build_layers(
-    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: Finders
+    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: FinderPool
 ) -> dict[str, Artifact]:
     """Every layer of the lock in ``out_dir/layers``: cached ones copied, the rest built."""
     cache = settings.cache_dir / "layers"
@@ -553,7 +579,7 @@ def _wheel_paths(
     lock: Lock,
     target: Target,
     settings: Settings,
-    finders: Finders,
+    finders: FinderPool,
     needed: set[str] | None = None,
 ) -> dict[str, Path]:
     """Local, verified paths of the lock's wheels (of ``needed`` ones, when given)."""
@@ -617,7 +643,7 @@ def _check_size(
     if total > params.size_limit:
         raise PlanError(
             f"function {name} unzips to {human_size(total)}, over the "
-            f"{human_size(params.size_limit)} limit",
+            f"{limit_size(params.size_limit)} limit",
             "slim its code or dependencies",
         )
 

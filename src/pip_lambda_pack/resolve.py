@@ -32,7 +32,8 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from .atomic import sha256_of
 from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
-from .index import FileLink, PackageFinder, read_wheel_metadata, redact_url
+from .index import FileLink, Finder, metadata_is_cheap, redact_url
+from .rangezip import read_wheel_metadata
 from .target import Target
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def rejection(link: FileLink, target: Target, hashes: frozenset[str] | None = No
     return None
 
 
-def newest_with_wheel(name: str, target: Target, finder: PackageFinder) -> Version | None:
+def newest_with_wheel(name: str, target: Target, finder: Finder) -> Version | None:
     """The newest non-yanked version of ``name`` with a wheel for ``target`` (finals first)."""
     versions = [
         version
@@ -256,7 +257,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         self,
         *,
         target: Target,
-        finder: PackageFinder,
+        finder: Finder,
         constraints: Sequence[Requirement] = (),
         hashes: Mapping[str, frozenset[str]] | None = None,
         allow_prereleases: bool = False,
@@ -549,7 +550,7 @@ def _check_metadata(name: object, version: object, candidate: _Candidate) -> Non
 class Lookahead:
     """Walks the closure the resolver is likely to pin, ahead of it, in the finder's threads.
 
-    For each project it is asked for: the listing (``PackageFinder.prefetch``), then the
+    For each project it is asked for: the listing (``Finder.prefetch``), then the
     newest non-yanked wheel that fits the target and the first requirement seen for it, its
     metadata (PEP 658 file, or read from the wheel with range requests), and the same for
     its dependencies. It only fills the finder's memos;
@@ -558,7 +559,7 @@ class Lookahead:
     metadata is cheap, and doing it twice in Python threads costs the resolver the GIL.
     """
 
-    def __init__(self, target: Target, finder: PackageFinder) -> None:
+    def __init__(self, target: Target, finder: Finder) -> None:
         self.target = target
         self.finder = finder
         self._wanted: dict[str, _Requirement] = {}
@@ -589,7 +590,7 @@ class Lookahead:
             ),
             None,
         )
-        if link is None or link.url.startswith("file:") or not self.finder.metadata_is_cheap(link):
+        if link is None or link.url.startswith("file:") or not metadata_is_cheap(link):
             return
         message = parse_metadata(self.finder.metadata(link))
         found = requires_dist(message, self.target, req.extras)[0]
@@ -611,7 +612,7 @@ class _Reporter(BaseReporter[_Requirement, _Candidate, str]):
         self.log(f"backtracking: {candidate.name} {candidate.version} does not fit")
 
 
-def prefetch(requirements: Iterable[Requirement], *, target: Target, finder: PackageFinder) -> None:
+def prefetch(requirements: Iterable[Requirement], *, target: Target, finder: Finder) -> None:
     """Start fetching, in the finder's threads, what resolving ``requirements`` for
     ``target`` is likely to need (see ``Lookahead``); returns at once."""
     roots = (r for r in requirements if not r.url and target.evaluate(r.marker))
@@ -622,16 +623,17 @@ def resolve(
     requirements: Sequence[Requirement],
     *,
     target: Target,
-    finder: PackageFinder,
+    finder: Finder,
     constraints: Sequence[Requirement] = (),
     hashes: Mapping[str, frozenset[str]] | None = None,
     allow_prereleases: bool = False,
-    build_dir: Path | None = None,
+    build_dir: Path,
     log: Log | None = None,
 ) -> dict[str, ResolvedPackage]:
     """Pin ``requirements`` (and their closure) for ``target``; keyed and sorted by name.
 
-    ``hashes`` maps a project to the only sha256 values its files may have. Raises
+    ``hashes`` maps a project to the only sha256 values its files may have; sdists are
+    built into ``build_dir`` (a cache, by sdist sha256 and target). Raises
     ResolutionError (NoWheelError when a project has no file for the target).
     """
     provider = LambdaProvider(
@@ -640,7 +642,7 @@ def resolve(
         constraints=constraints,
         hashes=hashes,
         allow_prereleases=allow_prereleases,
-        build_dir=build_dir or finder.cache_dir / "built",
+        build_dir=build_dir,
         log=log,
     )
     roots = [_requirement(r, "the requirements") for r in requirements if target.evaluate(r.marker)]
@@ -691,7 +693,7 @@ def _packages(
 
 
 def wheel_path(
-    package: ResolvedPackage, *, target: Target, finder: PackageFinder, build_dir: Path
+    package: ResolvedPackage, *, target: Target, finder: Finder, build_dir: Path
 ) -> Path:
     """A verified local wheel for ``package``: downloaded, or built from its sdist (cached)."""
     if not package.built_from_sdist:
@@ -703,7 +705,7 @@ def build_sdist(
     link: FileLink,
     *,
     target: Target,
-    finder: PackageFinder,
+    finder: Finder,
     build_dir: Path,
     log: Log | None = None,
 ) -> Path:
@@ -724,7 +726,7 @@ def build_sdist(
     return built[0]
 
 
-def _pip_wheel_command(sdist: Path, dest: Path, name: str, finder: PackageFinder) -> list[str]:
+def _pip_wheel_command(sdist: Path, dest: Path, name: str, finder: Finder) -> list[str]:
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", name]
     command += ["--disable-pip-version-check", "--no-input", "-q", "-w", str(dest)]
     if finder.offline or not finder.index_urls:
@@ -739,7 +741,7 @@ def _pip_wheel_command(sdist: Path, dest: Path, name: str, finder: PackageFinder
 
 
 def _run_pip_wheel(
-    sdist: Path, out: Path, *, link: FileLink, target: Target, finder: PackageFinder
+    sdist: Path, out: Path, *, link: FileLink, target: Target, finder: Finder
 ) -> None:
     """Build into a temp dir beside ``out``, then move it into place in one rename."""
     name = parse_sdist_filename(link.filename)[0]
@@ -779,9 +781,7 @@ def _is_pure(wheel: Path) -> bool:
     return str(message.get("Root-Is-Purelib", "")).strip().lower() == "true"
 
 
-def _impure(
-    link: FileLink, built: Sequence[Path], target: Target, finder: PackageFinder
-) -> NoWheelError:
+def _impure(link: FileLink, built: Sequence[Path], target: Target, finder: Finder) -> NoWheelError:
     name, version = parse_sdist_filename(link.filename)
     what = built[0].name if built else "no wheel"
     return _ways_out(
@@ -793,7 +793,7 @@ def _impure(
     )
 
 
-def _ways_out(message: str, name: str, target: Target, finder: PackageFinder) -> NoWheelError:
+def _ways_out(message: str, name: str, target: Target, finder: Finder) -> NoWheelError:
     newest = newest_with_wheel(name, target, finder)
     prebuilt = f"or put a prebuilt wheel for {target.name} in --find-links"
     if newest is not None:

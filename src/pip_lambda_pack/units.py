@@ -12,3 +12,13 @@ def human_size(size: float) -> str:
         if size < 1000 or unit == "GB":
             break
     return f"{size:.1f} {unit}"
+
+
+def limit_size(size: int) -> str:
+    """A limit in one unit everywhere: ``250 MiB (262,144,000 bytes)``, as Lambda states it."""
+    return f"{size / 1024 / 1024:g} MiB ({size:,} bytes)"
+
+
+def plural(count: int, noun: str, plural_noun: str = "") -> str:
+    """``1 layer``, ``2 layers``; ``plural_noun`` for irregular nouns."""
+    return f"{count} {noun if count == 1 else plural_noun or noun + 's'}"

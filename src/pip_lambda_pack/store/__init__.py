@@ -24,7 +24,7 @@ from urllib.request import url2pathname
 from ..errors import BuildError, ConfigError
 from ..manifest import BuildManifest, TaskManifest, read_manifest
 from ..progress import Progress, QuietProgress
-from ..units import human_size
+from ..units import human_size, plural
 from .local import LocalStore
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -86,8 +86,8 @@ class PushResult:
 
     def summary(self) -> str:
         return (
-            f"pushed {len(self.functions)} functions to {self.store}: "
-            f"{self.uploaded} blobs uploaded ({human_size(self.uploaded_bytes)}), "
+            f"pushed {plural(len(self.functions), 'function')} to {self.store}: "
+            f"{plural(self.uploaded, 'blob')} uploaded ({human_size(self.uploaded_bytes)}), "
             f"{self.skipped} already there ({human_size(self.skipped_bytes)})"
         )
 
@@ -144,8 +144,10 @@ def push(
     manifest = read_manifest(build_dir)
     say = _serialized(log)
     items = sorted(_blobs(manifest).items())
+    # the same blobs the summary counts: the zips, then one task manifest per function
+    count = plural(len(items) + len(manifest.functions), "blob")
     meter = (progress or QuietProgress()).task(
-        f"pushing {len(items)} blobs", sum(size for _, (_, size) in items), "B"
+        f"pushing {count}", sum(size for _, (_, size) in items), "B"
     )
 
     def send(item: tuple[str, tuple[str, int]]) -> tuple[bool, int]:

@@ -1,25 +1,27 @@
 """What the HTTP and OCI stores share: an httpx client, bounded retries, verified downloads.
 
-Retries (connection errors, timeouts, 5xx) back off exponentially; every error names the
-store (credentials redacted), the blob and the cause. The constants are the shim's, so
-the tool and a worker behave alike.
+Retries (connection errors, timeouts, 5xx) back off exponentially through ``retry.retried``,
+the tool's one loop; every error names the store (credentials redacted), the blob and the
+cause. The retry budget is the shim's, so the tool and a worker behave alike.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from ..atomic import atomic_writer
 from ..errors import BlobNotFoundError, HashMismatchError, StoreError
+from ..retry import ServerError, retried
 from ..shim import BACKOFF_S, RETRIES, TIMEOUT_S
 
 CHUNK = 1 << 20
 Body = Callable[[], bytes | None]
+T = TypeVar("T")
 
 
 def new_client(auth: httpx.Auth | None = None) -> httpx.Client:
@@ -33,22 +35,29 @@ def send(
     client: httpx.Client, location: str, what: str, method: str, url: str, **kwargs: object
 ) -> httpx.Response:
     """One request, tried again on connection errors and 5xx; the last answer below 500."""
-    error = StoreError("", "")
-    for attempt in range(RETRIES):
-        if attempt:
-            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
-        try:
-            response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
-        except httpx.TransportError as exc:
-            error = unreachable(location, what, exc)
-            continue
-        if response.status_code < 500:
-            return response
-        error = StoreError(
-            f"store {location}: {what}: HTTP {response.status_code} (tried {RETRIES} times)",
+
+    def once() -> httpx.Response:
+        response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        if response.status_code >= 500:
+            raise ServerError(response.status_code)
+        return response
+
+    try:
+        return _retried(once)
+    except httpx.TransportError as exc:
+        raise unreachable(location, what, exc) from exc
+    except ServerError as exc:
+        raise StoreError(
+            f"store {location}: {what}: HTTP {exc.status} (tried {RETRIES} times)",
             "the server failed; try again later or check its logs",
-        )
-    raise error
+        ) from exc
+
+
+def _retried(attempt: Callable[[], T]) -> T:
+    """``attempt()`` with the tool's retry loop, on the shim's budget."""
+    return retried(
+        attempt, transient=(httpx.TransportError, ServerError), tries=RETRIES, backoff_s=BACKOFF_S
+    )
 
 
 def unreachable(location: str, what: str, exc: Exception) -> StoreError:
@@ -77,30 +86,19 @@ def check(response: httpx.Response, location: str, what: str) -> httpx.Response:
 def download(client: httpx.Client, location: str, url: str, digest: str, dest: Path) -> None:
     """Stream a blob to ``dest`` atomically, sha256 verified before it is renamed in place."""
     what = f"blob sha256:{digest}"
-    error = StoreError("", "")
-    for attempt in range(RETRIES):
-        if attempt:
-            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
-        try:
-            _download_once(client, location, url, digest, dest)
-            return
-        except httpx.TransportError as exc:
-            error = unreachable(location, what, exc)
-        except _ServerError as exc:
-            error = StoreError(f"store {location}: {what}: HTTP {exc.status}", "try again later")
-    raise error
-
-
-class _ServerError(Exception):
-    def __init__(self, status: int) -> None:
-        self.status = status
+    try:
+        _retried(lambda: _download_once(client, location, url, digest, dest))
+    except httpx.TransportError as exc:
+        raise unreachable(location, what, exc) from exc
+    except ServerError as exc:
+        raise StoreError(f"store {location}: {what}: HTTP {exc.status}", "try again later") from exc
 
 
 def _download_once(client: httpx.Client, location: str, url: str, digest: str, dest: Path) -> None:
     what = f"blob sha256:{digest}"
     with client.stream("GET", url) as response:
         if response.status_code >= 500:
-            raise _ServerError(response.status_code)
+            raise ServerError(response.status_code)
         check(response, location, what)
         with atomic_writer(dest) as out:  # an error discards the temp file
             hasher = hashlib.sha256()
