@@ -9,18 +9,14 @@ the API calls it in a thread.
 from __future__ import annotations
 
 import base64
-import os
-import platform
-import shutil
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from ..errors import BlobNotFoundError, LambdaPackError, TargetError
+from ..errors import BlobNotFoundError, LambdaPackError
+from ..interpreters import find_interpreter
 from ..manifest import TaskManifest
 from ..store import BlobStore
 from ..target import get_target
@@ -28,7 +24,6 @@ from .environments import ACCOUNT, FunctionSettings
 from .record import RESERVED, FunctionRecord, ServeRecord, read_record, write_record
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-pack"
-_MACHINES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,30 +157,8 @@ def now_stamp() -> str:
 
 
 def interpreter(target_name: str) -> str:
-    """A Python for the target: this one, ``python3.X`` on PATH, or pyenv's; TargetError."""
-    target = get_target(target_name)
-    machine = platform.machine()
-    if _MACHINES.get(machine.lower(), machine) != target.machine:
-        raise TargetError(
-            f"this machine ({machine}) cannot run {target.name}",
-            f"build the function for {machine}, or serve it on a {target.machine} machine",
-        )
-    if sys.version_info[:2] == target.python_version:
-        return sys.executable
-    for candidate in _candidates(target.python):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise TargetError(
-        f"no Python {target.python} found to run {target.name}",
-        f"install python{target.python} (on PATH or with pyenv)",
-    )
-
-
-def _candidates(version: str) -> list[str]:
-    found = [shutil.which(f"python{version}") or ""]
-    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    found += [str(p / "bin" / "python") for p in sorted(root.glob(f"{version}.*"), reverse=True)]
-    return found
+    """A Python here that runs the target (interpreters.py's one lookup); an error if none."""
+    return str(find_interpreter(get_target(target_name)).path)
 
 
 __all__ = ["Catalog", "LambdaPackError", "StoredFunction", "interpreter"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 
@@ -85,13 +85,9 @@ def project_defaults(args: argparse.Namespace) -> dict[str, FunctionRecord]:
     if path is None:
         return {}
     project = load_project(Path(path))
-    found = {}
-    for spec in project.functions:
-        values: dict[str, Any] = {}
-        for key, attribute in (("memory", "memory"), ("timeout", "timeout")):
-            if getattr(spec, attribute, None) is not None:
-                values[key] = getattr(spec, attribute)
-        if getattr(spec, "environment", None):
-            values["environment"] = dict(spec.environment)  # type: ignore[attr-defined]
-        found[spec.name] = FunctionRecord.from_dict(values)
-    return found
+    return {
+        spec.name: FunctionRecord(
+            memory=spec.memory, timeout=float(spec.timeout), environment=dict(spec.environment)
+        )
+        for spec in project.functions
+    }
