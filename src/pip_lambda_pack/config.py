@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import ConfigError
+from .wire import WireError, as_function_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +31,6 @@ DEFAULT_MAX_LAYERS = 5
 DEFAULT_STORE = ".lambda-pack/store"
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
-_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -692,12 +692,10 @@ def _prefix(table: Mapping[str, Any], root: Path, path: Path) -> str:
 
 
 def check_function_name(name: str, where: str) -> str:
-    if not _FUNCTION_NAME.match(name):
-        raise ConfigError(
-            f"{where}: function name {name!r} is not valid",
-            "use letters, digits, '-' and '_' (at most 64 characters), as Lambda does",
-        )
-    return name
+    try:
+        return as_function_name(name)
+    except WireError as exc:
+        raise ConfigError(f"{where}: {exc.message}", exc.tip) from None
 
 
 def check_handler(handler: str, where: str) -> str:
