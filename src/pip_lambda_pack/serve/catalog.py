@@ -17,9 +17,10 @@ from typing import Any
 
 from ..errors import BlobNotFoundError, LambdaPackError
 from ..interpreters import find_interpreter
-from ..manifest import TaskManifest
+from ..manifest import parse_task
 from ..store import BlobStore
 from ..target import get_target
+from ..wire import TaskManifest
 from .environments import ACCOUNT, FunctionSettings
 from .record import RESERVED, FunctionRecord, ServeRecord, read_record, write_record
 
@@ -72,7 +73,7 @@ class Catalog:
             digest = self.store.get_name(name)
         except BlobNotFoundError:
             return None
-        task = TaskManifest.from_bytes(self.store.read_bytes(digest), f"task manifest of {name}")
+        task = parse_task(self.store.read_bytes(digest), f"task manifest of {name}")
         record = self.record().functions.get(name) or self.defaults.get(name) or FunctionRecord()
         found = StoredFunction(name=name, digest=digest, task=task, record=record)
         self._cache[name] = found

@@ -27,7 +27,6 @@ from ..errors import BlobNotFoundError, LambdaPackError
 from ..graph import Pin, pin_graph
 from ..inputs import materialize
 from ..lock import Lock, LockedFunction, inputs_digest
-from ..manifest import TaskManifest
 from ..pipeline import (
     Finders,
     Settings,
@@ -41,6 +40,7 @@ from ..plan import Fleet, FunctionNeed, LayerPlan, Package, layer_id, make_plan
 from ..popularity import downloads
 from ..store import push
 from ..target import TARGETS
+from ..wire import TaskManifest
 from .api import LambdaError, from_error, invalid, zip_bytes
 from .catalog import Catalog, StoredFunction, now_stamp
 from .environments import Environments

@@ -84,7 +84,7 @@ class LocalStore:
 
     def delete_name(self, name: str) -> None:
         """Remove function ``name`` (its blobs stay: other functions may share them)."""
-        _check_name(name)
+        check_name(name)
         with contextlib.suppress(FileNotFoundError):
             (self.root / "functions" / name).unlink()
 
