@@ -95,6 +95,7 @@ EXAMPLES = {
     "cache": "%(prog)s prune --max-bytes 200000000",
     "check": "%(prog)s && echo fresh",
     "export": "%(prog)s --format sam -o template.json",
+    "serve": "%(prog)s --store .lambda-pack/store --max-concurrency 4",
 }
 
 
@@ -157,15 +158,20 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     _add_serve(commands, common)
+    _deploy_parser(commands, [common, project])
     return parser
 
 
 def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
     index = argparse.ArgumentParser(add_help=False)
-    index.add_argument("-i", "--index-url")
-    index.add_argument("--extra-index-url", action="append", default=[])
-    index.add_argument("-f", "--find-links", action="append", default=[])
-    index.add_argument("--no-index", action="store_true")
+    index.add_argument("-i", "--index-url", metavar="URL", help="index CreateFunction uses")
+    index.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL", help="another index"
+    )
+    index.add_argument(
+        "-f", "--find-links", action="append", default=[], metavar="DIR|URL", help="wheels too"
+    )
+    index.add_argument("--no-index", action="store_true", help="use --find-links alone")
     serve = _add(
         commands,
         "serve",
@@ -182,7 +188,20 @@ def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
     serve.add_argument("--max-environments", type=int, default=64, help="environments in all")
     serve.add_argument("--queue", type=int, default=100, help="queued calls per function")
     serve.add_argument("--idle-s", type=float, default=300.0, help="stop idle environments")
-    serve.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
+    serve.add_argument(
+        "--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region in ARNs"
+    )
+
+
+def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    deploy = _add(commands, "deploy", "build, then deploy to AWS Lambda", parents, _deploy)
+    deploy.add_argument("--region", help="AWS region (default: boto3's: AWS_REGION, profile)")
+    deploy.add_argument("--role", help="execution role ARN for functions without role = ...")
+    deploy.add_argument("--prefix", help="names: PREFIX-FUNCTION, PREFIX-<layer hex>")
+    deploy.add_argument("--s3-bucket", help="bucket for zips over 50 MB (same region)")
+    deploy.add_argument("--publish", action="store_true", help="publish a version of each")
+    deploy.add_argument("--dry-run", action="store_true", help="print the calls, make none")
+    deploy.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
 
 
 def _add(
@@ -225,7 +244,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def _project_options() -> argparse.ArgumentParser:
-    from .plan import STRATEGIES
+    from .planner import STRATEGIES
 
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -259,7 +278,6 @@ def _project_options() -> argparse.ArgumentParser:
     model.add_argument(
         "--bandwidth-mb-s",
         "--bandwidth-mbps",
-        dest="bandwidth_mbps",
         type=float,
         metavar="MB_S",
         help="transfer rate in MB/s (--bandwidth-mbps is the old name)",
@@ -364,15 +382,12 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def _planner_options(args: argparse.Namespace) -> PlannerOptions:
-    from .config import PlannerOptions
+    """The planner flags given: each ``--KEY`` of a planner option (``planner.model``)."""
+    from .config import planner_options
+    from .planner.model import OPTION_KEYS
 
-    return PlannerOptions(
-        runtime_provided=args.runtime_provided,
-        latency_ms=args.latency_ms,
-        bandwidth_mbps=args.bandwidth_mbps,
-        cache_mb=args.cache_mb,
-        fetch=args.fetch,
-    )
+    given = {key: getattr(args, key.replace("-", "_"), None) for key in OPTION_KEYS}
+    return planner_options(given, "command line")
 
 
 def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:
@@ -459,27 +474,22 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import (
-        DEFAULT_STRATEGY,
-        load_fleet,
-        make_plan,
-        plan_text,
-        plan_to_json,
-    )
+    from .planner import DEFAULT_STRATEGY, make_plan
+    from .planner.report import plan_text, plan_to_json
 
     if args.fleet:
-        from .pipeline import planner_params
+        from .pipeline import load_fleet, planner_params
 
         fleet = load_fleet(args.fleet)
         params = planner_params(_planner_options(args), args.max_layers, args.target)
         strategy = args.strategy or DEFAULT_STRATEGY
     else:
-        from .graph import build_graph
-        from .pipeline import plan_params, project_fleet, strategy_of
+        from .graph import pin_graph
+        from .pipeline import fleet_of, plan_params, strategy_of
 
         project = _project(args)
         lock = _current_lock(project, args)
-        fleet = project_fleet(project, build_graph(lock.closures()))
+        fleet = fleet_of(project, pin_graph(lock.closures()))
         params = plan_params(project)
         strategy = strategy_of(project)
     report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
@@ -489,7 +499,7 @@ def _plan(args: argparse.Namespace) -> int:
         print("\n".join(plan_text(report)))
     if args.report:
         from .atomic import write_text
-        from .report import render_html
+        from .planner.report import render_html
 
         write_text(Path(args.report), render_html(report))
         if not args.quiet:
@@ -655,3 +665,24 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve.command import serve
 
     return serve(args, _store_location(args), _settings(args), _cache_dir(args))
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .config import check_role
+    from .deploy import DeployOptions, boto3_session, deploy
+
+    project, out, manifest = _build_into(args)
+    options = DeployOptions(
+        prefix=args.prefix or project.prefix,
+        role=check_role(args.role, "--role") if args.role else None,
+        s3_bucket=args.s3_bucket,
+        publish=args.publish,
+        dry_run=args.dry_run,
+    )
+    settings = _settings(args)
+    session = boto3_session(args.region)
+    outcome = deploy(project, manifest, out, options, session, settings.say)
+    if args.json_output:
+        _emit_json(outcome.to_json())
+    settings.say(outcome.summary())
+    return 0

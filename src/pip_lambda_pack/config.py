@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import ConfigError
+from .planner.model import OPTIONS
 from .wire import WireError, as_function_name
 
 if sys.version_info >= (3, 11):
@@ -81,23 +82,31 @@ class RequirementSet:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlannerOptions:
-    """Planner settings from the config or flags; None means the planner's documented default."""
+    """Planner settings from the config or flags by config key (``planner.model.OPTIONS``
+    says which keys there are and what each accepts); a key not set means the planner's
+    documented default. Made by ``planner_options``, read by ``PlanParams.from_options``."""
 
-    runtime_provided: str | None = None  # "bundle" or "exclude"
-    latency_ms: float | None = None
-    bandwidth_mbps: float | None = None  # megabytes per second
-    cache_mb: float | None = None
-    fetch: str | None = None  # "parallel" or "serial"
+    values: Mapping[str, object] = field(default_factory=dict)
 
     def merged(self, other: PlannerOptions) -> PlannerOptions:
         """``other``'s settings where it has them, ours elsewhere."""
-        return PlannerOptions(
-            runtime_provided=other.runtime_provided or self.runtime_provided,
-            latency_ms=other.latency_ms if other.latency_ms is not None else self.latency_ms,
-            bandwidth_mbps=other.bandwidth_mbps or self.bandwidth_mbps,
-            cache_mb=other.cache_mb or self.cache_mb,
-            fetch=other.fetch or self.fetch,
-        )
+        return PlannerOptions(values={**self.values, **other.values})
+
+    def digest_form(self) -> dict[str, object]:
+        """Every option (None when unset) under its field-like name, for the lock's digest."""
+        return {option.digest_name: self.values.get(option.key) for option in OPTIONS.values()}
+
+
+def planner_options(given: Mapping[str, object], where: str) -> PlannerOptions:
+    """The planner settings among ``given`` (config keys; None: not set), each checked
+    (ConfigError naming ``where``)."""
+    return PlannerOptions(
+        values={
+            option.key: option.read(option.given(given), where)
+            for option in OPTIONS.values()
+            if option.given(given) is not None
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -373,7 +382,7 @@ def load_project(path: Path) -> Project:
         functions=specs,
         prefix=_prefix(table, root, path),
         index=_index_options(table, root),
-        planner=_planner_options(table, path),
+        planner=planner_options(table, str(path)),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
         python=_python_paths(table.get("python"), root, path),
     )
@@ -411,26 +420,6 @@ def _max_layers(value: object, path: Path) -> int:
     return value
 
 
-def _planner_options(table: Mapping[str, Any], path: Path) -> PlannerOptions:
-    policy = table.get("runtime-provided")
-    if policy not in (None, "bundle", "exclude"):
-        raise ConfigError(
-            f'{path}: runtime-provided must be "bundle" or "exclude"',
-            'write runtime-provided = "bundle"',
-        )
-    fetch = table.get("fetch")
-    if fetch not in (None, "parallel", "serial"):
-        raise ConfigError(f"{path}: fetch must be parallel or serial", 'write fetch = "parallel"')
-    return PlannerOptions(
-        runtime_provided=policy,
-        latency_ms=_positive(table, "latency-ms", path),
-        bandwidth_mbps=_positive(table, "bandwidth-mb-s", path)
-        or _positive(table, "bandwidth-mbps", path),  # the old name
-        cache_mb=_positive(table, "cache-mb", path),
-        fetch=fetch,
-    )
-
-
 def _cache_cap(value: object, path: Path) -> int | None:
     if value is None:
         return None
@@ -460,15 +449,6 @@ def _interpreter_path(value: str, root: Path) -> str:
     if "/" not in value and os.sep not in value:
         return value
     return os.path.normpath(root / os.path.expanduser(value))  # a symlink stays one
-
-
-def _positive(table: Mapping[str, Any], key: str, path: Path) -> float | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{path}: {key} must be a number >= 0", f"write {key} = 30")
-    return float(value)
 
 
 def _index_options(table: Mapping[str, Any], root: Path) -> IndexOptions:

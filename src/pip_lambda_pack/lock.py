@@ -25,6 +25,7 @@ from .config import IndexOptions, Project, function_index
 from .credentials import public_url
 from .errors import LockError
 from .graph import Pin
+from .planner.model import OPTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,7 +87,7 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
     return {key: _digest(value)[:16] for key, value in sorted(parts.items())}
 
 
-_PLANNER_KEYS = {"bandwidth_mbps": "bandwidth-mb-s"}  # field -> config key, where they differ
+_PLANNER_KEYS = {option.digest_name: option.key for option in OPTIONS.values()}  # -> config key
 
 
 def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
         "target": project.target,
         "strategy": strategy,
         "max_layers": project.max_layers,
-        "planner": dataclasses.asdict(project.planner),
+        "planner": project.planner.digest_form(),
         "functions": {
             spec.name: {
                 "requirements": list(spec.requirements.requirements),

@@ -26,7 +26,7 @@ from ..config import IndexOptions, Project, shortcut_project, with_overrides
 from ..errors import BlobNotFoundError, LambdaPackError
 from ..graph import Pin, pin_graph
 from ..inputs import materialize
-from ..lock import Lock, LockedFunction, inputs_digest
+from ..lock import Lock, LockedFunction, input_parts, inputs_digest
 from ..pipeline import (
     Finders,
     Settings,
@@ -36,7 +36,7 @@ from ..pipeline import (
     resolve_project,
     strategy_of,
 )
-from ..plan import Fleet, FunctionNeed, LayerPlan, Package, layer_id, make_plan
+from ..planner import Fleet, FunctionNeed, LayerPlan, Package, layer_id, make_plan
 from ..popularity import downloads
 from ..store import push
 from ..target import TARGETS
@@ -216,6 +216,7 @@ class Builder:
         return Lock(
             target=project.target,
             inputs=inputs_digest(project, strategy_of(project)),
+            input_parts=input_parts(project, strategy_of(project)),
             strategy=strategy_of(project),
             max_layers=project.max_layers,
             wheels={pin.id: pin for pin in closures[name]},
