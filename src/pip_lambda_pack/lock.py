@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 import tomli_w
 
 from .atomic import write_text
-from .config import IndexOptions, Project, function_index
+from .config import FunctionSpec, IndexOptions, Project, function_index
 from .credentials import public_url
 from .errors import LockError
 from .graph import Pin
@@ -84,6 +84,11 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
         parts[f"functions.{name}.requirements"] = requirements
         parts[f"functions.{name}.index"] = function["index"]
         parts[f"functions.{name}.weight"] = function["weight"]
+        if "delivery" in function:
+            parts[f"functions.{name}.delivery"] = [
+                function["delivery"],
+                function["ephemeral_storage_mb"],
+            ]
     return {key: _digest(value)[:16] for key, value in sorted(parts.items())}
 
 
@@ -104,10 +109,18 @@ def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
                 "hashes": [[n, list(h)] for n, h in spec.requirements.hashes],
                 "index": _portable_index(function_index(project, spec), project.root),
                 "weight": spec.weight,
+                **_delivery(spec),
             }
             for spec in project.functions
         },
     }
+
+
+def _delivery(spec: FunctionSpec) -> dict[str, Any]:
+    """A shim-delivered function is planned within its /tmp, not Lambda's limits."""
+    if spec.delivery == "layers":
+        return {}  # the default: locks from before the key stay fresh
+    return {"delivery": spec.delivery, "ephemeral_storage_mb": spec.ephemeral_storage_mb}
 
 
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
@@ -272,6 +285,8 @@ def _part_words(key: str, project: Project) -> str:
         return "index options changed"
     if part == "weight":
         return f"weight of function {name} changed"
+    if part == "delivery":
+        return f"delivery or ephemeral-storage-mb of function {name} changed"
     spec = next(f for f in project.functions if f.name == name)
     source = spec.requirements_file or (spec.lock_input and _relative(spec.lock_input, project))
     return f"{source} changed" if source else f"dependencies of function {name} changed"

@@ -19,15 +19,16 @@ def check_fleet(fleet: Fleet, params: PlanParams) -> None:
     for name, members in sorted(closures(fleet, params).items()):
         function = fleet.functions[name]
         total = function.code_size + sum(fleet.packages[p].unpacked_size for p in members)
-        if total > params.size_limit:
+        if total > params.size_for(name):
             biggest = sorted(members, key=lambda p: (-fleet.packages[p].unpacked_size, p))[:3]
             listed = ", ".join(
                 f"{p} ({human_size(fleet.packages[p].unpacked_size)})" for p in biggest
             )
             raise PlanError(
                 f"function {name} needs {human_size(total)} unzipped, over the "
-                f"{human_size(params.size_limit)} limit; largest: {listed}",
-                "drop or slim the largest dependencies, or split the function",
+                f"{human_size(params.size_for(name))} limit; largest: {listed}",
+                "drop or slim the largest dependencies, split the function, or set "
+                f'delivery = "shim" in [functions.{name}] to load its layers into /tmp',
             )
 
 
@@ -56,12 +57,12 @@ def _plan_problem(
     unpacked += sum(fleet.packages[p].unpacked_size for p in unique)
     if missing:
         return f"misses {', '.join(sorted(missing))}"
-    if len(ids) > params.max_layers and plan.strategy not in UNBOUNDED:
-        return f"uses {len(ids)} layers, over the limit of {params.max_layers}"
+    if len(ids) > params.layers_for(name) and plan.strategy not in UNBOUNDED:
+        return f"uses {len(ids)} layers, over the limit of {params.layers_for(name)}"
     if len({fleet.packages[p].name for p in unique}) != len(unique):
         return "has two versions of one package"
-    if unpacked > params.size_limit:
-        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_limit)}"
+    if unpacked > params.size_for(name):
+        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_for(name))}"
     extra = sorted(p for p in unique - set(needed) if is_provided(fleet, params, p))
     if extra:
         return f"receives {extra[0]}, which it does not need, over the runtime's copy"
