@@ -24,6 +24,7 @@ from .atomic import write_text
 from .config import FunctionSpec, IndexOptions, Project, function_index
 from .credentials import public_url
 from .errors import LockError
+from .formats import FormatControl
 from .graph import Pin
 from .planner.model import OPTIONS
 
@@ -80,7 +81,8 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
     for key, value in data["planner"].items():
         parts[f"planner.{_PLANNER_KEYS.get(key, key.replace('_', '-'))}"] = value
     for name, function in data["functions"].items():
-        requirements = [function[k] for k in ("requirements", "constraints", "hashes")]
+        keys = ("requirements", "constraints", "hashes", "formats")
+        requirements = [function[k] for k in keys if k in function]
         parts[f"functions.{name}.requirements"] = requirements
         parts[f"functions.{name}.index"] = function["index"]
         parts[f"functions.{name}.weight"] = function["weight"]
@@ -102,18 +104,22 @@ def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
         "strategy": strategy,
         "max_layers": project.max_layers,
         "planner": project.planner.digest_form(),
-        "functions": {
-            spec.name: {
-                "requirements": list(spec.requirements.requirements),
-                "constraints": list(spec.requirements.constraints),
-                "hashes": [[n, list(h)] for n, h in spec.requirements.hashes],
-                "index": _portable_index(function_index(project, spec), project.root),
-                "weight": spec.weight,
-                **_delivery(spec),
-            }
-            for spec in project.functions
-        },
+        "functions": {spec.name: _function_inputs(project, spec) for spec in project.functions},
     }
+
+
+def _function_inputs(project: Project, spec: FunctionSpec) -> dict[str, Any]:
+    reqs = spec.requirements
+    data = {
+        "requirements": list(reqs.requirements),
+        "constraints": list(reqs.constraints),
+        "hashes": [[n, list(h)] for n, h in reqs.hashes],
+        "index": _portable_index(function_index(project, spec), project.root),
+        "weight": spec.weight,
+    }
+    if reqs.formats != FormatControl():  # only then: the digests of older locks hold
+        data["formats"] = reqs.formats.to_data()
+    return {**data, **_delivery(spec)}
 
 
 def _delivery(spec: FunctionSpec) -> dict[str, Any]:
@@ -249,13 +255,51 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
 
 def staleness(lock: Lock, project: Project, strategy: str) -> str | None:
     """Why the lock does not fit the project now, or None when it is fresh."""
+    if lock.inputs == inputs_digest(project, strategy) and lock.target == project.target:
+        return None
+    return resolution_staleness(lock, project, strategy) or planner_staleness(
+        lock, project, strategy
+    )
+
+
+def resolution_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
+    """Why the lock's wheels may not be what resolving the project gives now, or None when
+    nothing but planner settings changed (then its wheels can be planned again as they are)."""
     if lock.target != project.target:
         return f"the lock is for {lock.target}, the project targets {project.target}"
     if set(lock.functions) != {f.name for f in project.functions}:
         return _functions_changed(set(lock.functions), {f.name for f in project.functions})
-    if lock.inputs != inputs_digest(project, strategy):
-        return _what_changed(lock, project, strategy)
-    return None
+    if lock.inputs == inputs_digest(project, strategy):
+        return None
+    changed = _changed_parts(lock, project, strategy)
+    if changed and all(_planner_part(key) for key in changed):
+        return None
+    return _what_changed(lock, project, strategy)
+
+
+def planner_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
+    """Why the lock's plan was made with other planner settings than the project's now
+    (strategy, max-layers, the model), or None when they are the same."""
+    if lock.inputs == inputs_digest(project, strategy):
+        return None
+    if not lock.input_parts:  # a lock from before input-parts: its settings are unknown
+        return "planner settings may have changed"
+    changed = [key for key in _changed_parts(lock, project, strategy) if _planner_part(key)]
+    if not changed:
+        return None
+    said = list(dict.fromkeys(_part_words(key, project) for key in changed))
+    return "; ".join(said)
+
+
+def _changed_parts(lock: Lock, project: Project, strategy: str) -> list[str]:
+    """The ``input_parts`` keys whose digest differs from the lock's (all of them for a lock
+    from before input-parts)."""
+    now = input_parts(project, strategy)
+    return [key for key in now if lock.input_parts.get(key) != now[key]]
+
+
+def _planner_part(key: str) -> bool:
+    return key in ("strategy", "max-layers") or key.startswith("planner.")
 
 
 def _functions_changed(locked: set[str], now: set[str]) -> str:
