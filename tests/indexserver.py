@@ -13,6 +13,7 @@ while the server runs.
 
 from __future__ import annotations
 
+import base64
 import email.parser
 import hashlib
 import html
@@ -56,7 +57,8 @@ class IndexServer:
     ``Range`` headers (the whole file, 200); ``max_age`` sends project pages with that
     ``Cache-Control: max-age`` (PyPI gives 600). ``requests`` lists the paths asked for,
     ``accepts`` the Accept headers sent, ``ranges_asked`` the (path, Range) of ranged
-    requests, in order.
+    requests, in order. ``auth=(user, password)`` answers 401 to any request without that
+    basic auth (``authorized`` lists, per request, whether it carried it).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class IndexServer:
         fail_next: int = 0,
         ranges: bool = True,
         max_age: int | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.json = json
@@ -81,6 +84,8 @@ class IndexServer:
         self.fail_next = fail_next
         self.ranges = ranges
         self.max_age = max_age
+        self.auth = auth
+        self.authorized: list[bool] = []
         self.requests: list[str] = []
         self.ranges_asked: list[tuple[str, str]] = []
         self.accepts: list[str] = []
@@ -196,7 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
             index.accepts.append(self.headers.get("Accept", ""))
             failing = index.fail_next > 0
             index.fail_next -= failing
-        if failing:
+            allowed = self._authorized()
+            index.authorized.append(allowed)
+        if not allowed:
+            self._send(401, b"log in", "text/plain", {"WWW-Authenticate": 'Basic realm="i"'})
+        elif failing:
             self._send(503, b"try again", "text/plain")
         elif self.path.startswith("/simple/"):
             self._project_page(self.path[len("/simple/") :].strip("/"))
@@ -204,6 +213,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._file(self.path[len("/files/") :])
         else:
             self._send(404, b"not found", "text/plain")
+
+    def _authorized(self) -> bool:
+        if self.index.auth is None:
+            return True
+        user, password = self.index.auth
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return self.headers.get("Authorization", "") == f"Basic {token}"
 
     def _project_page(self, name: str) -> None:
         project = canonicalize_name(name)

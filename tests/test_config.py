@@ -188,12 +188,13 @@ def test_planner_options(tmp_path: Path) -> None:
         '[functions.a]\nhandler = "a.b"\ncode = "src"\n',
     )
     planner = load_project(config).planner
-    assert (planner.runtime_provided, planner.latency_ms, planner.fetch) == (
-        "exclude",
-        12.0,
-        "serial",
-    )
-    assert planner.bandwidth_mbps == 50.0 and planner.cache_mb is None
+    assert planner.values == {
+        "runtime-provided": "exclude",
+        "latency-ms": 12.0,
+        "bandwidth-mb-s": 50.0,  # read under its old name too
+        "fetch": "serial",
+    }
+    assert planner.digest_form()["cache_mb"] is None  # every option in the lock's digest
     bad = make_project(tmp_path, 'runtime-provided = "maybe"\n[functions.a]\nhandler = "a.b"\n')
     with pytest.raises(ConfigError, match='runtime-provided must be "bundle" or "exclude"'):
         load_project(bad)

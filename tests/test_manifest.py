@@ -10,16 +10,16 @@ import pytest
 
 from pip_lambda_pack.errors import BuildError
 from pip_lambda_pack.manifest import (
-    BlobRef,
     BuildManifest,
     CodeEntry,
     FunctionEntry,
     LayerEntry,
-    TaskLayer,
-    TaskManifest,
+    parse_task,
     read_manifest,
+    task_of,
     write_manifest,
 )
+from pip_lambda_pack.wire import BlobRef, TaskLayer, TaskManifest
 
 A = "a" * 64
 B = "b" * 64
@@ -128,7 +128,7 @@ def test_missing_field_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_task_manifest_canonical_bytes_and_round_trip() -> None:
-    task = TaskManifest.of_function("api", "python3.12-x86_64", _manifest().functions["api"])
+    task = task_of("api", "python3.12-x86_64", _manifest().functions["api"])
     assert task == TaskManifest(
         name="api",
         target="python3.12-x86_64",
@@ -151,7 +151,7 @@ def test_task_manifest_canonical_bytes_and_round_trip() -> None:
 
 def test_task_manifest_errors_name_source_and_field() -> None:
     with pytest.raises(BuildError) as info:
-        TaskManifest.from_bytes(b'{"format": "lambda-pack-task/1"}', f"store X blob {C}")
+        parse_task(b'{"format": "lambda-pack-task/1"}', f"store X blob {C}")
     assert info.value.message == f"store X blob {C}: layers is missing"
     with pytest.raises(BuildError, match="not valid JSON"):
-        TaskManifest.from_bytes(b"{", "blob")
+        parse_task(b"{", "blob")

@@ -13,8 +13,7 @@ import pytest
 from pip_lambda_pack import __version__
 from pip_lambda_pack.cli import build_parser
 from pip_lambda_pack.units import limit_size, plural
-from projects import fill_wheelhouse, run, write_project
-from test_report import fleet_file
+from projects import fill_wheelhouse, fleet_file, run, write_project
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ import pytest
 
 from indexserver import IndexServer
 from pip_lambda_pack.config import load_project
-from pip_lambda_pack.graph import build_graph, pin_graph
+from pip_lambda_pack.graph import pin_graph
 from pip_lambda_pack.lock import read_lock
-from pip_lambda_pack.pipeline import fleet_of, project_fleet
+from pip_lambda_pack.pipeline import fleet_of
+from pip_lambda_pack.popularity import downloads, pypi_downloads
 from projects import fill_wheelhouse, run, write_project
 
 
@@ -85,11 +86,19 @@ def test_a_damaged_cache_entry_is_rebuilt_not_used(project: Path) -> None:
     }
 
 
-def test_fleet_of_the_plain_graph_is_the_networkx_one(project: Path) -> None:
+def test_fleet_of_a_lock_has_its_pins_and_the_snapshots_prior(project: Path) -> None:
     run(project, "lock")
     spec = load_project(project / "lambda-pack.toml")
-    closures = read_lock(spec.lock_path).closures()
-    assert fleet_of(spec, pin_graph(closures)) == project_fleet(spec, build_graph(closures))
+    lock = read_lock(spec.lock_path)
+    fleet = fleet_of(spec, pin_graph(lock.closures()))
+    assert sorted(fleet.packages) == sorted(lock.wheels)
+    assert {name: f.pins for name, f in fleet.functions.items()} == {
+        name: f.pins for name, f in lock.functions.items()
+    }
+    for pid, package in fleet.packages.items():
+        assert package.size == lock.wheels[pid].size
+        assert package.downloads == downloads(lock.wheels[pid].name)
+    assert fleet.top_downloads == max(pypi_downloads().values())
 
 
 def test_lock_reads_remote_sizes_with_ranges_and_writes_the_same_lock(

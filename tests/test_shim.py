@@ -17,9 +17,9 @@ from lambda_runtime import build_function
 from pip_lambda_pack import shim
 from pip_lambda_pack.errors import InvokeError, TargetError
 from pip_lambda_pack.invoke import invoke
-from pip_lambda_pack.manifest import BlobRef, TaskManifest
 from pip_lambda_pack.store import LocalStore, push
 from pip_lambda_pack.target import TARGETS, Target
+from pip_lambda_pack.wire import BlobRef, TaskManifest
 
 SHIM = Path(shim.__file__)
 

@@ -16,10 +16,10 @@ from pip_lambda_pack.manifest import (
     CodeEntry,
     FunctionEntry,
     LayerEntry,
-    TaskManifest,
     write_manifest,
 )
 from pip_lambda_pack.store import LocalStore, open_store, push
+from pip_lambda_pack.wire import TaskManifest
 
 
 def _sha(data: bytes) -> str:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from pip_lambda_pack import shim
+from pip_lambda_pack import shim, wire
 from pip_lambda_pack.store.oci import OciStore
 
 BLOB = b"layer bytes"
@@ -116,5 +116,5 @@ def test_shim_wrong_password_is_one_clear_error(
 
 
 def test_docker_config_credentials(docker_config: None) -> None:
-    assert shim.registry_credentials("127.0.0.1") == ("lp-user", "lp-secret")
-    assert shim.registry_credentials("ghcr.io") is None
+    assert wire.registry_credentials("127.0.0.1") == ("lp-user", "lp-secret")
+    assert wire.registry_credentials("ghcr.io") is None

@@ -156,7 +156,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _deploy_parser(commands, [common, project])
     return parser
+
+
+def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    deploy = _add(commands, "deploy", "build, then deploy to AWS Lambda", parents, _deploy)
+    deploy.add_argument("--region", help="AWS region (default: boto3's: AWS_REGION, profile)")
+    deploy.add_argument("--role", help="execution role ARN for functions without role = ...")
+    deploy.add_argument("--prefix", help="names: PREFIX-FUNCTION, PREFIX-<layer hex>")
+    deploy.add_argument("--s3-bucket", help="bucket for zips over 50 MB (same region)")
+    deploy.add_argument("--publish", action="store_true", help="publish a version of each")
+    deploy.add_argument("--dry-run", action="store_true", help="print the calls, make none")
+    deploy.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
 
 
 def _add(
@@ -199,7 +211,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def _project_options() -> argparse.ArgumentParser:
-    from .plan import STRATEGIES
+    from .planner import STRATEGIES
 
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -233,7 +245,6 @@ def _project_options() -> argparse.ArgumentParser:
     model.add_argument(
         "--bandwidth-mb-s",
         "--bandwidth-mbps",
-        dest="bandwidth_mbps",
         type=float,
         metavar="MB_S",
         help="transfer rate in MB/s (--bandwidth-mbps is the old name)",
@@ -347,15 +358,12 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def _planner_options(args: argparse.Namespace) -> PlannerOptions:
-    from .config import PlannerOptions
+    """The planner flags given: each ``--KEY`` of a planner option (``planner.model``)."""
+    from .config import planner_options
+    from .planner.model import OPTION_KEYS
 
-    return PlannerOptions(
-        runtime_provided=args.runtime_provided,
-        latency_ms=args.latency_ms,
-        bandwidth_mbps=args.bandwidth_mbps,
-        cache_mb=args.cache_mb,
-        fetch=args.fetch,
-    )
+    given = {key: getattr(args, key.replace("-", "_"), None) for key in OPTION_KEYS}
+    return planner_options(given, "command line")
 
 
 def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:
@@ -442,27 +450,22 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import (
-        DEFAULT_STRATEGY,
-        load_fleet,
-        make_plan,
-        plan_text,
-        plan_to_json,
-    )
+    from .planner import DEFAULT_STRATEGY, make_plan
+    from .planner.report import plan_text, plan_to_json
 
     if args.fleet:
-        from .pipeline import planner_params
+        from .pipeline import load_fleet, planner_params
 
         fleet = load_fleet(args.fleet)
         params = planner_params(_planner_options(args), args.max_layers, args.target)
         strategy = args.strategy or DEFAULT_STRATEGY
     else:
-        from .graph import build_graph
-        from .pipeline import plan_params, project_fleet, strategy_of
+        from .graph import pin_graph
+        from .pipeline import fleet_of, plan_params, strategy_of
 
         project = _project(args)
         lock = _current_lock(project, args)
-        fleet = project_fleet(project, build_graph(lock.closures()))
+        fleet = fleet_of(project, pin_graph(lock.closures()))
         params = plan_params(project)
         strategy = strategy_of(project)
     report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
@@ -472,7 +475,7 @@ def _plan(args: argparse.Namespace) -> int:
         print("\n".join(plan_text(report)))
     if args.report:
         from .atomic import write_text
-        from .report import render_html
+        from .planner.report import render_html
 
         write_text(Path(args.report), render_html(report))
         if not args.quiet:
@@ -631,4 +634,25 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(f"{project.lock_path.name} is fresh", file=sys.stderr)
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .config import check_role
+    from .deploy import DeployOptions, boto3_session, deploy
+
+    project, out, manifest = _build_into(args)
+    options = DeployOptions(
+        prefix=args.prefix or project.prefix,
+        role=check_role(args.role, "--role") if args.role else None,
+        s3_bucket=args.s3_bucket,
+        publish=args.publish,
+        dry_run=args.dry_run,
+    )
+    settings = _settings(args)
+    session = boto3_session(args.region)
+    outcome = deploy(project, manifest, out, options, session, settings.say)
+    if args.json_output:
+        _emit_json(outcome.to_json())
+    settings.say(outcome.summary())
     return 0

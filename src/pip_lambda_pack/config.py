@@ -19,6 +19,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import ConfigError
+from .planner.model import OPTIONS
+from .wire import WireError, as_function_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +32,6 @@ DEFAULT_MAX_LAYERS = 5
 DEFAULT_STORE = ".lambda-pack/store"
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
-_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,23 +82,31 @@ class RequirementSet:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlannerOptions:
-    """Planner settings from the config or flags; None means the planner's documented default."""
+    """Planner settings from the config or flags by config key (``planner.model.OPTIONS``
+    says which keys there are and what each accepts); a key not set means the planner's
+    documented default. Made by ``planner_options``, read by ``PlanParams.from_options``."""
 
-    runtime_provided: str | None = None  # "bundle" or "exclude"
-    latency_ms: float | None = None
-    bandwidth_mbps: float | None = None  # megabytes per second
-    cache_mb: float | None = None
-    fetch: str | None = None  # "parallel" or "serial"
+    values: Mapping[str, object] = field(default_factory=dict)
 
     def merged(self, other: PlannerOptions) -> PlannerOptions:
         """``other``'s settings where it has them, ours elsewhere."""
-        return PlannerOptions(
-            runtime_provided=other.runtime_provided or self.runtime_provided,
-            latency_ms=other.latency_ms if other.latency_ms is not None else self.latency_ms,
-            bandwidth_mbps=other.bandwidth_mbps or self.bandwidth_mbps,
-            cache_mb=other.cache_mb or self.cache_mb,
-            fetch=other.fetch or self.fetch,
-        )
+        return PlannerOptions(values={**self.values, **other.values})
+
+    def digest_form(self) -> dict[str, object]:
+        """Every option (None when unset) under its field-like name, for the lock's digest."""
+        return {option.digest_name: self.values.get(option.key) for option in OPTIONS.values()}
+
+
+def planner_options(given: Mapping[str, object], where: str) -> PlannerOptions:
+    """The planner settings among ``given`` (config keys; None: not set), each checked
+    (ConfigError naming ``where``)."""
+    return PlannerOptions(
+        values={
+            option.key: option.read(option.given(given), where)
+            for option in OPTIONS.values()
+            if option.given(given) is not None
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,7 +387,7 @@ def load_project(path: Path) -> Project:
         functions=specs,
         prefix=_prefix(table, root, path),
         index=_index_options(table, root),
-        planner=_planner_options(table, path),
+        planner=planner_options(table, str(path)),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
         python=_python_paths(table.get("python"), root, path),
         **_build_options(table, str(path), default=True),
@@ -415,26 +424,6 @@ def _max_layers(value: object, path: Path) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
         raise ConfigError(f"{path}: max-layers must be a positive integer", "write max-layers = 5")
     return value
-
-
-def _planner_options(table: Mapping[str, Any], path: Path) -> PlannerOptions:
-    policy = table.get("runtime-provided")
-    if policy not in (None, "bundle", "exclude"):
-        raise ConfigError(
-            f'{path}: runtime-provided must be "bundle" or "exclude"',
-            'write runtime-provided = "bundle"',
-        )
-    fetch = table.get("fetch")
-    if fetch not in (None, "parallel", "serial"):
-        raise ConfigError(f"{path}: fetch must be parallel or serial", 'write fetch = "parallel"')
-    return PlannerOptions(
-        runtime_provided=policy,
-        latency_ms=_positive(table, "latency-ms", path),
-        bandwidth_mbps=_positive(table, "bandwidth-mb-s", path)
-        or _positive(table, "bandwidth-mbps", path),  # the old name
-        cache_mb=_positive(table, "cache-mb", path),
-        fetch=fetch,
-    )
 
 
 def _cache_cap(value: object, path: Path) -> int | None:
@@ -484,15 +473,6 @@ def _interpreter_path(value: str, root: Path) -> str:
     if "/" not in value and os.sep not in value:
         return value
     return os.path.normpath(root / os.path.expanduser(value))  # a symlink stays one
-
-
-def _positive(table: Mapping[str, Any], key: str, path: Path) -> float | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{path}: {key} must be a number >= 0", f"write {key} = 30")
-    return float(value)
 
 
 def _index_options(table: Mapping[str, Any], root: Path) -> IndexOptions:
@@ -717,12 +697,10 @@ def _prefix(table: Mapping[str, Any], root: Path, path: Path) -> str:
 
 
 def check_function_name(name: str, where: str) -> str:
-    if not _FUNCTION_NAME.match(name):
-        raise ConfigError(
-            f"{where}: function name {name!r} is not valid",
-            "use letters, digits, '-' and '_' (at most 64 characters), as Lambda does",
-        )
-    return name
+    try:
+        return as_function_name(name)
+    except WireError as exc:
+        raise ConfigError(f"{where}: {exc.message}", exc.tip) from None
 
 
 def check_handler(handler: str, where: str) -> str:

@@ -7,13 +7,15 @@ httpx is imported only when a remote page or file is first fetched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .atomic import atomic_writer
+from .credentials import IndexCredentials
 from .errors import IndexFetchError
 from .links import FETCH_TIP, redact_url
 from .retry import ServerError, retried
@@ -34,16 +36,21 @@ class IndexHttp:
     """GETs for one finder: pages, byte ranges and whole files, each tried up to RETRIES times.
 
     ``client`` is shared (and left open) when given; otherwise one is made on first use and
-    closed by ``close``. ``log`` receives the ``-v`` lines about retries.
+    closed by ``close``. Each request carries the basic auth ``credentials`` give for its
+    URL (URLs themselves hold none). ``log`` receives the ``-v`` lines about retries.
     """
 
     def __init__(
-        self, client: httpx.Client | None = None, log: Callable[[str], None] | None = None
+        self,
+        client: httpx.Client | None = None,
+        log: Callable[[str], None] | None = None,
+        credentials: IndexCredentials | None = None,
     ) -> None:
         self._own_client = client is None
         self._http = client
         self._log = log or (lambda _line: None)
         self._lock = threading.Lock()
+        self.credentials = credentials or IndexCredentials()
 
     def close(self) -> None:
         """Close the client if this object made it."""
@@ -68,10 +75,33 @@ class IndexHttp:
         return self.with_retries(url, lambda: self._get(url, headers))
 
     def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
-        response = self.client.get(url, headers={"Accept": ACCEPT, **headers})
-        if response.status_code >= 500:
-            raise ServerError(response.status_code)
+        with self.open(url, {"Accept": ACCEPT, **headers}) as response:
+            if response.status_code >= 500:
+                raise ServerError(response.status_code)
+            response.read()
         return response
+
+    @contextlib.contextmanager
+    def open(self, url: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+        """One streamed GET of ``url`` with its login; after a 401, once more with the login
+        keyring has for it (asked only then, as pip does), if it has one."""
+        with self.client.stream("GET", url, headers=headers, auth=self.auth(url)) as response:
+            login = self.credentials.from_keyring(url) if response.status_code == 401 else None
+            if login is None:
+                yield response
+                return
+        import httpx
+
+        auth = httpx.BasicAuth(*login)
+        with self.client.stream("GET", url, headers=headers, auth=auth) as response:
+            yield response
+
+    def auth(self, url: str) -> httpx.BasicAuth | None:
+        """The basic auth for a request to ``url``, if any source has a login for it."""
+        import httpx
+
+        login = self.credentials.for_url(url)
+        return None if login is None else httpx.BasicAuth(*login)
 
     def with_retries(self, url: str, attempt: Callable[[], T]) -> T:
         """``attempt()`` up to RETRIES times on connect errors and 5xx, httpx errors mapped."""
@@ -97,7 +127,7 @@ class IndexHttp:
 
     def _stream_once(self, url: str, dest: Path) -> str:
         digest = hashlib.sha256()
-        with self.client.stream("GET", url) as response:
+        with self.open(url) as response:
             if response.status_code >= 500:
                 raise ServerError(response.status_code)
             if response.status_code >= 400:

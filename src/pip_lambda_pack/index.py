@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .atomic import sha256_of, write_bytes
+from .credentials import IndexCredentials, check_index_url, public_url
 from .errors import ConfigError, HashMismatchError, IndexFetchError
 from .httpfetch import IndexHttp
 from .links import (
@@ -175,7 +176,10 @@ class PackageFinder:
         self.cache_dir = Path(cache_dir)
         self.offline = offline
         self._log = log or (lambda _line: None)
-        self._http = IndexHttp(client, self._log)
+        remote = [url for url in (*self.index_urls, *self.find_links) if "://" in url]
+        for url in remote:
+            check_index_url(url)
+        self._http = IndexHttp(client, self._log, IndexCredentials(remote))
         self._pages = PageCache(self._http, self.cache_dir, offline=offline, log=self._log)
         self._ranges = RangeReader(self._http, self.cache_dir, offline=offline, log=self._log)
         self._hashes = LocalHashes(self.cache_dir)
@@ -265,8 +269,8 @@ class PackageFinder:
 
     def _collect(self, project: NormalizedName) -> Iterable[FileLink]:
         for index in self.index_urls:
-            page_url = f"{index.rstrip('/')}/{project}/"
-            links = self._page_links(page_url, index)
+            public = public_url(index)  # its login goes with each request, not in the URL
+            links = self._page_links(f"{public.rstrip('/')}/{project}/", public)
             self._log(f"{len(links)} files for {project} from {redact_url(index)}")
             yield from self._of_project(links, project)
         for location in self.find_links:
@@ -291,7 +295,7 @@ class PackageFinder:
             if location in self._locations:
                 return self._locations[location]
             if location.startswith(("http://", "https://")):
-                links = self._page_links(location, location)
+                links = self._page_links(public_url(location), public_url(location))
             else:
                 links = self._local_links(location)
             self._locations[location] = links
@@ -317,8 +321,6 @@ class PackageFinder:
         if content_type.split(";", 1)[0].strip() in JSON_TYPES:
             return parse_json_page(text, final_url, source)
         return parse_html_page(text, final_url, source)
-
-    # ------------------------------------------------------------------ pages
 
     # ------------------------------------------------------------------ files
 

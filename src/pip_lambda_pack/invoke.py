@@ -16,11 +16,15 @@ from pathlib import Path
 
 from .errors import InvokeError, TargetError
 from .interpreters import MACHINES
-from .manifest import TaskManifest
+from .manifest import parse_task
 from .store import BlobStore, LocalStore, open_store
 from .target import ARCHES, TARGETS, Target, get_target
 
 SHIM = Path(__file__).resolve().with_name("shim.py")
+WIRE = SHIM.with_name("wire.py")
+SHIPPED = (SHIM, WIRE)  # the shim runs from these two files side by side ...
+_BEGIN = "# --- wire.py: begin ---\n"
+_END = "# --- wire.py: end ---\n"
 
 
 def invoke(
@@ -70,7 +74,7 @@ def check_event(event: bytes) -> None:
 def stored_target(store: BlobStore, name: str) -> Target:
     """The target function ``name`` was built for, from its task manifest in the store."""
     digest = store.get_name(name)
-    task = TaskManifest.from_bytes(store.read_bytes(digest), f"task manifest of {name}")
+    task = parse_task(store.read_bytes(digest), f"task manifest of {name}")
     return get_target(task.target)
 
 
@@ -108,3 +112,18 @@ def shim_command(name: str, python: str, cache_dir: Path | None) -> list[str]:
     if cache_dir is not None:
         command += ["--cache", str(cache_dir)]
     return command
+
+
+def shim_source() -> str:
+    """... or from this one file: shim.py with wire.py inlined between its markers.
+
+    Standard library only, Python 3.10 to 3.14, so a layer, a code zip or /tmp can carry
+    it as ``shim.py`` and run it with ``python shim.py`` (or import it) where nothing else
+    of this package is installed.
+    """
+    shim = SHIM.read_text(encoding="utf-8")
+    head, rest = shim.split(_BEGIN, 1)
+    _, tail = rest.split(_END, 1)
+    wire = WIRE.read_text(encoding="utf-8")
+    body = wire.split("from __future__ import annotations\n", 1)[1].strip()
+    return f"{head}# wire.py, inlined by pip-lambda-pack\n{body}\n# end of wire.py\n{tail}"

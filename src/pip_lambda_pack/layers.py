@@ -19,7 +19,7 @@ import struct
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -403,6 +403,11 @@ def _inflate(entry: ZipEntry) -> bytes:
     if entry.method == zipfile.ZIP_STORED:
         return entry.payload
     return zlib.decompress(entry.payload, -15)
+
+
+def files_zip(files: Mapping[str, bytes]) -> bytes:
+    """A deterministic zip of ``files`` (archive path -> bytes): sorted, deflated, mode 0644."""
+    return zip_bytes([_deflated(path, 0o644, files[path], path) for path in sorted(files)])
 
 
 def zip_bytes(entries: Sequence[ZipEntry]) -> bytes:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -23,6 +23,7 @@ from packaging.utils import (
 )
 
 from .errors import IndexFetchError
+from .wire import redact
 
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
 FETCH_TIP = "check the index URL and your network, or use --find-links with local wheels"
@@ -48,13 +49,8 @@ class FileLink:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password (or token-as-user) replaced by ``***``."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    user = userinfo.split(":", 1)[0] + ":***" if ":" in userinfo else "***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+    """``url`` fit for a message (wire.redact: the one redaction of every URL we show)."""
+    return redact(url)
 
 
 def url_to_path(url: str) -> Path:

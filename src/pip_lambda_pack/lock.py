@@ -22,8 +22,10 @@ import tomli_w
 
 from .atomic import write_text
 from .config import IndexOptions, Project, function_index
+from .credentials import public_url
 from .errors import LockError
 from .graph import Pin
+from .planner.model import OPTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,7 +93,7 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
     return {key: _digest(value)[:16] for key, value in sorted(parts.items())}
 
 
-_PLANNER_KEYS = {"bandwidth_mbps": "bandwidth-mb-s"}  # field -> config key, where they differ
+_PLANNER_KEYS = {option.digest_name: option.key for option in OPTIONS.values()}  # -> config key
 
 
 def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
@@ -120,7 +122,7 @@ def _resolution_data(project: Project, strategy: str) -> dict[str, Any]:
         "target": project.target,
         "strategy": strategy,
         "max_layers": project.max_layers,
-        "planner": dataclasses.asdict(project.planner),
+        "planner": project.planner.digest_form(),
         "functions": {
             spec.name: {
                 "requirements": list(spec.requirements.requirements),
@@ -136,7 +138,7 @@ def _resolution_data(project: Project, strategy: str) -> dict[str, Any]:
 
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
     return {
-        "indexes": list(index.index_urls()),
+        "indexes": [public_url(url) for url in index.index_urls()],  # a new login: same lock
         "find_links": [portable_location(loc, root) for loc in index.find_links],
         "pre": index.pre,
     }

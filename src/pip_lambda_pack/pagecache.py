@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import write_bytes
+from .credentials import public_url
 from .errors import IndexFetchError
 from .links import FETCH_TIP, redact_url, url_to_path
 
@@ -71,7 +72,7 @@ class PageCache:
             raise IndexFetchError(
                 f"{redact_url(url)} answered HTTP {response.status_code}", FETCH_TIP
             )
-        entry = _page_entry(url, response)
+        entry = _page_entry(url, response, self._http.credentials.scrubbed)
         write_bytes(path, json.dumps(entry).encode())
         return _page_from_cache(entry)
 
@@ -88,15 +89,18 @@ def _conditional(cached: dict[str, Any] | None) -> dict[str, str]:
     return headers
 
 
-def _page_entry(url: str, response: httpx.Response) -> dict[str, Any]:
+def _page_entry(
+    url: str, response: httpx.Response, scrubbed: Callable[[str], str]
+) -> dict[str, Any]:
+    """What is cached of a page: never a login (``scrubbed`` takes those out of its text)."""
     entry = {
         "url": url,
         "status": response.status_code,
-        "final_url": str(response.url),
+        "final_url": public_url(str(response.url)),
         "content_type": response.headers.get("content-type", "text/html"),
         "etag": response.headers.get("etag"),
         "last_modified": response.headers.get("last-modified"),
-        "text": response.text,
+        "text": scrubbed(response.text),
     }
     return _fresh(entry, response)
 

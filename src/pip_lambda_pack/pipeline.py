@@ -28,7 +28,8 @@ from .config import (
     function_bytecode,
     function_index,
 )
-from .errors import BuildError, LockError, PlanError
+from .credentials import public_url
+from .errors import BuildError, ConfigError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
 from .interpreters import Interpreter, find_optional
@@ -50,19 +51,10 @@ from .manifest import (
     read_manifest,
     write_manifest,
 )
-from .plan import (
-    DEFAULT_STRATEGY,
-    Fleet,
-    FunctionNeed,
-    LayerPlan,
-    Package,
-    PlanParams,
-    check_fleet,
-    check_plan,
-    fleet_from_graph,
-    make_plan,
-)
-from .popularity import downloads
+from .planner import DEFAULT_STRATEGY, LayerPlan, PlanParams, check_fleet, check_plan, make_plan
+from .planner.fleet import fleet_from_data, fleet_from_pins
+from .planner.model import Fleet
+from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
 from .target import Target, get_target
@@ -70,7 +62,6 @@ from .units import human_size, limit_size, plural
 
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     import httpx
-    import networkx as nx
     from packaging.requirements import Requirement
 
     from .pipconf import NetworkOptions
@@ -244,7 +235,7 @@ def _pin(package: ResolvedPackage, size: int, unpacked: int) -> Pin:
         name=package.name,
         version=package.version,
         filename=link.filename,
-        url=link.url,
+        url=public_url(link.url),  # logins come back from the index options, never the lock
         sha256=link.sha256 or "",
         size=size,
         unpacked_size=unpacked,
@@ -274,16 +265,8 @@ def planner_params(
     previous: LayerPlan | None = None,
 ) -> PlanParams:
     """Planner settings (config or flags; None for a default) as the planner's parameters."""
-    defaults = PlanParams()
-    return PlanParams(
-        max_layers=max_layers or defaults.max_layers,
-        target=target or defaults.target,
-        runtime_provided=options.runtime_provided or defaults.runtime_provided,
-        latency_s=defaults.latency_s if options.latency_ms is None else options.latency_ms / 1e3,
-        bandwidth_bps=(options.bandwidth_mbps or defaults.bandwidth_bps / 1e6) * 1e6,
-        cache_bytes=int((options.cache_mb or defaults.cache_bytes / 1e6) * 1e6),
-        parallel_fetch=(options.fetch or "parallel") == "parallel",
-        previous=previous,
+    return PlanParams.from_options(
+        options.values, max_layers=max_layers, target=target, previous=previous
     )
 
 
@@ -308,39 +291,22 @@ def code_sizes(project: Project) -> dict[str, int]:
     }
 
 
-def project_fleet(project: Project, graph: nx.DiGraph) -> Fleet:
-    """The planner's view of the project: its graph and the functions' weights."""
-    weights = {spec.name: spec.weight for spec in project.functions}
-    return fleet_from_graph(graph, weights, code_sizes(project))
-
-
 def fleet_of(project: Project, graph: PinGraph) -> Fleet:
-    """``project_fleet`` from the plain graph: the same Fleet, without importing networkx."""
+    """The planner's view of the project: its pins, the functions' weights and code sizes,
+    and the PyPI prior of the shipped snapshot."""
     weights = {spec.name: spec.weight for spec in project.functions}
-    sizes = code_sizes(project)
-    packages = {
-        pid: Package(
-            id=pid,
-            name=pin.name,
-            size=pin.size,
-            unpacked_size=pin.unpacked_size,
-            downloads=downloads(pin.name),
-            requires=graph.requires[pid],
-        )
-        for pid, pin in graph.pins.items()
-    }
-    functions = {
-        name: FunctionNeed(
-            pins=members, weight=weights.get(name, 1.0), code_size=sizes.get(name, 0)
-        )
-        for name, members in graph.functions.items()
-    }
-    return Fleet(packages=packages, functions=functions)
+    return fleet_from_pins(graph, pypi_downloads(), weights, code_sizes(project))
 
 
-def plan_graph(project: Project, graph: nx.DiGraph, previous: LayerPlan | None = None) -> LayerPlan:
-    """Plan the project; ``previous`` (the lock's plan) keeps layers stable where it pays."""
-    return plan_fleet(project, project_fleet(project, graph), previous)
+def load_fleet(path: Path) -> Fleet:
+    """Read a ``lambda-pack-fleet/1`` file (see DESIGN.md) for ``plan --fleet``."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"fleet file not found: {path}", "check the --fleet path") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not JSON: {exc}", "pass a lambda-pack-fleet/1 file") from None
+    return fleet_from_data(data, str(path), pypi_downloads())
 
 
 def plan_fleet(project: Project, fleet: Fleet, previous: LayerPlan | None = None) -> LayerPlan:

@@ -250,7 +250,7 @@ class RangeReader:
         self, url: str, spec: str, first: int, last: int | None
     ) -> tuple[bytes, int] | None:
         headers = {"Range": spec, "Accept-Encoding": "identity"}
-        with self._http.client.stream("GET", url, headers=headers) as response:
+        with self._http.open(url, headers) as response:
             if response.status_code >= 500:
                 raise ServerError(response.status_code)
             if response.status_code != 206:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import http.client
@@ -40,23 +41,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.error import HTTPError, URLError
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 from urllib.request import Request, url2pathname, urlopen
 
-TASK_FORMAT = "lambda-pack-task/1"
+# The wire formats and rules (task manifest, names, digests, store URLs, credentials, redact):
+# from the package, or, when this file runs by itself (python shim.py), from wire.py beside
+# it. invoke.shim_source() inlines wire.py between these markers to ship one file.
+# --- wire.py: begin ---
+if __package__:
+    from .wire import (
+        BACKOFF_S,
+        OCI_MANIFEST,
+        RETRIES,
+        TIMEOUT_S,
+        BlobRef,
+        TaskLayer,
+        TaskManifest,
+        WireError,
+        is_digest,
+        is_function_name,
+        name_digest,
+        oci_base,
+        parse_challenge,
+        redact,
+        registry_credentials,
+        s3_client_options,
+        s3_location,
+        task_digest,
+    )
+else:  # pragma: no cover - run as a script, in a fresh interpreter
+    _WIRE = Path(__file__).with_name("wire.py")
+    exec(compile(_WIRE.read_text(encoding="utf-8"), str(_WIRE), "exec"))
+# --- wire.py: end ---
+
 DEFAULT_CACHE = "/tmp/lambda-pack-cache"
 CAP_ENV = "LAMBDA_PACK_CACHE_MAX_BYTES"
 T = TypeVar("T")
 CHUNK = 1 << 20
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-TASK_MEDIA_TYPE = "application/vnd.lambda-pack.task.v1+json"
-RETRIES = 4  # attempts per request or download, on connection errors and 5xx
-BACKOFF_S = 0.25  # doubled after each failed attempt
-TIMEOUT_S = 30.0  # connect and read, per request
-_SECRET_KEYS = ("sig", "token", "credential", "key", "password", "secret")
+Blob = BlobRef  # the names other code knew the shim's records by
+Task = TaskManifest
 
 
 class ShimError(Exception):
@@ -99,12 +123,12 @@ class LocalReader:
 
     def manifest_digest(self, name: str) -> str:
         path = self.root / "functions" / name
-        if not _NAME.match(name) or not path.is_file():
+        if not is_function_name(name) or not path.is_file():
             raise ShimError(
                 f"no function {name!r} in store {self.location}",
                 "push it first (pip-lambda-pack push) or check the name (pip-lambda-pack ls)",
             )
-        return parse_ref(path.read_text(encoding="utf-8"), self.location, name)
+        return name_digest(path.read_text(encoding="utf-8"), self.location, name)
 
     def open_blob(self, digest: str) -> BinaryIO:
         try:
@@ -114,112 +138,6 @@ class LocalReader:
                 f"blob sha256:{digest} is not in store {self.location}",
                 "push the function again",
             ) from None
-
-
-def parse_ref(text: str, location: str, name: str) -> str:
-    """The hex digest in a ``functions/NAME`` file (``sha256:<hex>``)."""
-    text = text.strip()
-    digest = text.removeprefix("sha256:")
-    if not text.startswith("sha256:") or not _HEX64.match(digest):
-        raise ShimError(
-            f"store {location}: functions/{name} does not hold a sha256 digest",
-            "push the function again",
-        )
-    return digest
-
-
-def redact(url: str) -> str:
-    """``url`` fit for a message: no password in the user info, no secret query values."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}" if ":" in user else f"***@{host}"
-    query = urlencode(
-        [
-            (k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="/:*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    """A ``WWW-Authenticate`` header as (lowercase scheme, parameters)."""
-    scheme, _, rest = header.strip().partition(" ")
-    return scheme.lower(), dict(re.findall(r'([A-Za-z_]+)="([^"]*)"', rest))
-
-
-def registry_credentials(host: str) -> tuple[str, str] | None:
-    """(user, password) for a registry: environment first, then the docker config file.
-
-    $LAMBDA_PACK_REGISTRY_USERNAME and $LAMBDA_PACK_REGISTRY_PASSWORD, else the ``auths``
-    entry for ``host`` in $DOCKER_CONFIG/config.json (default ~/.docker/config.json).
-    """
-    user = os.environ.get("LAMBDA_PACK_REGISTRY_USERNAME")
-    password = os.environ.get("LAMBDA_PACK_REGISTRY_PASSWORD")
-    if user and password is not None:
-        return user, password
-    folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-    try:
-        with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
-            auths = json.load(handle).get("auths", {})
-    except (OSError, ValueError, AttributeError):
-        return None
-    for key, entry in auths.items() if isinstance(auths, dict) else ():
-        if _registry_host(key) == host and isinstance(entry, dict):
-            return _entry_credentials(entry)
-    return None
-
-
-def _registry_host(key: str) -> str:
-    return urlsplit(key if "://" in key else f"//{key}").netloc
-
-
-def _entry_credentials(entry: dict[str, Any]) -> tuple[str, str] | None:
-    if isinstance(entry.get("auth"), str):
-        user, sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        return (user, password) if sep else None
-    if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
-        return entry["username"], entry["password"]
-    return None
-
-
-def oci_base(url: str) -> tuple[str, str]:
-    """``oci://HOST[:PORT]/REPOSITORY`` as (``http(s)://HOST[:PORT]``, repository).
-
-    Plain HTTP for loopback hosts or when $LAMBDA_PACK_REGISTRY_PLAIN_HTTP=1, else HTTPS.
-    """
-    parts = urlsplit(url)
-    repository = parts.path.strip("/")
-    if not parts.hostname or not repository:
-        raise ShimError(f"store URL {redact(url)} has no host or repository", _OCI_TIP)
-    plain = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
-    plain = plain or os.environ.get("LAMBDA_PACK_REGISTRY_PLAIN_HTTP") == "1"
-    return f"{'http' if plain else 'https'}://{parts.netloc}", repository
-
-
-_OCI_TIP = "write oci://HOST[:PORT]/REPOSITORY, e.g. oci://ghcr.io/team/functions"
-
-
-def s3_location(url: str) -> tuple[str, str, dict[str, str]]:
-    """``s3://BUCKET/PREFIX?endpoint_url=URL&region=R`` as (bucket, prefix, options).
-
-    $LAMBDA_PACK_S3_ENDPOINT_URL is the endpoint when the URL names none.
-    """
-    parts = urlsplit(url)
-    options = dict(parse_qsl(parts.query))
-    unknown = set(options) - {"endpoint_url", "region"}
-    if not parts.netloc or unknown:
-        raise ShimError(
-            f"store URL {redact(url)} is not s3://BUCKET/PREFIX[?endpoint_url=..&region=..]",
-            "name a bucket; the only options are endpoint_url and region",
-        )
-    endpoint = options.get("endpoint_url") or os.environ.get("LAMBDA_PACK_S3_ENDPOINT_URL")
-    if endpoint:
-        options["endpoint_url"] = endpoint
-    return parts.netloc, parts.path.strip("/"), options
 
 
 class Fetcher:
@@ -236,14 +154,7 @@ class Fetcher:
 
     def get(self, url: str, what: str, accept: str | None = None) -> http.client.HTTPResponse:
         """The open response; ShimError naming the store and ``what`` when it fails."""
-        for attempt in range(RETRIES):
-            try:
-                return self._get_authorized(url, what, accept)
-            except TransientError:
-                if attempt == RETRIES - 1:
-                    raise
-                time.sleep(BACKOFF_S * 2**attempt)
-        raise AssertionError("unreachable")
+        return retried(lambda: self._get_authorized(url, what, accept))
 
     def _get_authorized(self, url: str, what: str, accept: str | None) -> http.client.HTTPResponse:
         try:
@@ -332,7 +243,7 @@ class HttpReader:
         _check_name(name, self.location)
         what = f"function {name!r}"
         with self.fetcher.get(f"{self.base}/functions/{name}", what) as response:
-            return parse_ref(response.read().decode(), self.location, name)
+            return name_digest(response.read().decode(), self.location, name)
 
     def open_blob(self, digest: str) -> BinaryIO:
         url = f"{self.base}/blobs/sha256/{digest}"
@@ -361,19 +272,6 @@ class OciReader:
         return self.fetcher.get(url, f"blob sha256:{digest}")
 
 
-def task_digest(manifest: object, location: str, name: str) -> str:
-    """The task manifest's digest in a function's OCI manifest (its task-typed layer)."""
-    layers = manifest.get("layers") if isinstance(manifest, dict) else None
-    for layer in layers if isinstance(layers, list) else ():
-        digest = str(layer.get("digest", "")) if isinstance(layer, dict) else ""
-        if layer.get("mediaType") == TASK_MEDIA_TYPE and _HEX64.match(digest[7:]):
-            return digest[7:]
-    raise ShimError(
-        f"store {location}: tag {name!r} is not a lambda-pack function",
-        "push the function again with pip-lambda-pack",
-    )
-
-
 class S3Reader:
     """An S3 bucket and prefix in the local store's layout, through boto3 (imported here)."""
 
@@ -391,7 +289,7 @@ class S3Reader:
     def manifest_digest(self, name: str) -> str:
         _check_name(name, self.location)
         with contextlib.closing(self._get("functions/" + name, f"function {name!r}")) as body:
-            return parse_ref(body.read().decode(), self.location, name)
+            return name_digest(body.read().decode(), self.location, name)
 
     def open_blob(self, digest: str) -> BinaryIO:
         return self._get(f"blobs/sha256/{digest}", f"blob sha256:{digest}")  # type: ignore[no-any-return]
@@ -409,25 +307,8 @@ class S3Reader:
             raise TransientError(f"store {self.location}: {what}: {exc}") from None
 
 
-def s3_client_options(options: dict[str, str]) -> dict[str, Any]:
-    """boto3.client keyword arguments: endpoint, region, retries and timeouts."""
-    from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
-
-    config = Config(
-        retries={"max_attempts": RETRIES, "mode": "standard"},
-        connect_timeout=TIMEOUT_S,
-        read_timeout=TIMEOUT_S,
-    )
-    kwargs: dict[str, Any] = {"config": config}
-    if options.get("endpoint_url"):
-        kwargs["endpoint_url"] = options["endpoint_url"]
-    if options.get("region"):
-        kwargs["region_name"] = options["region"]
-    return kwargs
-
-
 def _check_name(name: str, location: str) -> None:
-    if not _NAME.match(name):
+    if not is_function_name(name):
         raise ShimError(f"no function {name!r} in store {location}", "check the name")
 
 
@@ -453,36 +334,20 @@ def open_reader(url: str) -> StoreReader:
     return readers[scheme](url)
 
 
-@dataclass(frozen=True, slots=True)
-class Blob:
-    """A blob of a task: the code zip or a layer zip."""
-
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """The parts of a task manifest the shim needs."""
-
-    name: str
-    handler: str
-    code: Blob
-    layers: tuple[Blob, ...]
-
-
-def read_task(reader: StoreReader, name: str) -> Task:
-    """Read and verify function ``name``'s task manifest."""
+def read_task(reader: StoreReader, name: str) -> TaskManifest:
+    """Read and verify function ``name``'s task manifest (named as it was asked for: a tag
+    copied to another name keeps its manifest)."""
     digest = reader.manifest_digest(name)
-    data = attempts(reader, digest, lambda: _read_all(reader, digest))
+    data = retried(lambda: _read_all(reader, digest), _broken(reader, digest))
     _verify(reader, digest, hashlib.sha256(data).hexdigest())
     try:
-        return _parse_task(name, json.loads(data))
-    except (ValueError, KeyError, TypeError) as exc:
+        task = TaskManifest.from_dict(json.loads(data))
+    except (ValueError, RecursionError) as exc:
         raise ShimError(
             f"task manifest of {name!r} in store {reader.location} is malformed: {exc}",
             "push the function again with this version of pip-lambda-pack",
         ) from None
+    return dataclasses.replace(task, name=name)
 
 
 def _read_all(reader: StoreReader, digest: str) -> bytes:
@@ -490,47 +355,39 @@ def _read_all(reader: StoreReader, digest: str) -> bytes:
         return stream.read()  # a task manifest is small
 
 
-def attempts(reader: StoreReader, digest: str, action: Callable[[], T]) -> T:
-    """``action()`` (a download), tried again with backoff when the connection fails."""
+def retried(action: Callable[[], T], broken: Callable[[Exception], ShimError] | None = None) -> T:
+    """``action()``, tried up to RETRIES times with exponential backoff.
+
+    A TransientError (connection error, timeout, 5xx) is tried again; so is a stream that
+    broke mid-read (OSError, HTTPException) when ``broken`` is given, which makes the error
+    to report after the last attempt.
+    """
     for attempt in range(RETRIES):
+        if attempt:
+            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
         try:
             return action()
         except TransientError:
             if attempt == RETRIES - 1:
                 raise
-        except (OSError, http.client.HTTPException) as exc:  # the stream broke
+        except (OSError, http.client.HTTPException) as exc:
+            if broken is None:
+                raise
             if attempt == RETRIES - 1:
-                raise ShimError(
-                    f"store {reader.location}: blob sha256:{digest}: download failed "
-                    f"(tried {RETRIES} times): {exc or type(exc).__name__}",
-                    "check that the store is up and reachable",
-                    1,
-                ) from None
-        time.sleep(BACKOFF_S * 2**attempt)
+                raise broken(exc) from None
     raise AssertionError("unreachable")
 
 
-def _parse_task(name: str, data: dict[str, Any]) -> Task:
-    if data["format"] != TASK_FORMAT:
-        raise ValueError(f"format {data['format']!r} is not {TASK_FORMAT!r}")
-    handler = data["handler"]
-    if not isinstance(handler, str) or "." not in handler:
-        raise ValueError(f"handler {handler!r} is not module.function")
-    return Task(
-        name=name,
-        handler=handler,
-        code=_blob(data["code"]),
-        layers=tuple(_blob(layer) for layer in data["layers"]),
-    )
+def _broken(reader: StoreReader, digest: str) -> Callable[[Exception], ShimError]:
+    def error(exc: Exception) -> ShimError:
+        return ShimError(
+            f"store {reader.location}: blob sha256:{digest}: download failed "
+            f"(tried {RETRIES} times): {exc or type(exc).__name__}",
+            "check that the store is up and reachable",
+            1,
+        )
 
-
-def _blob(data: dict[str, Any]) -> Blob:
-    digest, size = data["sha256"], data["size"]
-    if not isinstance(digest, str) or not _HEX64.match(digest):
-        raise ValueError(f"sha256 {digest!r} is not 64 hex digits")
-    if not isinstance(size, int) or size < 0:
-        raise ValueError(f"size {size!r} is not a non-negative integer")
-    return Blob(sha256=digest, size=size)
+    return error
 
 
 def _verify(reader: StoreReader, digest: str, actual: str) -> None:
@@ -575,7 +432,7 @@ class Cache:
         self.max_bytes = max_bytes
         self._held: dict[str, BinaryIO] = {}  # shared locks kept until the process ends
 
-    def ensure(self, blob: Blob, reader: StoreReader) -> Provisioned:
+    def ensure(self, blob: BlobRef | TaskLayer, reader: StoreReader) -> Provisioned:
         """Unpack the blob unless it is there; hold it in use for this process's lifetime."""
         self.root.mkdir(parents=True, exist_ok=True)
         lock = self._hold(blob.sha256)
@@ -600,11 +457,11 @@ class Cache:
             self._held[digest] = handle
         return self._held[digest]
 
-    def _fetch(self, blob: Blob, reader: StoreReader, final: Path) -> int:
+    def _fetch(self, blob: BlobRef | TaskLayer, reader: StoreReader, final: Path) -> int:
         _remove_stale(self.root, blob.sha256)
-        return attempts(reader, blob.sha256, lambda: self._unpack(blob, reader, final))
+        return retried(lambda: self._unpack(blob, reader, final), _broken(reader, blob.sha256))
 
-    def _unpack(self, blob: Blob, reader: StoreReader, final: Path) -> int:
+    def _unpack(self, blob: BlobRef | TaskLayer, reader: StoreReader, final: Path) -> int:
         prefix = f".tmp-{blob.sha256}-"
         fd, download = tempfile.mkstemp(dir=self.root, prefix=prefix, suffix=".zip")
         unpacked = Path(tempfile.mkdtemp(dir=self.root, prefix=prefix))
@@ -632,7 +489,7 @@ class Cache:
         found = []
         for used in self.root.glob("*.used") if self.root.is_dir() else ():
             digest = used.name[: -len(".used")]
-            if _HEX64.match(digest) and (self.root / digest).is_dir():
+            if is_digest(digest) and (self.root / digest).is_dir():
                 found.append(_entry(used, digest, self._in_use(digest)))
         return sorted(found, key=lambda e: (e.last_used, e.sha256))
 
@@ -776,7 +633,7 @@ class Stats:
         )
 
 
-def provision(task: Task, reader: StoreReader, cache: Cache) -> tuple[list[str], Stats]:
+def provision(task: TaskManifest, reader: StoreReader, cache: Cache) -> tuple[list[str], Stats]:
     """Unpack code and layers; the ``sys.path`` entries in Lambda's order, and the figures.
 
     Lambda merges layers in order with later ones overwriting earlier ones, so later
@@ -945,9 +802,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(context.environment(task.handler, paths[0]))
         os.chdir(paths[0])  # Lambda runs handlers in the task root
         function = load_handler(task.handler, paths)
-    except ShimError as exc:
+    except (ShimError, WireError) as exc:
         print(f"ERROR: {exc.message}\nTIP: {exc.tip}", file=sys.stderr)
-        return exc.exit_code
+        return exc.exit_code if isinstance(exc, ShimError) else 2
     except (OSError, http.client.HTTPException) as exc:
         print(f"ERROR: {exc}\nTIP: check the store and the cache directory", file=sys.stderr)
         return 1

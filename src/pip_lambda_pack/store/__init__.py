@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from ..errors import BuildError, ConfigError
-from ..manifest import BuildManifest, TaskManifest, read_manifest
+from ..manifest import BuildManifest, read_manifest, task_of
 from ..progress import Progress, QuietProgress
 from ..units import human_size, plural
+from ..wire import TaskManifest
 from .local import LocalStore
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -159,7 +160,7 @@ def push(
         sent = list(pool.map(send, items))
     meter.finish()
     tasks = {
-        name: TaskManifest.of_function(name, manifest.target, entry)
+        name: task_of(name, manifest.target, entry)
         for name, entry in sorted(manifest.functions.items())
     }
     sent += [_send_bytes(store, task) for task in tasks.values()]

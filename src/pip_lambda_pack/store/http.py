@@ -17,11 +17,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from ..shim import redact
-from .local import _check_digest, _check_name, name_digest
+from .. import wire
+from .local import check_digest, check_name, name_digest
 from .remote import check, checked_file, download, new_client, read_small, send
 
-_HREF = re.compile(r'href="([A-Za-z0-9_-]{1,64})"')
+_HREF = re.compile(r'href="([^"/?#]*)"')
 
 
 class HttpStore:
@@ -34,7 +34,7 @@ class HttpStore:
             auth = httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
             parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
         self.base = urlunsplit(parts).rstrip("/")
-        self._location = redact(url)
+        self._location = wire.redact(url)
         self.client = new_client(auth)
         token = os.environ.get("LAMBDA_PACK_HTTP_TOKEN")
         if token:
@@ -69,13 +69,12 @@ class HttpStore:
         return read_small(self.client, self.location, self._blob(digest), digest)
 
     def set_name(self, name: str, digest: str) -> None:
-        _check_name(name)
-        _check_digest(digest)
-        data = f"sha256:{digest}\n".encode()
+        check_name(name)
+        data = wire.format_ref(check_digest(digest)).encode()
         self._put(f"{self.base}/functions/{name}", data, f"function {name!r}")
 
     def get_name(self, name: str) -> str:
-        _check_name(name)
+        check_name(name)
         what = f"function {name!r}"
         url = f"{self.base}/functions/{name}"
         text = check(send(self.client, self.location, what, "GET", url), self.location, what).text
@@ -90,7 +89,7 @@ class HttpStore:
         return sorted(set(_listing(check(response, self.location, what).text)))
 
     def _blob(self, digest: str) -> str:
-        _check_digest(digest)
+        check_digest(digest)
         return f"{self.base}/blobs/sha256/{digest}"
 
     def _put(self, url: str, data: bytes, what: str) -> None:
@@ -102,6 +101,8 @@ def _listing(text: str) -> list[str]:
     try:
         entries = json.loads(text)
     except ValueError:
-        return _HREF.findall(text)
+        return [n for n in _HREF.findall(text) if wire.is_function_name(n)]
+    if not isinstance(entries, list):
+        return []
     names = [e.get("name") for e in entries if isinstance(e, dict) and e.get("type") == "file"]
-    return [n for n in names if isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", n)]
+    return [n for n in names if wire.is_function_name(n)]

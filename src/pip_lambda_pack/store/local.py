@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 from pathlib import Path
 from typing import BinaryIO
 
+from .. import wire
 from ..atomic import atomic_writer, write_text
 from ..errors import BlobNotFoundError, ConfigError, HashMismatchError, StoreError
 
-_REF = re.compile(r"^sha256:([0-9a-f]{64})\n?$")
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 
 
@@ -64,12 +61,11 @@ class LocalStore:
         return data
 
     def set_name(self, name: str, digest: str) -> None:
-        _check_name(name)
-        _check_digest(digest)
-        write_text(self.root / "functions" / name, f"sha256:{digest}\n")
+        check_name(name)
+        write_text(self.root / "functions" / name, wire.format_ref(check_digest(digest)))
 
     def get_name(self, name: str) -> str:
-        _check_name(name)
+        check_name(name)
         try:
             text = (self.root / "functions" / name).read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -83,10 +79,11 @@ class LocalStore:
         folder = self.root / "functions"
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if p.is_file() and _NAME.match(p.name))
+        names = (p.name for p in folder.iterdir() if p.is_file())
+        return sorted(n for n in names if wire.is_function_name(n))
 
     def _blob(self, digest: str) -> Path:
-        _check_digest(digest)
+        check_digest(digest)
         return self.root / "blobs" / "sha256" / digest
 
     def _open(self, digest: str) -> BinaryIO:
@@ -116,16 +113,13 @@ class LocalStore:
         )
 
 
-def name_digest(text: str, location: str, name: str) -> str:
+def name_digest(text: str, location: str, name: str) -> wire.Digest:
     """The digest a ``functions/NAME`` entry holds (``sha256:<hex>``), as every store
     writes it; a StoreError when the entry holds anything else."""
-    match = _REF.match(text)
-    if match is None:
-        raise StoreError(
-            f"store {location}: functions/{name} does not hold a sha256:<hex> digest",
-            "push the function again",
-        )
-    return match.group(1)
+    try:
+        return wire.name_digest(text, location, name)
+    except wire.WireError as exc:
+        raise StoreError(exc.message, exc.tip) from None
 
 
 def _copy(source: BinaryIO, out: BinaryIO) -> str:
@@ -141,14 +135,15 @@ def _mismatch(what: str, actual: str, tip: str) -> HashMismatchError:
     return HashMismatchError(f"{what}: bytes hash to sha256:{actual}", tip)
 
 
-def _check_name(name: str) -> None:
-    if not _NAME.match(name):
-        raise ConfigError(
-            f"function name {name!r} is not valid",
-            "use letters, digits, '-' and '_' (at most 64 characters), as Lambda does",
-        )
+def check_name(name: str) -> wire.FunctionName:
+    try:
+        return wire.as_function_name(name)
+    except wire.WireError as exc:
+        raise ConfigError(exc.message, exc.tip) from None
 
 
-def _check_digest(digest: str) -> None:
-    if not _HEX64.match(digest):
-        raise StoreError(f"{digest!r} is not a sha256 hex digest", "pass 64 lowercase hex digits")
+def check_digest(digest: str) -> wire.Digest:
+    try:
+        return wire.as_digest(digest)
+    except wire.WireError as exc:
+        raise StoreError(exc.message, exc.tip) from None

@@ -26,18 +26,20 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 
 from ..errors import StoreError
-from ..manifest import TaskManifest
-from ..shim import (
+from ..manifest import parse_task
+from ..wire import (
     OCI_MANIFEST,
     TASK_MEDIA_TYPE,
-    ShimError,
+    TaskManifest,
+    WireError,
+    is_function_name,
     oci_base,
     parse_challenge,
     redact,
     registry_credentials,
     task_digest,
 )
-from .local import _check_digest, _check_name
+from .local import check_digest, check_name
 from .remote import check, checked_file, download, new_client, read_small, send
 
 ARTIFACT_TYPE = "application/vnd.lambda-pack.function.v1"
@@ -100,7 +102,7 @@ class OciStore:
     def __init__(self, url: str, chunk_size: int = CHUNK_SIZE) -> None:
         try:
             self.base, self.repository = oci_base(url.partition("?")[0])
-        except ShimError as exc:
+        except WireError as exc:
             raise StoreError(exc.message, exc.tip) from None
         self._location = redact(url)
         self.mount_from = parse_qs(urlsplit(url).query).get("mount-from", [])
@@ -143,8 +145,8 @@ class OciStore:
 
     def set_name(self, name: str, digest: str) -> None:
         """Tag an artifact manifest ``name`` whose blobs are the task, code and layers."""
-        _check_name(name)
-        task = TaskManifest.from_bytes(self.read_bytes(digest), f"task manifest of {name}")
+        check_name(name)
+        task = parse_task(self.read_bytes(digest), f"task manifest of {name}")
         if not self.has(EMPTY_DIGEST):
             self.put_bytes(EMPTY)
         body = json.dumps(artifact_manifest(name, digest, len(self.read_bytes(digest)), task))
@@ -154,13 +156,15 @@ class OciStore:
         check(self._send(what, "PUT", url, content=body.encode(), headers=headers), *self._at(what))
 
     def get_name(self, name: str) -> str:
-        _check_name(name)
+        check_name(name)
         what = f"function {name!r}"
         url = f"{self.base}/v2/{self.repository}/manifests/{name}"
         response = self._send(what, "GET", url, headers={"Accept": OCI_MANIFEST})
         try:
             return task_digest(check(response, *self._at(what)).json(), self.location, name)
-        except (ShimError, ValueError) as exc:
+        except WireError as exc:
+            raise StoreError(exc.message, exc.tip) from None
+        except ValueError as exc:
             raise StoreError(str(exc), "push the function again with pip-lambda-pack") from None
 
     def names(self) -> list[str]:
@@ -173,7 +177,7 @@ class OciStore:
                 return []
             tags += check(response, *self._at(what)).json().get("tags") or []
             url = _next_link(response, self.base)
-        return sorted(t for t in tags if _valid_name(t))
+        return sorted(t for t in tags if is_function_name(t))
 
     def _upload(self, data: bytes, digest: str) -> None:
         what = f"blob sha256:{digest}"
@@ -222,7 +226,7 @@ class OciStore:
         return self.location, what
 
     def _blob(self, digest: str) -> str:
-        _check_digest(digest)
+        check_digest(digest)
         return f"{self.base}/v2/{self.repository}/blobs/sha256:{digest}"
 
 
@@ -256,11 +260,3 @@ def _descriptor(media_type: str, digest: str, size: int, title: str) -> dict[str
 def _next_link(response: httpx.Response, base: str) -> str | None:
     link = response.links.get("next", {}).get("url")
     return urljoin(base + "/", str(link)) if link else None
-
-
-def _valid_name(tag: str) -> bool:
-    try:
-        _check_name(tag)
-    except Exception:
-        return False
-    return True

@@ -2,7 +2,8 @@
 
 Retries (connection errors, timeouts, 5xx) back off exponentially through ``retry.retried``,
 the tool's one loop; every error names the store (credentials redacted), the blob and the
-cause. The retry budget is the shim's, so the tool and a worker behave alike.
+cause. The retry budget is wire.py's, the same the shim uses, so the tool and a worker
+behave alike.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import httpx
 from ..atomic import atomic_writer
 from ..errors import BlobNotFoundError, HashMismatchError, StoreError
 from ..retry import ServerError, retried
-from ..shim import BACKOFF_S, RETRIES, TIMEOUT_S
+from ..wire import BACKOFF_S, RETRIES, TIMEOUT_S
 
 CHUNK = 1 << 20
 Body = Callable[[], bytes | None]

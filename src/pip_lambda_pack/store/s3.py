@@ -11,14 +11,13 @@ extra: ``pip install 'pip-lambda-pack[s3]'``.
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
+from .. import wire
 from ..atomic import atomic_writer
 from ..errors import BlobNotFoundError, ConfigError, StoreError
-from ..shim import ShimError, redact, s3_client_options, s3_location
-from .local import _check_digest, _check_name, name_digest
+from .local import check_digest, check_name, name_digest
 from .remote import CHUNK, checked_file, verify
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
@@ -30,16 +29,16 @@ class S3Store:
 
     def __init__(self, url: str) -> None:
         try:
-            self.bucket, self.prefix, options = s3_location(url)
+            self.bucket, self.prefix, options = wire.s3_location(url)
             import boto3  # type: ignore[import-untyped,unused-ignore]
-        except ShimError as exc:
+        except wire.WireError as exc:
             raise ConfigError(exc.message, exc.tip) from None
         except ImportError:
             raise ConfigError(
                 "boto3 is needed for an s3:// store", "pip install 'pip-lambda-pack[s3]'"
             ) from None
-        self._location = redact(url)
-        self.client: Any = boto3.client("s3", **s3_client_options(options))
+        self._location = wire.redact(url)
+        self.client: Any = boto3.client("s3", **wire.s3_client_options(options))
 
     def __repr__(self) -> str:
         return f"S3Store({self._location!r})"
@@ -85,15 +84,14 @@ class S3Store:
         return data
 
     def set_name(self, name: str, digest: str) -> None:
-        _check_name(name)
-        _check_digest(digest)
-        body = f"sha256:{digest}\n".encode()
+        check_name(name)
+        body = wire.format_ref(check_digest(digest)).encode()
         self._call(
             "put_object", f"function {name!r}", Key=self._key(f"functions/{name}"), Body=body
         )
 
     def get_name(self, name: str) -> str:
-        _check_name(name)
+        check_name(name)
         text = self._read(self._key(f"functions/{name}"), f"function {name!r}").decode()
         return name_digest(text, self.location, name)
 
@@ -106,7 +104,7 @@ class S3Store:
                 found += [item["Key"][len(prefix) :] for item in page.get("Contents", [])]
         except Exception as exc:
             raise _error(exc, self.location, "the function list") from None
-        return sorted(n for n in found if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", n))
+        return sorted(n for n in found if wire.is_function_name(n))
 
     def _read(self, key: str, what: str) -> bytes:
         with self._call("get_object", what, Key=key)["Body"] as body:
@@ -124,7 +122,7 @@ class S3Store:
         return f"{self.prefix}/{path}" if self.prefix else path
 
     def _blob(self, digest: str) -> str:
-        _check_digest(digest)
+        check_digest(digest)
         return self._key(f"blobs/sha256/{digest}")
 
 
