@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -21,7 +22,6 @@ from .errors import ConfigError, LambdaPackError
 
 if TYPE_CHECKING:
     from .config import PlannerOptions, Project
-    from .lock import Lock
     from .manifest import BuildManifest
     from .pipconf import PipOptions
     from .pipeline import Finders, Settings
@@ -95,6 +95,7 @@ EXAMPLES = {
     "cache": "%(prog)s prune --max-bytes 200000000",
     "check": "%(prog)s && echo fresh",
     "export": "%(prog)s --format sam -o template.json",
+    "deploy": "%(prog)s --region eu-west-1 --dry-run",
 }
 
 
@@ -107,7 +108,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         f"each command's options: {prog} COMMAND --help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"%(prog)s {__version__}", help="the version"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options()
     project = _project_options()
@@ -135,7 +138,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     invoke.add_argument("name", help="the function's name")
     invoke.add_argument("--store", help="store URL or path (default: the project's)")
     invoke.add_argument("--event", default=None, help="event JSON file, or - for stdin")
-    invoke.add_argument("--python", help="interpreter to run the function with")
+    invoke.add_argument(
+        "--python",
+        help="interpreter to run the function with (default: this one if it fits the target, "
+        "else python3.X on PATH or in pyenv)",
+    )
     ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
     ls.add_argument("--store", help="store URL or path (default: the project's)")
     cache = _add(commands, "cache", "show or prune the runtime cache", [common], _cache)
@@ -234,7 +241,7 @@ def _project_options() -> argparse.ArgumentParser:
     options.add_argument(
         "--strategy", choices=list(STRATEGIES), help="planning strategy (default expected-time)"
     )
-    options.add_argument("--max-layers", type=int, help="layers per function (default 5)")
+    options.add_argument("--max-layers", type=_layer_count, help="layers per function (default 5)")
     model = options.add_argument_group("planner model (defaults: docs/planner.md)")
     model.add_argument(
         "--runtime-provided",
@@ -267,6 +274,17 @@ def _project_options() -> argparse.ArgumentParser:
     return options
 
 
+def _layer_count(text: str) -> int:
+    """``--max-layers``: an integer from 1 to 1000, as in the config."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return value
+
+
 # -- shared plumbing --------------------------------------------------------------------
 
 
@@ -275,11 +293,11 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
 
     def say(message: str) -> None:
         if not args.quiet:
-            print(message, file=sys.stderr)
+            _line(message)
 
     def log(message: str) -> None:
         if args.verbose:
-            print(message, file=sys.stderr)
+            _line(message)
 
     from .progress import make_progress
 
@@ -300,6 +318,17 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
     )
 
 
+_STDERR = threading.Lock()
+
+
+def _line(message: str) -> None:
+    """One whole line on stderr: the resolver's threads log at once, and ``print`` writes
+    the text and its newline apart, so lines would run into each other."""
+    with _STDERR:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+
 def _cache_dir(args: argparse.Namespace) -> Path:
     if args.cache_dir:
         return Path(args.cache_dir).resolve()
@@ -317,7 +346,6 @@ def _project(args: argparse.Namespace) -> Project:
         shortcut_project,
         with_overrides,
     )
-    from .target import get_target
 
     if getattr(args, "handler", None) or getattr(args, "requirement", None):
         project = _shortcut(args, shortcut_project)
@@ -351,9 +379,10 @@ def _project(args: argparse.Namespace) -> Project:
         project = with_bytecode(project, args.bytecode)
     if args.target_python is not None:
         project = dataclasses.replace(project, target_python=args.target_python.expanduser())
-    get_target(project.target)  # unknown targets fail before any work
     from .inputs import materialize
+    from .pipeline import check_settings
 
+    check_settings(project)  # an unknown target or strategy fails before any work
     return materialize(project)
 
 
@@ -425,50 +454,76 @@ def _lock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_lock(project: Project, args: argparse.Namespace) -> Lock:
-    from .pipeline import current_lock
+def _dry_run(args: argparse.Namespace) -> bool:
+    """Whether ad-hoc planner flags were given: then graph and plan never write the lock."""
+    from .planner.model import OPTION_KEYS
+
+    flags = ("strategy", "max-layers", *OPTION_KEYS)
+    return any(getattr(args, flag.replace("-", "_"), None) is not None for flag in flags)
+
+
+def _shown(project: Project, args: argparse.Namespace) -> Any:
+    from .pipeline import shown_lock
 
     settings = _settings(args)
     finders = _finders(settings)
     try:
-        return current_lock(project, settings, finders)
+        shown = shown_lock(project, settings, finders, write=not _dry_run(args))
     finally:
         finders.close()
+    return shown
 
 
 def _graph(args: argparse.Namespace) -> int:
     from .graph import build_graph, render_tree, to_json
 
-    lock = _current_lock(_project(args), args)
-    graph = build_graph(lock.closures())
+    shown = _shown(_project(args), args)
+    graph = build_graph(shown.lock.closures())
     if args.format == "json" or args.json_output:
-        _emit_json(to_json(graph))
+        _emit_json({**to_json(graph), "warnings": list(shown.warnings)})
     else:
-        for name in sorted(lock.functions):
+        for name in sorted(shown.lock.functions):
             print("\n".join(render_tree(graph, name)))
+    for warning in shown.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .planner import DEFAULT_STRATEGY, make_plan
-    from .planner.report import plan_text, plan_to_json
-
     if args.fleet:
-        from .pipeline import load_fleet, planner_params
-
-        fleet = load_fleet(args.fleet)
-        params = planner_params(_planner_options(args), args.max_layers, args.target)
-        strategy = args.strategy or DEFAULT_STRATEGY
+        report = _fleet_report(args)
     else:
-        from .graph import pin_graph
-        from .pipeline import fleet_of, plan_params, strategy_of
+        from .pipeline import plan_report, shown_lock
 
         project = _project(args)
-        lock = _current_lock(project, args)
-        fleet = fleet_of(project, pin_graph(lock.closures()))
-        params = plan_params(project)
-        strategy = strategy_of(project)
-    report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+        settings = _settings(args)
+        finders = _finders(settings)
+        try:
+            shown = shown_lock(project, settings, finders, write=not _dry_run(args))
+            report = plan_report(project, shown, settings, finders)
+        finally:
+            finders.close()
+    _show_plan(report, args)
+    return 0
+
+
+def _fleet_report(args: argparse.Namespace) -> dict[str, Any]:
+    """The plan of a ``--fleet`` file (no wheels, so its layer ids are digests of pins)."""
+    from .pipeline import load_fleet, planner_params
+    from .planner import DEFAULT_STRATEGY, get_strategy, make_plan
+    from .planner.report import plan_to_json
+
+    strategy = args.strategy or DEFAULT_STRATEGY
+    get_strategy(strategy)
+    fleet = load_fleet(args.fleet)
+    params = planner_params(_planner_options(args), args.max_layers, args.target)
+    report: dict[str, Any] = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+    return report
+
+
+def _show_plan(report: dict[str, Any], args: argparse.Namespace) -> None:
+    from .planner.report import plan_text
+
     if args.format == "json" or args.json_output:
         _emit_json(report)
     elif not args.report:
@@ -480,7 +535,6 @@ def _plan(args: argparse.Namespace) -> int:
         write_text(Path(args.report), render_html(report))
         if not args.quiet:
             print(f"wrote {args.report}", file=sys.stderr)
-    return 0
 
 
 def _default_out(project: Project, args: argparse.Namespace) -> Path:
@@ -575,7 +629,16 @@ def _invoke(args: argparse.Namespace) -> int:
         target=target,
         cache_dir=_cache_dir(args) / "runtime",
         cache_max_bytes=cap,
+        configured_python=_configured_python(args),
     )
+
+
+def _configured_python(args: argparse.Namespace) -> dict[str, str]:
+    """The project's ``python`` config key, for invoke's target-interpreter lookup."""
+    from .config import find_config, load_project
+
+    path = args.config or find_config(Path.cwd())
+    return dict(load_project(Path(path)).python) if path is not None else {}
 
 
 def _read_event(source: str | None) -> bytes:

@@ -265,13 +265,51 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
 
 def staleness(lock: Lock, project: Project, strategy: str) -> str | None:
     """Why the lock does not fit the project now, or None when it is fresh."""
+    if lock.inputs == inputs_digest(project, strategy) and lock.target == project.target:
+        return None
+    return resolution_staleness(lock, project, strategy) or planner_staleness(
+        lock, project, strategy
+    )
+
+
+def resolution_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
+    """Why the lock's wheels may not be what resolving the project gives now, or None when
+    nothing but planner settings changed (then its wheels can be planned again as they are)."""
     if lock.target != project.target:
         return f"the lock is for {lock.target}, the project targets {project.target}"
     if set(lock.functions) != {f.name for f in project.functions}:
         return _functions_changed(set(lock.functions), {f.name for f in project.functions})
-    if lock.inputs != inputs_digest(project, strategy):
-        return _what_changed(lock, project, strategy)
-    return None
+    if lock.inputs == inputs_digest(project, strategy):
+        return None
+    changed = _changed_parts(lock, project, strategy)
+    if changed and all(_planner_part(key) for key in changed):
+        return None
+    return _what_changed(lock, project, strategy)
+
+
+def planner_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
+    """Why the lock's plan was made with other planner settings than the project's now
+    (strategy, max-layers, the model), or None when they are the same."""
+    if lock.inputs == inputs_digest(project, strategy):
+        return None
+    if not lock.input_parts:  # a lock from before input-parts: its settings are unknown
+        return "planner settings may have changed"
+    changed = [key for key in _changed_parts(lock, project, strategy) if _planner_part(key)]
+    if not changed:
+        return None
+    said = list(dict.fromkeys(_part_words(key, project) for key in changed))
+    return "; ".join(said)
+
+
+def _changed_parts(lock: Lock, project: Project, strategy: str) -> list[str]:
+    """The ``input_parts`` keys whose digest differs from the lock's (all of them for a lock
+    from before input-parts)."""
+    now = input_parts(project, strategy)
+    return [key for key in now if lock.input_parts.get(key) != now[key]]
+
+
+def _planner_part(key: str) -> bool:
+    return key in ("strategy", "max-layers") or key.startswith("planner.")
 
 
 def _functions_changed(locked: set[str], now: set[str]) -> str:

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +40,9 @@ from .lock import (
     LockedFunction,
     input_parts,
     inputs_digest,
+    planner_staleness,
     read_lock,
-    staleness,
+    resolution_staleness,
     write_lock,
 )
 from .manifest import (
@@ -49,11 +51,24 @@ from .manifest import (
     FunctionEntry,
     LayerEntry,
     read_manifest,
+    short_id,
     write_manifest,
 )
-from .planner import DEFAULT_STRATEGY, LayerPlan, PlanParams, check_fleet, check_plan, make_plan
+from .planner import (
+    DEFAULT_STRATEGY,
+    LayerPlan,
+    PlanParams,
+    check_fleet,
+    check_plan,
+    get_strategy,
+    make_plan,
+)
+from .planner.checks import size_problems
 from .planner.fleet import fleet_from_data, fleet_from_pins
 from .planner.model import Fleet
+from .planner.report import plan_to_json
+from .planner.runtime_provided import closures as needs
+from .planner.runtime_provided import runtime_warnings
 from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
@@ -149,6 +164,12 @@ class Finders:
 
 def strategy_of(project: Project) -> str:
     return project.strategy or DEFAULT_STRATEGY
+
+
+def check_settings(project: Project) -> None:
+    """ConfigError or TargetError for a setting no stage could use, before any stage runs."""
+    get_target(project.target)
+    get_strategy(strategy_of(project))
 
 
 def resolve_project(
@@ -321,23 +342,105 @@ def check_lock_limits(project: Project, lock: Lock) -> None:
     check_plan(fleet, locked_plan(lock), plan_params(project))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShownLock:
+    """The lock ``graph`` and ``plan`` show: ``warnings`` name each function over the size
+    limit (then the lock was planned with the limit lifted and never written)."""
+
+    lock: Lock
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # the plan's own warnings (see LayerPlan.warnings)
+
+
 def lock_project(project: Project, settings: Settings, finders: FinderPool) -> Lock:
-    """Resolve, plan and write ``lambda-pack.lock``; returns the lock."""
+    """Resolve, plan and write ``lambda-pack.lock``; returns the lock.
+
+    The lock in place lends its plan (for stable layers) only when it was planned with the
+    same settings for the same target.
+    """
     closures = resolve_project(project, settings, finders)
+    previous = _previous_plan(project, _readable_lock(project, settings))
+    return _write(project, plan_lock(project, closures, previous), settings)
+
+
+def current_lock(project: Project, settings: Settings, finders: FinderPool) -> Lock:
+    """The lock file when it is fresh; otherwise resolve again (or, when only the planner
+    settings changed, plan its wheels again) and rewrite it. PlanError over a limit."""
+    return _refresh(project, settings, finders, write=True, lenient=False).lock
+
+
+def shown_lock(
+    project: Project, settings: Settings, finders: FinderPool, *, write: bool = True
+) -> ShownLock:
+    """``current_lock`` for ``graph`` and ``plan``: a function over the size limit is shown
+    (with a warning saying by how much and what is largest), not refused, and such a lock
+    is not written. ``write=False`` (a dry run with ad-hoc planner settings) never writes."""
+    return _refresh(project, settings, finders, write=write, lenient=True)
+
+
+def _refresh(
+    project: Project, settings: Settings, finders: FinderPool, *, write: bool, lenient: bool
+) -> ShownLock:
+    name = project.lock_path.name
+    existing = read_lock(project.lock_path) if project.lock_path.is_file() else None
+    kept = "" if write else f" ({name} is left as it is)"
+    stale = (
+        resolution_staleness(existing, project, strategy_of(project))
+        if existing is not None
+        else "no lock"
+    )
+    if existing is not None and stale is None:
+        if planner_staleness(existing, project, strategy_of(project)) is None:
+            settings.log(f"using {name} (fresh)")
+            return ShownLock(lock=existing, warnings=_lock_warnings(project, existing, lenient))
+        settings.say(f"{name} was planned with other planner settings; planning again{kept}")
+        shown = plan_lock(project, existing.closures(), None, lenient=lenient)
+    else:
+        if existing is not None:
+            settings.say(f"{name} is stale ({stale}); resolving again{kept}")
+        closures = resolve_project(project, settings, finders)
+        shown = plan_lock(project, closures, _previous_plan(project, existing), lenient=lenient)
+    if shown.warnings and write:
+        settings.say(f"not writing {name}: a function is over Lambda's size limit")
+    elif write:
+        _write(project, shown, settings)
+    return shown
+
+
+def _lock_warnings(project: Project, lock: Lock, lenient: bool) -> tuple[str, ...]:
+    if not lenient:
+        return ()
+    fleet = fleet_of(project, pin_graph(lock.closures()))
+    return over_limit(fleet, locked_plan(lock), plan_params(project))
+
+
+def plan_lock(
+    project: Project,
+    closures: Mapping[str, Sequence[Pin]],
+    previous: LayerPlan | None = None,
+    *,
+    lenient: bool = False,
+) -> ShownLock:
+    """The lock of these closures, planned with the project's settings (not written).
+
+    PlanError when a function is over the size limit, unless ``lenient``: then the plan is
+    made with the limit lifted to the largest function and the warnings say what is over.
+    """
     graph = pin_graph(closures)
-    plan = plan_fleet(project, fleet_of(project, graph), _previous_plan(project, settings))
-    for warning in plan.warnings:
-        settings.say(f"warning: {warning}")
+    fleet = fleet_of(project, graph)
+    params = plan_params(project, previous)
+    if lenient:
+        largest = max(size_of(fleet, name, pins) for name, pins in needs(fleet, params).items())
+        lifted = dataclasses.replace(params, size_limit=max(params.size_limit, largest))
+        plan = make_plan(fleet, lifted, strategy_of(project))
+    else:
+        plan = make_plan(fleet, params, strategy_of(project))
     lock = _lock_of(project, closures, graph, plan)
-    lock = dataclasses.replace(lock, bytecode=_bytecode_record(project, settings))
-    write_lock(lock, project.lock_path)
-    counts = f"{plural(len(lock.wheels), 'wheel')}, {plural(len(lock.layers), 'layer')}"
-    settings.say(f"wrote {project.lock_path.name}: {counts}")
-    return lock
+    return ShownLock(lock=lock, warnings=over_limit(fleet, plan, params), notes=plan.warnings)
 
 
 def _lock_of(
-    project: Project, closures: Mapping[str, list[Pin]], graph: PinGraph, plan: LayerPlan
+    project: Project, closures: Mapping[str, Sequence[Pin]], graph: PinGraph, plan: LayerPlan
 ) -> Lock:
     """The lock record of a resolution and its plan."""
     return Lock(
@@ -355,28 +458,111 @@ def _lock_of(
     )
 
 
-def _previous_plan(project: Project, settings: Settings) -> LayerPlan | None:
-    """The plan of the lock file in place, if it is readable and for the same target."""
+def over_limit(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> tuple[str, ...]:
+    """What the plan's layers and code make of each function over the size limit."""
+    pins = {
+        name: [p for lid in ids for p in plan.layers[lid]] for name, ids in plan.functions.items()
+    }
+    return tuple(size_problems(fleet, pins, params).values())
+
+
+def size_of(fleet: Fleet, name: str, pins: Sequence[str]) -> int:
+    """Unzipped bytes of a function's code and these pins."""
+    return fleet.functions[name].code_size + sum(fleet.packages[p].unpacked_size for p in pins)
+
+
+def _write(project: Project, shown: ShownLock, settings: Settings) -> Lock:
+    for warning in shown.notes:
+        settings.say(f"warning: {warning}")
+    lock = dataclasses.replace(shown.lock, bytecode=_bytecode_record(project, settings))
+    write_lock(lock, project.lock_path)
+    counts = f"{plural(len(lock.wheels), 'wheel')}, {plural(len(lock.layers), 'layer')}"
+    settings.say(f"wrote {project.lock_path.name}: {counts}")
+    return lock
+
+
+def _readable_lock(project: Project, settings: Settings) -> Lock | None:
+    """The lock file in place, if there is one and it is readable."""
     if not project.lock_path.is_file():
         return None
     try:
-        lock = read_lock(project.lock_path)
+        return read_lock(project.lock_path)
     except LockError as exc:
         settings.log(f"ignoring the old lock: {exc}")
         return None
-    return locked_plan(lock) if lock.target == project.target else None
 
 
-def current_lock(project: Project, settings: Settings, finders: FinderPool) -> Lock:
-    """The lock file when it is fresh; otherwise resolve again and rewrite it."""
-    if project.lock_path.is_file():
-        lock = read_lock(project.lock_path)
-        reason = staleness(lock, project, strategy_of(project))
-        if reason is None:
-            settings.log(f"using {project.lock_path.name} (fresh)")
-            return lock
-        settings.say(f"{project.lock_path.name} is stale ({reason}); resolving again")
-    return lock_project(project, settings, finders)
+def _previous_plan(project: Project, lock: Lock | None) -> LayerPlan | None:
+    """The lock's plan when it was made for the same target with the same settings."""
+    if lock is None or lock.target != project.target:
+        return None
+    if planner_staleness(lock, project, strategy_of(project)) is not None:
+        return None
+    return locked_plan(lock)
+
+
+def plan_report(
+    project: Project, shown: ShownLock, settings: Settings, finders: FinderPool
+) -> dict[str, Any]:
+    """``plan_to_json`` of the shown lock's plan, each layer named by its zip's id.
+
+    The zips are built (into the layer cache, as ``build`` would) to learn their sha256, so
+    what ``plan`` prints is what ``build`` writes, ``manifest.json`` and the templates name.
+    """
+    lock = shown.lock
+    fleet = fleet_of(project, pin_graph(lock.closures()))
+    params = plan_params(project)
+    plan = locked_plan(lock)
+    plan = dataclasses.replace(plan, warnings=runtime_warnings(fleet, plan, params))
+    ids = {
+        lid: short_id(sha) for lid, sha in layer_digests(project, lock, settings, finders).items()
+    }
+    named = renamed_plan(plan, ids)
+    report = plan_to_json(named, fleet, params)
+    report["warnings"] = [*report["warnings"], *shown.warnings]
+    return report
+
+
+def renamed_plan(plan: LayerPlan, ids: Mapping[str, str]) -> LayerPlan:
+    """The plan with each layer id replaced by ``ids[id]`` (in its warnings too)."""
+    warnings = []
+    for warning in plan.warnings:
+        for old, new in ids.items():
+            warning = warning.replace(old, new)
+        warnings.append(warning)
+    return dataclasses.replace(
+        plan,
+        layers={ids[lid]: members for lid, members in sorted(plan.layers.items())},
+        functions={
+            name: tuple(ids[lid] for lid in found) for name, found in plan.functions.items()
+        },
+        warnings=tuple(warnings),
+    )
+
+
+def layer_digests(
+    project: Project, lock: Lock, settings: Settings, finders: FinderPool
+) -> dict[str, str]:
+    """Layer id -> the sha256 of the zip ``build`` makes of it: from the layer cache, else
+    built (and cached) in a temporary directory."""
+    cache = settings.cache_dir / "layers"
+    digests = {}
+    missing = {}
+    for lid, members in lock.layers.items():
+        key = _layer_key(lock, members)
+        record = _read_json(cache / f"{key}.json") if key else None
+        sha256 = record.get("sha256") if record else None
+        if isinstance(sha256, str) and (cache / f"{sha256}.zip").is_file():
+            digests[lid] = sha256
+        else:
+            missing[lid] = members
+    if missing:
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=settings.cache_dir, prefix=".plan-") as temp:
+            partial = dataclasses.replace(lock, layers=missing)
+            built = _build_layers(project, partial, Path(temp), settings, finders)
+        digests.update((lid, artifact.sha256) for lid, artifact in built.items())
+    return digests
 
 
 def build_project(
