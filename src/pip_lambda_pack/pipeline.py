@@ -548,8 +548,9 @@ def layer_digests(
     cache = settings.cache_dir / "layers"
     digests = {}
     missing = {}
+    compiler = find_compiler(project, settings.say)
     for lid, members in lock.layers.items():
-        key = _layer_key(lock, members)
+        key = _layer_key(lock, members, layer_options(project, lock, lid, compiler))
         record = _read_json(cache / f"{key}.json") if key else None
         sha256 = record.get("sha256") if record else None
         if isinstance(sha256, str) and (cache / f"{sha256}.zip").is_file():
@@ -560,7 +561,7 @@ def layer_digests(
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=settings.cache_dir, prefix=".plan-") as temp:
             partial = dataclasses.replace(lock, layers=missing)
-            built = _build_layers(project, partial, Path(temp), settings, finders)
+            built = _build_layers(project, partial, Path(temp), settings, finders, compiler)
         digests.update((lid, artifact.sha256) for lid, artifact in built.items())
     return digests
 
