@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import ConfigError
+from .formats import FormatControl
 from .planner.model import OPTIONS
 from .wire import WireError, as_function_name
 
@@ -43,6 +44,7 @@ class IndexOptions:
     find_links: tuple[str, ...] = ()
     no_index: bool = False
     pre: bool = False
+    trusted_hosts: tuple[str, ...] = ()  # "host" or "host:port": TLS not verified, as pip
 
     def merged(self, other: IndexOptions) -> IndexOptions:
         """``other`` on top of ``self`` (the way pip lets a later option win)."""
@@ -52,6 +54,7 @@ class IndexOptions:
             find_links=_unique(self.find_links + other.find_links),
             no_index=self.no_index or other.no_index,
             pre=self.pre or other.pre,
+            trusted_hosts=_unique(self.trusted_hosts + other.trusted_hosts),
         )
 
     def index_urls(self) -> tuple[str, ...]:
@@ -69,6 +72,7 @@ class RequirementSet:
     constraints: tuple[str, ...] = ()
     hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # canonical name -> sha256 hexes
     index: IndexOptions = field(default_factory=IndexOptions)
+    formats: FormatControl = field(default_factory=FormatControl)  # --only-binary & co.
 
     def parsed(self) -> list[Requirement]:
         return [Requirement(line) for line in self.requirements]
@@ -195,6 +199,7 @@ class _Collected:
     constraints: list[str] = field(default_factory=list)
     hashes: dict[str, list[str]] = field(default_factory=dict)
     index: IndexOptions = field(default_factory=IndexOptions)
+    formats: FormatControl = field(default_factory=FormatControl)
 
 
 def read_requirements(path: Path) -> RequirementSet:
@@ -206,6 +211,7 @@ def read_requirements(path: Path) -> RequirementSet:
         constraints=tuple(collected.constraints),
         hashes=tuple(sorted((n, tuple(sorted(h))) for n, h in collected.hashes.items())),
         index=collected.index,
+        formats=collected.formats,
     )
 
 
@@ -248,7 +254,11 @@ _OPTION_ALIASES = {
     "-f": "--find-links",
     "-e": "--editable",
 }
-_IGNORED_OPTIONS = {"--prefer-binary", "--only-binary", "--trusted-host", "--use-feature"}
+_IGNORED_OPTIONS = {"--use-feature"}
+_SUPPORTED = (
+    "-r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre, --only-binary, "
+    "--no-binary, --prefer-binary, --trusted-host"
+)
 
 
 def _read_line(
@@ -319,10 +329,15 @@ def _read_option(
         out.index = out.index.merged(IndexOptions(no_index=True))
     elif option == "--pre":
         out.index = out.index.merged(IndexOptions(pre=True))
+    elif option == "--trusted-host":
+        out.index = out.index.merged(IndexOptions(trusted_hosts=(value,)))
+    elif option in ("--only-binary", "--no-binary"):
+        out.formats = out.formats.with_option(option, value, where)
+    elif option == "--prefer-binary":
+        out.formats = replace(out.formats, prefer_binary=True)
     elif option not in _IGNORED_OPTIONS:
         raise ConfigError(
-            f"{where}: unsupported option {option}",
-            "remove it; supported: -r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre",
+            f"{where}: unsupported option {option}", f"remove it; supported: {_SUPPORTED}"
         )
 
 

@@ -21,9 +21,10 @@ from urllib.parse import unquote, urlparse
 import tomli_w
 
 from .atomic import write_text
-from .config import IndexOptions, Project, function_index
+from .config import FunctionSpec, IndexOptions, Project, function_index
 from .credentials import public_url
 from .errors import LockError
+from .formats import FormatControl
 from .graph import Pin
 from .planner.model import OPTIONS
 
@@ -86,7 +87,8 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
     for name, function in data["functions"].items():
         if "build" in function:
             parts[f"functions.{name}.build"] = function["build"]
-        requirements = [function[k] for k in ("requirements", "constraints", "hashes")]
+        keys = ("requirements", "constraints", "hashes", "formats")
+        requirements = [function[k] for k in keys if k in function]
         parts[f"functions.{name}.requirements"] = requirements
         parts[f"functions.{name}.index"] = function["index"]
         parts[f"functions.{name}.weight"] = function["weight"]
@@ -123,17 +125,22 @@ def _resolution_data(project: Project, strategy: str) -> dict[str, Any]:
         "strategy": strategy,
         "max_layers": project.max_layers,
         "planner": project.planner.digest_form(),
-        "functions": {
-            spec.name: {
-                "requirements": list(spec.requirements.requirements),
-                "constraints": list(spec.requirements.constraints),
-                "hashes": [[n, list(h)] for n, h in spec.requirements.hashes],
-                "index": _portable_index(function_index(project, spec), project.root),
-                "weight": spec.weight,
-            }
-            for spec in project.functions
-        },
+        "functions": {spec.name: _function_inputs(project, spec) for spec in project.functions},
     }
+
+
+def _function_inputs(project: Project, spec: FunctionSpec) -> dict[str, Any]:
+    reqs = spec.requirements
+    data = {
+        "requirements": list(reqs.requirements),
+        "constraints": list(reqs.constraints),
+        "hashes": [[n, list(h)] for n, h in reqs.hashes],
+        "index": _portable_index(function_index(project, spec), project.root),
+        "weight": spec.weight,
+    }
+    if reqs.formats != FormatControl():  # only then: the digests of older locks hold
+        data["formats"] = reqs.formats.to_data()
+    return data
 
 
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:

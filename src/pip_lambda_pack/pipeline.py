@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -122,7 +122,7 @@ class Finders:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._finders: dict[IndexOptions, PackageFinder] = {}
-        self._http: httpx.Client | None = None
+        self._clients: dict[tuple[str, ...], httpx.Client] = {}  # by extra trusted hosts
 
     def get(self, index: IndexOptions) -> PackageFinder:
         index = self._settings.index_defaults.merged(index)
@@ -131,6 +131,7 @@ class Finders:
             extra_index_urls=index.extra_index_urls,
             find_links=index.find_links,
             no_index=index.no_index,
+            trusted_hosts=index.trusted_hosts,
         )
         if key not in self._finders:
             self._finders[key] = PackageFinder(
@@ -138,28 +139,31 @@ class Finders:
                 find_links=index.find_links,
                 cache_dir=self._settings.cache_dir / "index",
                 offline=self._settings.offline,
-                client=self._client(),
+                client=self._client(index.trusted_hosts),
                 log=self._settings.log,
             )
         return self._finders[key]
 
-    def _client(self) -> httpx.Client | None:
-        """One shared client when pip's network options are set; else each finder its own."""
-        if self._settings.network is None:
+    def _client(self, trusted_hosts: tuple[str, ...]) -> httpx.Client | None:
+        """One shared client per set of trusted hosts when pip's network options are set or
+        a requirements file adds --trusted-host; else each finder its own."""
+        if self._settings.network is None and not trusted_hosts:
             return None  # without pip's options, pipconf (and httpx) need not be imported
         from .pipconf import NetworkOptions, http_client
 
-        if self._settings.network == NetworkOptions():
+        network = self._settings.network or NetworkOptions()
+        hosts = tuple(dict.fromkeys((*network.trusted_hosts, *trusted_hosts)))
+        if network == NetworkOptions() and not hosts:
             return None
-        if self._http is None:
-            self._http = http_client(self._settings.network)
-        return self._http
+        if hosts not in self._clients:
+            self._clients[hosts] = http_client(replace(network, trusted_hosts=hosts))
+        return self._clients[hosts]
 
     def close(self) -> None:
         for finder in self._finders.values():
             finder.close()
-        if self._http is not None:
-            self._http.close()
+        for client in self._clients.values():
+            client.close()
 
 
 def strategy_of(project: Project) -> str:
@@ -205,8 +209,10 @@ def _resolve_function(
         constraints=reqs.parsed_constraints(),
         hashes=reqs.hash_map(),
         allow_prereleases=function_index(project, spec).pre,
+        formats=reqs.formats,
         build_dir=settings.cache_dir / "built",
         log=settings.log,
+        warn=lambda line: settings.say(f"warning: {line}"),
     )
 
 
@@ -758,13 +764,20 @@ def _wheel_paths(
     finders: FinderPool,
     needed: set[str] | None = None,
 ) -> dict[str, Path]:
-    """Local, verified paths of the lock's wheels (of ``needed`` ones, when given)."""
-    finder = finders.get(project.index)
+    """Local, verified paths of the lock's wheels (of ``needed`` ones, when given), each
+    fetched through the index options of a function that needs it (its login, trusted hosts)."""
     wanted = {pid: pin for pid, pin in lock.wheels.items() if needed is None or pid in needed}
-    links = {pid: _link(pin) for pid, pin in wanted.items() if not pin.sdist}
-    downloaded = download(finder, list(links.values()), settings)
-    paths = {pid: downloaded[link.url] for pid, link in links.items()}
+    finder_of = _finders_by_pin(project, lock, finders)
+    groups: dict[Finder, dict[str, FileLink]] = {}
     for pid, pin in wanted.items():
+        if not pin.sdist:
+            groups.setdefault(finder_of.get(pid, finder_of[""]), {})[pid] = _link(pin)
+    paths: dict[str, Path] = {}
+    for finder, links in groups.items():
+        downloaded = download(finder, list(links.values()), settings)
+        paths.update({pid: downloaded[link.url] for pid, link in links.items()})
+    for pid, pin in wanted.items():
+        finder = finder_of.get(pid, finder_of[""])
         if pin.sdist:
             package = ResolvedPackage(
                 name=pin.name,
@@ -778,6 +791,19 @@ def _wheel_paths(
                 package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
             )
     return paths
+
+
+def _finders_by_pin(project: Project, lock: Lock, finders: FinderPool) -> dict[str, Finder]:
+    """The finder of the first function (in config order) that locks each pin; ``""``: the
+    project's own, for pins no function of the config names."""
+    found: dict[str, Finder] = {"": finders.get(project.index)}
+    for spec in project.functions:
+        locked = lock.functions.get(spec.name)
+        if locked is not None:
+            finder = finders.get(function_index(project, spec))
+            for pid in locked.pins:
+                found.setdefault(pid, finder)
+    return found
 
 
 def _link(pin: Pin) -> FileLink:
