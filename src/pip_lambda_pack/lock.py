@@ -92,6 +92,11 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
         parts[f"functions.{name}.requirements"] = requirements
         parts[f"functions.{name}.index"] = function["index"]
         parts[f"functions.{name}.weight"] = function["weight"]
+        if "delivery" in function:
+            parts[f"functions.{name}.delivery"] = [
+                function["delivery"],
+                function["ephemeral_storage_mb"],
+            ]
     return {key: _digest(value)[:16] for key, value in sorted(parts.items())}
 
 
@@ -140,7 +145,14 @@ def _function_inputs(project: Project, spec: FunctionSpec) -> dict[str, Any]:
     }
     if reqs.formats != FormatControl():  # only then: the digests of older locks hold
         data["formats"] = reqs.formats.to_data()
-    return data
+    return {**data, **_delivery(spec)}
+
+
+def _delivery(spec: FunctionSpec) -> dict[str, Any]:
+    """A shim-delivered function is planned within its /tmp, not Lambda's limits."""
+    if spec.delivery == "layers":
+        return {}  # the default: locks from before the key stay fresh
+    return {"delivery": spec.delivery, "ephemeral_storage_mb": spec.ephemeral_storage_mb}
 
 
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
@@ -350,6 +362,8 @@ def _part_words(key: str, project: Project) -> str:
         return "index options changed"
     if part == "weight":
         return f"weight of function {name} changed"
+    if part == "delivery":
+        return f"delivery or ephemeral-storage-mb of function {name} changed"
     spec = next(f for f in project.functions if f.name == name)
     source = spec.requirements_file or (spec.lock_input and _relative(spec.lock_input, project))
     return f"{source} changed" if source else f"dependencies of function {name} changed"

@@ -282,7 +282,32 @@ def unpacked_size(wheel: Path) -> int:
 
 def plan_params(project: Project, previous: LayerPlan | None = None) -> PlanParams:
     """The planner's parameters: the project's settings over the documented defaults."""
-    return planner_params(project.planner, project.max_layers, project.target, previous)
+    params = planner_params(project.planner, project.max_layers, project.target, previous)
+    limits = shim_limits(project)
+    return replace(params, limits=limits) if limits else params
+
+
+SHIM_MAX_LAYERS = 64  # the shim reads any number; the cost model picks how many pay
+SHIM_MARGIN_MB = 64  # of /tmp kept free (plus a tenth): a layer's zip while it unpacks, and
+# the handler's own files
+
+
+def shim_size_limit(ephemeral_storage_mb: int) -> int:
+    """The unzipped bytes a shim-delivered function may need: its /tmp less a margin."""
+    mib = 1024 * 1024
+    return int(ephemeral_storage_mb * 0.9 * mib) - SHIM_MARGIN_MB * mib
+
+
+def shim_limits(project: Project) -> dict[str, tuple[int, int]]:
+    """(max layers, size limit) of each shim-delivered function: /tmp's, not Lambda's."""
+    return {
+        spec.name: (
+            max(SHIM_MAX_LAYERS, project.max_layers),
+            shim_size_limit(spec.ephemeral_storage_mb),
+        )
+        for spec in project.functions
+        if spec.delivery == "shim"
+    }
 
 
 def planner_params(
@@ -437,7 +462,10 @@ def plan_lock(
     params = plan_params(project, previous)
     if lenient:
         largest = max(size_of(fleet, name, pins) for name, pins in needs(fleet, params).items())
-        lifted = dataclasses.replace(params, size_limit=max(params.size_limit, largest))
+        own = {n: (k, max(size, largest)) for n, (k, size) in (params.limits or {}).items()}
+        lifted = dataclasses.replace(
+            params, size_limit=max(params.size_limit, largest), limits=own or None
+        )
         plan = make_plan(fleet, lifted, strategy_of(project))
     else:
         plan = make_plan(fleet, params, strategy_of(project))
@@ -588,6 +616,7 @@ def build_project(
         return read_manifest(out_dir)
     artifacts = _build_layers(project, lock, out_dir, settings, finders, compiler)
     entries = {}
+    params = plan_params(project)
     for spec in project.functions:
         options = function_options(project, spec, compiler)
         code = build_code_zip(spec.code, out_dir, spec.name, options)
@@ -595,7 +624,7 @@ def build_project(
         layers = tuple(
             _layer_entry(artifacts[lid], lock.layers[lid], out_dir) for lid in locked.layers
         )
-        _check_size(spec.name, code, layers, plan_params(project))
+        _check_size(spec.name, code, layers, params)
         entries[spec.name] = FunctionEntry(
             handler=spec.handler, code=_code_entry(code, out_dir), layers=layers
         )
@@ -716,6 +745,7 @@ def _stamp_inputs(project: Project, lock: Lock, out_dir: Path, compiler: Interpr
         ],
         "limit": plan_params(project).size_limit,
         "build": build_options_key(project, lock, compiler),
+        "shim": sorted(shim_limits(project).items()),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -842,11 +872,12 @@ def _check_size(
     name: str, code: Artifact, layers: tuple[LayerEntry, ...], params: PlanParams
 ) -> None:
     total = code.unzipped_size + sum(layer.unzipped_size for layer in layers)
-    if total > params.size_limit:
+    if total > params.size_for(name):
         raise PlanError(
             f"function {name} unzips to {human_size(total)}, over the "
-            f"{limit_size(params.size_limit)} limit",
-            "slim its code or dependencies",
+            f"{limit_size(params.size_for(name))} limit",
+            'slim its code or dependencies, or set delivery = "shim" in '
+            f"[functions.{name}] to load its layers into /tmp",
         )
 
 
