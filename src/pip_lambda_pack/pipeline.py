@@ -280,6 +280,15 @@ def unpacked_size(wheel: Path) -> int:
         raise BuildError(f"{wheel.name} is not a valid wheel: {exc}", "clear the cache") from exc
 
 
+def with_observed_usage(project: Project, graph: PinGraph, params: PlanParams) -> PlanParams:
+    """``params`` with the store's observed usage (what ``serve`` recorded of the project's
+    functions' cold starts), so the plan follows real traffic; unchanged without one."""
+    from .serve.record import observed_usage
+
+    usage = observed_usage(project.store, project.root, graph.functions)
+    return replace(params, usage=usage) if usage else params
+
+
 def plan_params(project: Project, previous: LayerPlan | None = None) -> PlanParams:
     """The planner's parameters: the project's settings over the documented defaults."""
     params = planner_params(project.planner, project.max_layers, project.target, previous)
@@ -459,7 +468,7 @@ def plan_lock(
     """
     graph = pin_graph(closures)
     fleet = fleet_of(project, graph)
-    params = plan_params(project, previous)
+    params = with_observed_usage(project, graph, plan_params(project, previous))
     if lenient:
         largest = max(size_of(fleet, name, pins) for name, pins in needs(fleet, params).items())
         own = {n: (k, max(size, largest)) for n, (k, size) in (params.limits or {}).items()}
@@ -544,8 +553,9 @@ def plan_report(
     what ``plan`` prints is what ``build`` writes, ``manifest.json`` and the templates name.
     """
     lock = shown.lock
-    fleet = fleet_of(project, pin_graph(lock.closures()))
-    params = plan_params(project)
+    graph = pin_graph(lock.closures())
+    fleet = fleet_of(project, graph)
+    params = with_observed_usage(project, graph, plan_params(project))
     plan = locked_plan(lock)
     plan = dataclasses.replace(plan, warnings=runtime_warnings(fleet, plan, params))
     ids = {
