@@ -95,6 +95,7 @@ EXAMPLES = {
     "cache": "%(prog)s prune --max-bytes 200000000",
     "check": "%(prog)s && echo fresh",
     "export": "%(prog)s --format sam -o template.json",
+    "serve": "%(prog)s --store .lambda-pack/store --max-concurrency 4",
     "deploy": "%(prog)s --region eu-west-1 --dry-run",
 }
 
@@ -163,8 +164,40 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _add_serve(commands, common)
     _deploy_parser(commands, [common, project])
     return parser
+
+
+def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
+    index = argparse.ArgumentParser(add_help=False)
+    index.add_argument("-i", "--index-url", metavar="URL", help="index CreateFunction uses")
+    index.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL", help="another index"
+    )
+    index.add_argument(
+        "-f", "--find-links", action="append", default=[], metavar="DIR|URL", help="wheels too"
+    )
+    index.add_argument("--no-index", action="store_true", help="use --find-links alone")
+    serve = _add(
+        commands,
+        "serve",
+        "run the store's functions behind the AWS Lambda API",
+        [common, index],
+        _serve,
+    )
+    serve.add_argument("--store", help="store URL or path (default: the project's)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
+    serve.add_argument("--cache", type=Path, help="worker cache directory (default: invoke's)")
+    serve.add_argument("--cache-max-bytes", type=int, help="worker cache size cap")
+    serve.add_argument("--max-concurrency", type=int, default=10, help="environments per function")
+    serve.add_argument("--max-environments", type=int, default=64, help="environments in all")
+    serve.add_argument("--queue", type=int, default=100, help="queued calls per function")
+    serve.add_argument("--idle-s", type=float, default=300.0, help="stop idle environments")
+    serve.add_argument(
+        "--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region in ARNs"
+    )
 
 
 def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -265,6 +298,11 @@ def _project_options() -> argparse.ArgumentParser:
     shortcut.add_argument("--name", default=None, help="the function's name (default: code dir)")
     options.add_argument(
         "--target-python", type=Path, help="the target's Python (sdist builds, bytecode)"
+    )
+    options.add_argument(
+        "--bytecode",
+        choices=["checked-hash", "unchecked-hash", "none"],
+        help=".pyc compiled for the target in layers and code zips (default checked-hash)",
     )
     return options
 
@@ -368,6 +406,10 @@ def _project(args: argparse.Namespace) -> Project:
         index=index,
         planner=_planner_options(args),
     )
+    if args.bytecode is not None:
+        from .config import with_bytecode
+
+        project = with_bytecode(project, args.bytecode)
     if args.target_python is not None:
         project = dataclasses.replace(project, target_python=args.target_python.expanduser())
     from .inputs import materialize
@@ -689,6 +731,12 @@ def _check(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{project.lock_path.name} is fresh", file=sys.stderr)
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve.command import serve
+
+    return serve(args, _store_location(args), _settings(args), _cache_dir(args))
 
 
 def _deploy(args: argparse.Namespace) -> int:

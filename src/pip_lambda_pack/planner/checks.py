@@ -20,7 +20,8 @@ def check_fleet(fleet: Fleet, params: PlanParams) -> None:
     if problems:
         raise PlanError(
             next(iter(problems.values())),
-            "drop or slim the largest dependencies, or split the function",
+            "drop or slim the largest dependencies, split the function, or set "
+            f'delivery = "shim" in [functions.{next(iter(problems))}] to load its layers into /tmp',
         )
 
 
@@ -34,15 +35,16 @@ def size_problems(
         unique = set(members)
         total = fleet.functions[name].code_size
         total += sum(fleet.packages[p].unpacked_size for p in unique)
-        if total > params.size_limit:
+        limit = params.size_for(name)
+        if total > limit:
             biggest = sorted(unique, key=lambda p: (-fleet.packages[p].unpacked_size, p))[:3]
             listed = ", ".join(
                 f"{p} ({human_size(fleet.packages[p].unpacked_size)})" for p in biggest
             )
             problems[name] = (
                 f"function {name} needs {human_size(total)} unzipped, "
-                f"{human_size(total - params.size_limit)} over the "
-                f"{human_size(params.size_limit)} limit; largest: {listed}"
+                f"{human_size(total - limit)} over the "
+                f"{human_size(limit)} limit; largest: {listed}"
             )
     return problems
 
@@ -72,12 +74,12 @@ def _plan_problem(
     unpacked += sum(fleet.packages[p].unpacked_size for p in unique)
     if missing:
         return f"misses {', '.join(sorted(missing))}"
-    if len(ids) > params.max_layers and plan.strategy not in UNBOUNDED:
-        return f"uses {len(ids)} layers, over the limit of {params.max_layers}"
+    if len(ids) > params.layers_for(name) and plan.strategy not in UNBOUNDED:
+        return f"uses {len(ids)} layers, over the limit of {params.layers_for(name)}"
     if len({fleet.packages[p].name for p in unique}) != len(unique):
         return "has two versions of one package"
-    if unpacked > params.size_limit:
-        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_limit)}"
+    if unpacked > params.size_for(name):
+        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_for(name))}"
     extra = sorted(p for p in unique - set(needed) if is_provided(fleet, params, p))
     if extra:
         return f"receives {extra[0]}, which it does not need, over the runtime's copy"
