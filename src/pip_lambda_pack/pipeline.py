@@ -27,6 +27,7 @@ from .config import (
     PlannerOptions,
     Project,
     function_bytecode,
+    function_exclude,
     function_index,
 )
 from .credentials import public_url
@@ -950,26 +951,34 @@ def layer_options(
     project: Project, lock: Lock, lid: str, compiler: Interpreter | None
 ) -> LayerOptions:
     """How layer ``lid`` is built: with the bytecode mode of the functions that use it
-    when they agree, else the project's."""
+    when they agree (else the project's), leaving out what all of them exclude."""
     users = [spec for spec in project.functions if lid in lock.functions[spec.name].layers]
     modes = {function_bytecode(project, spec) for spec in users}
     mode = modes.pop() if len(modes) == 1 else project.bytecode
-    return _options(project, mode, compiler)
+    excludes = [function_exclude(project, spec) for spec in users] or [project.exclude]
+    common = tuple(glob for glob in excludes[0] if all(glob in other for other in excludes))
+    return _options(project, mode, compiler, common)
 
 
 def function_options(
     project: Project, spec: FunctionSpec, compiler: Interpreter | None
 ) -> LayerOptions:
     """How the code zip of ``spec`` is built."""
-    return _options(project, function_bytecode(project, spec), compiler)
+    return _options(
+        project, function_bytecode(project, spec), compiler, function_exclude(project, spec)
+    )
 
 
-def _options(project: Project, mode: str, compiler: Interpreter | None) -> LayerOptions:
+def _options(
+    project: Project, mode: str, compiler: Interpreter | None, exclude: tuple[str, ...]
+) -> LayerOptions:
     target = get_target(project.target)
     if compiler is None or mode == "none":
-        return LayerOptions(cache_tag=target_cache_tag(target))
+        return LayerOptions(cache_tag=target_cache_tag(target), exclude=exclude)
     return LayerOptions(
-        cache_tag=target_cache_tag(target), compiler=Compiler(mode=mode, interpreter=compiler)
+        cache_tag=target_cache_tag(target),
+        compiler=Compiler(mode=mode, interpreter=compiler),
+        exclude=exclude,
     )
 
 
