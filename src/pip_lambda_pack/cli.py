@@ -40,6 +40,7 @@ def main(
     """
     parser = build_parser(prog)
     argv = list(sys.argv[1:] if argv is None else argv)
+    _SAID.clear()
     try:
         args = parser.parse_args(argv)
     except LambdaPackError as exc:  # a usage error, rendered like every other error
@@ -277,6 +278,9 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
     from .pipeline import Settings
 
     def say(message: str) -> None:
+        if message.startswith("warning: ") and message in _SAID:
+            return  # once per command, though lock and plan both find it
+        _SAID.add(message)
         if not args.quiet:
             _line(message)
 
@@ -304,6 +308,7 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
 
 
 _STDERR = threading.Lock()
+_SAID: set[str] = set()  # what this command said already (main() starts it empty)
 
 
 def _line(message: str) -> None:
@@ -481,13 +486,16 @@ def _plan(args: argparse.Namespace) -> int:
     report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
     if args.format == "json" or args.json_output:
         _emit_json(report)
-    elif not args.report:
-        print("\n".join(plan_text(report)))
+    elif not args.report:  # a warning lock already gave on stderr is not given again
+        unsaid = [w for w in report["warnings"] if f"warning: {w}" not in _SAID]
+        print("\n".join(plan_text({**report, "warnings": unsaid})))
     if args.report:
         from .atomic import write_text
-        from .planner.report import render_html
+        from .planner.page import render_html
 
-        write_text(Path(args.report), render_html(report))
+        others = [s for s in ("single", "nixery") if s != strategy]  # beside it on the page
+        baselines = [plan_to_json(make_plan(fleet, params, s), fleet, params) for s in others]
+        write_text(Path(args.report), render_html(report, baselines))
         if not args.quiet:
             print(f"wrote {args.report}", file=sys.stderr)
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import PlanError
-from ..units import human_size
+from ..units import human_size, limit_size
 from .model import Fleet, LayerPlan, PlanParams
 from .runtime_provided import closures, is_provided
 
@@ -26,7 +26,7 @@ def check_fleet(fleet: Fleet, params: PlanParams) -> None:
             )
             raise PlanError(
                 f"function {name} needs {human_size(total)} unzipped, over the "
-                f"{human_size(params.size_limit)} limit; largest: {listed}",
+                f"{limit_size(params.size_limit)} limit; largest: {listed}",
                 "drop or slim the largest dependencies, or split the function",
             )
 
@@ -61,7 +61,7 @@ def _plan_problem(
     if len({fleet.packages[p].name for p in unique}) != len(unique):
         return "has two versions of one package"
     if unpacked > params.size_limit:
-        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_limit)}"
+        return f"needs {human_size(unpacked)} unzipped, over {limit_size(params.size_limit)}"
     extra = sorted(p for p in unique - set(needed) if is_provided(fleet, params, p))
     if extra:
         return f"receives {extra[0]}, which it does not need, over the runtime's copy"
