@@ -553,3 +553,25 @@ def test_aws_errors_become_one_error_and_one_tip() -> None:
         _client_error("TooManyRequestsException", "Rate exceeded"), "lambda.CreateFunction", "f"
     )
     assert isinstance(throttled, DeployError) and throttled.exit_code == 1
+
+
+def test_shim_delivery_plans_within_tmp_and_makes_the_lock_stale(tmp_path: Path) -> None:
+    from pip_lambda_pack.pipeline import plan_params, shim_size_limit
+
+    root = _project(tmp_path)
+    assert run(root, "lock", "-q").returncode == 0
+    config = root / "lambda-pack.toml"
+    config.write_text(
+        config.read_text().replace(
+            'code = "hello"\n', 'code = "hello"\ndelivery = "shim"\nephemeral-storage-mb = 2048\n'
+        )
+    )
+    params = plan_params(load_project(config))
+    assert (params.layers_for("hello"), params.size_for("hello")) == (64, shim_size_limit(2048))
+    assert shim_size_limit(2048) == int(2048 * 0.9 * 2**20) - 64 * 2**20
+    assert (params.layers_for("other"), params.size_for("other")) == (5, 250 * 2**20)
+    done = run(root, "check")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == (
+        "lambda-pack.lock is stale: delivery or ephemeral-storage-mb of function hello changed"
+    )

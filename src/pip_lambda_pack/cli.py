@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Sequence
@@ -22,7 +23,6 @@ from .errors import ConfigError, LambdaPackError
 
 if TYPE_CHECKING:
     from .config import PlannerOptions, Project
-    from .lock import Lock
     from .manifest import BuildManifest
     from .pipconf import PipOptions
     from .pipeline import Finders, Settings
@@ -97,6 +97,7 @@ EXAMPLES = {
     "cache": "%(prog)s prune --max-bytes 200000000",
     "check": "%(prog)s && echo fresh",
     "export": "%(prog)s --format sam -o template.json",
+    "serve": "%(prog)s --store .lambda-pack/store --max-concurrency 4",
     "deploy": "%(prog)s --region eu-west-1 --dry-run",
 }
 
@@ -165,8 +166,40 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _add_serve(commands, common)
     _deploy_parser(commands, [common, project])
     return parser
+
+
+def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
+    index = argparse.ArgumentParser(add_help=False)
+    index.add_argument("-i", "--index-url", metavar="URL", help="index CreateFunction uses")
+    index.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL", help="another index"
+    )
+    index.add_argument(
+        "-f", "--find-links", action="append", default=[], metavar="DIR|URL", help="wheels too"
+    )
+    index.add_argument("--no-index", action="store_true", help="use --find-links alone")
+    serve = _add(
+        commands,
+        "serve",
+        "run the store's functions behind the AWS Lambda API",
+        [common, index],
+        _serve,
+    )
+    serve.add_argument("--store", help="store URL or path (default: the project's)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
+    serve.add_argument("--cache", type=Path, help="worker cache directory (default: invoke's)")
+    serve.add_argument("--cache-max-bytes", type=int, help="worker cache size cap")
+    serve.add_argument("--max-concurrency", type=int, default=10, help="environments per function")
+    serve.add_argument("--max-environments", type=int, default=64, help="environments in all")
+    serve.add_argument("--queue", type=int, default=100, help="queued calls per function")
+    serve.add_argument("--idle-s", type=float, default=300.0, help="stop idle environments")
+    serve.add_argument(
+        "--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region in ARNs"
+    )
 
 
 def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -243,7 +276,7 @@ def _project_options() -> argparse.ArgumentParser:
     options.add_argument(
         "--strategy", choices=list(STRATEGIES), help="planning strategy (default expected-time)"
     )
-    options.add_argument("--max-layers", type=int, help="layers per function (default 5)")
+    options.add_argument("--max-layers", type=_layer_count, help="layers per function (default 5)")
     model = options.add_argument_group("planner model (defaults: docs/planner.md)")
     model.add_argument(
         "--runtime-provided",
@@ -268,7 +301,23 @@ def _project_options() -> argparse.ArgumentParser:
     options.add_argument(
         "--target-python", type=Path, help="the target's Python (sdist builds, bytecode)"
     )
+    options.add_argument(
+        "--bytecode",
+        choices=["checked-hash", "unchecked-hash", "none"],
+        help=".pyc compiled for the target in layers and code zips (default checked-hash)",
+    )
     return options
+
+
+def _layer_count(text: str) -> int:
+    """``--max-layers``: an integer from 1 to 1000, as in the config."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return value
 
 
 # -- shared plumbing --------------------------------------------------------------------
@@ -278,9 +327,9 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
     from .pipeline import Settings
 
     def say(message: str) -> None:
-        if message.startswith("warning: ") and message in _SAID:
+        if message.startswith("warning: ") and _said_key(message) in _SAID:
             return  # once per command, though lock and plan both find it
-        _SAID.add(message)
+        _SAID.add(_said_key(message))
         if not args.quiet:
             _line(message)
 
@@ -309,6 +358,12 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
 
 _STDERR = threading.Lock()
 _SAID: set[str] = set()  # what this command said already (main() starts it empty)
+_LAYER_ID = re.compile(r"\blayer L?[0-9a-f]{12}\b")
+
+
+def _said_key(message: str) -> str:
+    """A message as said once: lock names a layer by its plan id, plan by its zip's id."""
+    return _LAYER_ID.sub("layer", message)
 
 
 def _line(message: str) -> None:
@@ -336,7 +391,6 @@ def _project(args: argparse.Namespace) -> Project:
         shortcut_project,
         with_overrides,
     )
-    from .target import get_target
 
     if getattr(args, "handler", None) or getattr(args, "requirement", None):
         project = _shortcut(args, shortcut_project)
@@ -364,11 +418,16 @@ def _project(args: argparse.Namespace) -> Project:
         index=index,
         planner=_planner_options(args),
     )
+    if args.bytecode is not None:
+        from .config import with_bytecode
+
+        project = with_bytecode(project, args.bytecode)
     if args.target_python is not None:
         project = dataclasses.replace(project, target_python=args.target_python.expanduser())
-    get_target(project.target)  # unknown targets fail before any work
     from .inputs import materialize
+    from .pipeline import check_settings
 
+    check_settings(project)  # an unknown target or strategy fails before any work
     return materialize(project)
 
 
@@ -440,65 +499,114 @@ def _lock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_lock(project: Project, args: argparse.Namespace) -> Lock:
-    from .pipeline import current_lock
+def _dry_run(args: argparse.Namespace) -> bool:
+    """Whether ad-hoc planner flags were given: then graph and plan never write the lock."""
+    from .planner.model import OPTION_KEYS
+
+    flags = ("strategy", "max-layers", *OPTION_KEYS)
+    return any(getattr(args, flag.replace("-", "_"), None) is not None for flag in flags)
+
+
+def _shown(project: Project, args: argparse.Namespace) -> Any:
+    from .pipeline import shown_lock
 
     settings = _settings(args)
     finders = _finders(settings)
     try:
-        return current_lock(project, settings, finders)
+        shown = shown_lock(project, settings, finders, write=not _dry_run(args))
     finally:
         finders.close()
+    return shown
 
 
 def _graph(args: argparse.Namespace) -> int:
     from .graph import build_graph, render_tree, to_json
 
-    lock = _current_lock(_project(args), args)
-    graph = build_graph(lock.closures())
+    shown = _shown(_project(args), args)
+    graph = build_graph(shown.lock.closures())
     if args.format == "json" or args.json_output:
-        _emit_json(to_json(graph))
+        _emit_json({**to_json(graph), "warnings": list(shown.warnings)})
     else:
-        for name in sorted(lock.functions):
+        for name in sorted(shown.lock.functions):
             print("\n".join(render_tree(graph, name)))
+    for warning in shown.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .planner import DEFAULT_STRATEGY, make_plan
-    from .planner.report import plan_text, plan_to_json
-
+    baselines: list[dict[str, Any]] = []
     if args.fleet:
-        from .pipeline import load_fleet, planner_params
-
-        fleet = load_fleet(args.fleet)
-        params = planner_params(_planner_options(args), args.max_layers, args.target)
-        strategy = args.strategy or DEFAULT_STRATEGY
+        report = _fleet_report(args)
+        if args.report:
+            baselines = _baselines(report["strategy"], *_fleet_inputs(args))
     else:
-        from .graph import pin_graph
-        from .pipeline import fleet_of, plan_params, strategy_of
+        from .pipeline import plan_report, shown_lock
 
         project = _project(args)
-        lock = _current_lock(project, args)
-        fleet = fleet_of(project, pin_graph(lock.closures()))
-        params = plan_params(project)
-        strategy = strategy_of(project)
-    report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+        settings = _settings(args)
+        finders = _finders(settings)
+        try:
+            shown = shown_lock(project, settings, finders, write=not _dry_run(args))
+            report = plan_report(project, shown, settings, finders)
+        finally:
+            finders.close()
+        if args.report:
+            from .graph import pin_graph
+            from .pipeline import fleet_of, plan_params
+
+            fleet = fleet_of(project, pin_graph(shown.lock.closures()))
+            baselines = _baselines(report["strategy"], fleet, plan_params(project))
+    _show_plan(report, args, baselines)
+    return 0
+
+
+def _fleet_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The ``--fleet`` file and the planner parameters from the flags."""
+    from .pipeline import load_fleet, planner_params
+
+    fleet = load_fleet(args.fleet)
+    return fleet, planner_params(_planner_options(args), args.max_layers, args.target)
+
+
+def _fleet_report(args: argparse.Namespace) -> dict[str, Any]:
+    """The plan of a ``--fleet`` file (no wheels, so its layer ids are digests of pins)."""
+    from .planner import DEFAULT_STRATEGY, get_strategy, make_plan
+    from .planner.report import plan_to_json
+
+    strategy = args.strategy or DEFAULT_STRATEGY
+    get_strategy(strategy)
+    fleet, params = _fleet_inputs(args)
+    report: dict[str, Any] = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+    return report
+
+
+def _baselines(strategy: str, fleet: Any, params: Any) -> list[dict[str, Any]]:
+    """``single`` and ``nixery`` on the same fleet, for the report page to show beside."""
+    from .planner import make_plan
+    from .planner.report import plan_to_json
+
+    others = [s for s in ("single", "nixery") if s != strategy]
+    return [plan_to_json(make_plan(fleet, params, s), fleet, params) for s in others]
+
+
+def _show_plan(
+    report: dict[str, Any], args: argparse.Namespace, baselines: list[dict[str, Any]]
+) -> None:
+    from .planner.report import plan_text
+
     if args.format == "json" or args.json_output:
         _emit_json(report)
     elif not args.report:  # a warning lock already gave on stderr is not given again
-        unsaid = [w for w in report["warnings"] if f"warning: {w}" not in _SAID]
+        unsaid = [w for w in report["warnings"] if _said_key(f"warning: {w}") not in _SAID]
         print("\n".join(plan_text({**report, "warnings": unsaid})))
     if args.report:
         from .atomic import write_text
         from .planner.page import render_html
 
-        others = [s for s in ("single", "nixery") if s != strategy]  # beside it on the page
-        baselines = [plan_to_json(make_plan(fleet, params, s), fleet, params) for s in others]
         write_text(Path(args.report), render_html(report, baselines))
         if not args.quiet:
             print(f"wrote {args.report}", file=sys.stderr)
-    return 0
 
 
 def _default_out(project: Project, args: argparse.Namespace) -> Path:
@@ -662,6 +770,12 @@ def _check(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{project.lock_path.name} is fresh", file=sys.stderr)
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve.command import serve
+
+    return serve(args, _store_location(args), _settings(args), _cache_dir(args))
 
 
 def _deploy(args: argparse.Namespace) -> int:
