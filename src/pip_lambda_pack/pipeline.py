@@ -34,7 +34,7 @@ from .credentials import public_url
 from .errors import BuildError, ConfigError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
-from .interpreters import Interpreter, find_optional
+from .interpreters import Interpreter, find_optional, for_project
 from .layers import Artifact, LayerOptions, build_code_zip, build_layer, code_fingerprint
 from .lock import (
     Lock,
@@ -73,6 +73,7 @@ from .planner.runtime_provided import runtime_warnings
 from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
+from .sdists import PythonLookup
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
 
@@ -190,8 +191,9 @@ def resolve_project(
         settings.say(f"resolving {spec.name} for {target.name}")
         finder = finders.get(function_index(project, spec))
         resolved = _resolve_function(spec, roots[spec.name], project, target, finder, settings)
+        python = python_lookup(project, target)
         left = _left_to_runtime(project, target, resolved)
-        closures[spec.name] = _pins(resolved, target, finder, settings, left)
+        closures[spec.name] = _pins(resolved, target, finder, settings, python, left)
     return closures
 
 
@@ -231,7 +233,18 @@ def _resolve_function(
         build_dir=settings.cache_dir / "built",
         log=settings.log,
         warn=lambda line: settings.say(f"warning: {line}"),
+        python=python_lookup(project, target),
     )
+
+
+def python_lookup(project: Project, target: Target) -> PythonLookup:
+    """The target's interpreter for sdist builds: ``--target-python``, the ``python`` config
+    key, ``python3.X`` on PATH, then pyenv (looked up only when an sdist is built)."""
+
+    def lookup(any_machine: bool) -> Interpreter:
+        return for_project(project, target, any_machine=any_machine)
+
+    return lookup
 
 
 def _pins(
@@ -239,6 +252,7 @@ def _pins(
     target: Target,
     finder: Finder,
     settings: Settings,
+    python: PythonLookup,
     left_to_runtime: frozenset[str] = frozenset(),
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
@@ -251,7 +265,11 @@ def _pins(
     for package in resolved.values():
         if package.built_from_sdist:
             path = wheel_path(
-                package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
+                package,
+                target=target,
+                finder=finder,
+                build_dir=settings.cache_dir / "built",
+                python=python,
             )
         elif package.link.url in sizes:
             pins.append(_pin(package, *sizes[package.link.url]))
@@ -300,6 +318,15 @@ def unpacked_size(wheel: Path) -> int:
             return sum(info.file_size for info in archive.infolist())
     except zipfile.BadZipFile as exc:
         raise BuildError(f"{wheel.name} is not a valid wheel: {exc}", "clear the cache") from exc
+
+
+def with_observed_usage(project: Project, graph: PinGraph, params: PlanParams) -> PlanParams:
+    """``params`` with the store's observed usage (what ``serve`` recorded of the project's
+    functions' cold starts), so the plan follows real traffic; unchanged without one."""
+    from .serve.record import observed_usage
+
+    usage = observed_usage(project.store, project.root, graph.functions)
+    return replace(params, usage=usage) if usage else params
 
 
 def plan_params(project: Project, previous: LayerPlan | None = None) -> PlanParams:
@@ -481,7 +508,7 @@ def plan_lock(
     """
     graph = pin_graph(closures)
     fleet = fleet_of(project, graph)
-    params = plan_params(project, previous)
+    params = with_observed_usage(project, graph, plan_params(project, previous))
     if lenient:
         largest = max(size_of(fleet, name, pins) for name, pins in needs(fleet, params).items())
         own = {n: (k, max(size, largest)) for n, (k, size) in (params.limits or {}).items()}
@@ -566,8 +593,9 @@ def plan_report(
     what ``plan`` prints is what ``build`` writes, ``manifest.json`` and the templates name.
     """
     lock = shown.lock
-    fleet = fleet_of(project, pin_graph(lock.closures()))
-    params = plan_params(project)
+    graph = pin_graph(lock.closures())
+    fleet = fleet_of(project, graph)
+    params = with_observed_usage(project, graph, plan_params(project))
     plan = locked_plan(lock)
     plan = dataclasses.replace(plan, warnings=runtime_warnings(fleet, plan, params))
     ids = {
@@ -840,7 +868,11 @@ def _wheel_paths(
                 built_from_sdist=True,
             )
             paths[pid] = wheel_path(
-                package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
+                package,
+                target=target,
+                finder=finder,
+                build_dir=settings.cache_dir / "built",
+                python=python_lookup(project, target),
             )
     return paths
 
