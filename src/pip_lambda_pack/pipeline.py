@@ -258,8 +258,8 @@ def _pins(
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
     # in no layer: not fetched at all; the index's size will do, the unpacked size is unknown
     sizes = {link.url: (link.size or 0, 0) for link in wheels if link.url in left_to_runtime}
-    # read off the zips' ends: no need to download these
-    sizes |= finder.remote_sizes([link for link in wheels if link.url not in sizes])
+    # read off the zips' ends or their METADATA: not downloaded
+    sizes |= finder.sizes([link for link in wheels if link.url not in sizes])
     paths = download(finder, [link for link in wheels if link.url not in sizes], settings)
     pins = []
     for package in resolved.values():
@@ -276,10 +276,7 @@ def _pins(
             continue
         else:
             path = paths[package.link.url]
-        known = None if package.built_from_sdist else finder.known_unpacked_size(package.link)
-        pins.append(
-            _pin(package, path.stat().st_size, unpacked_size(path) if known is None else known)
-        )
+        pins.append(_pin(package, path.stat().st_size, unpacked_size(path)))
     return pins
 
 
