@@ -239,6 +239,12 @@ def _project_options() -> argparse.ArgumentParser:
     )
     model.add_argument("--cache-mb", type=float, help="worker cache size in MB")
     model.add_argument("--fetch", choices=["parallel", "serial"], help="how layers are fetched")
+    model.add_argument(
+        "--plan-effort",
+        type=float,
+        metavar="X",
+        help="how long the planner's local search may run, a multiple of the default (1; 0: none)",
+    )
     shortcut = options.add_argument_group("one function without a config file")
     shortcut.add_argument("-r", "--requirement", type=Path, help="requirements file")
     shortcut.add_argument("--handler", help="module.function")
