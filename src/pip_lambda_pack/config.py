@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import ConfigError
+from .formats import FormatControl
 from .planner.model import OPTIONS
 from .wire import WireError, as_function_name
 
@@ -43,6 +44,7 @@ class IndexOptions:
     find_links: tuple[str, ...] = ()
     no_index: bool = False
     pre: bool = False
+    trusted_hosts: tuple[str, ...] = ()  # "host" or "host:port": TLS not verified, as pip
 
     def merged(self, other: IndexOptions) -> IndexOptions:
         """``other`` on top of ``self`` (the way pip lets a later option win)."""
@@ -52,6 +54,7 @@ class IndexOptions:
             find_links=_unique(self.find_links + other.find_links),
             no_index=self.no_index or other.no_index,
             pre=self.pre or other.pre,
+            trusted_hosts=_unique(self.trusted_hosts + other.trusted_hosts),
         )
 
     def index_urls(self) -> tuple[str, ...]:
@@ -69,6 +72,7 @@ class RequirementSet:
     constraints: tuple[str, ...] = ()
     hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # canonical name -> sha256 hexes
     index: IndexOptions = field(default_factory=IndexOptions)
+    formats: FormatControl = field(default_factory=FormatControl)  # --only-binary & co.
 
     def parsed(self) -> list[Requirement]:
         return [Requirement(line) for line in self.requirements]
@@ -142,6 +146,9 @@ class FunctionSpec:
     description: str = ""
     tags: tuple[tuple[str, str], ...] = ()  # sorted by key
     delivery: str = "layers"  # or "shim": past Lambda's layer limits, fetched into /tmp
+    # bytecode and exclude of this function (None: the project's)
+    bytecode: str | None = None
+    exclude: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +169,8 @@ class Project:
     # the python config key: (target name, "3.12", or "" for any target; path or command)
     python: tuple[tuple[str, str], ...] = ()
     target_python: Path | None = None  # --target-python: wins over the config
+    bytecode: str = "checked-hash"  # .pyc in layers and code zips; --bytecode wins
+    exclude: tuple[str, ...] = ()  # globs of files left out of layers and code zips
 
     @property
     def lock_path(self) -> Path:
@@ -190,6 +199,7 @@ class _Collected:
     constraints: list[str] = field(default_factory=list)
     hashes: dict[str, list[str]] = field(default_factory=dict)
     index: IndexOptions = field(default_factory=IndexOptions)
+    formats: FormatControl = field(default_factory=FormatControl)
 
 
 def read_requirements(path: Path) -> RequirementSet:
@@ -201,6 +211,7 @@ def read_requirements(path: Path) -> RequirementSet:
         constraints=tuple(collected.constraints),
         hashes=tuple(sorted((n, tuple(sorted(h))) for n, h in collected.hashes.items())),
         index=collected.index,
+        formats=collected.formats,
     )
 
 
@@ -243,7 +254,11 @@ _OPTION_ALIASES = {
     "-f": "--find-links",
     "-e": "--editable",
 }
-_IGNORED_OPTIONS = {"--prefer-binary", "--only-binary", "--trusted-host", "--use-feature"}
+_IGNORED_OPTIONS = {"--use-feature"}
+_SUPPORTED = (
+    "-r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre, --only-binary, "
+    "--no-binary, --prefer-binary, --trusted-host"
+)
 
 
 def _read_line(
@@ -314,10 +329,15 @@ def _read_option(
         out.index = out.index.merged(IndexOptions(no_index=True))
     elif option == "--pre":
         out.index = out.index.merged(IndexOptions(pre=True))
+    elif option == "--trusted-host":
+        out.index = out.index.merged(IndexOptions(trusted_hosts=(value,)))
+    elif option in ("--only-binary", "--no-binary"):
+        out.formats = out.formats.with_option(option, value, where)
+    elif option == "--prefer-binary":
+        out.formats = replace(out.formats, prefer_binary=True)
     elif option not in _IGNORED_OPTIONS:
         raise ConfigError(
-            f"{where}: unsupported option {option}",
-            "remove it; supported: -r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre",
+            f"{where}: unsupported option {option}", f"remove it; supported: {_SUPPORTED}"
         )
 
 
@@ -385,6 +405,7 @@ def load_project(path: Path) -> Project:
         planner=planner_options(table, str(path)),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
         python=_python_paths(table.get("python"), root, path),
+        **_build_options(table, str(path), default=True),
     )
 
 
@@ -429,6 +450,24 @@ def _cache_cap(value: object, path: Path) -> int | None:
             "write cache-max-bytes = 2000000000",
         )
     return value
+
+
+def _build_options(table: Mapping[str, Any], where: str, *, default: bool) -> dict[str, Any]:
+    """``bytecode`` and ``exclude`` of the project (with defaults) or of one function."""
+    from .bytecode import DEFAULT_MODE, check_mode
+
+    options: dict[str, Any] = {"bytecode": DEFAULT_MODE, "exclude": ()} if default else {}
+    if "bytecode" in table:
+        options["bytecode"] = check_mode(table["bytecode"], where)
+    if "exclude" in table:
+        globs = table["exclude"]
+        if not isinstance(globs, list) or not all(isinstance(g, str) and g for g in globs):
+            raise ConfigError(
+                f"{where}: exclude must be a list of glob patterns",
+                'write exclude = ["**/tests/**", "**/*.pyi"]',
+            )
+        options["exclude"] = tuple(globs)
+    return options
 
 
 def _python_paths(value: object, root: Path, path: Path) -> tuple[tuple[str, str], ...]:
@@ -485,6 +524,7 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
         selection=selection,
         requirements_file=str(value["requirements"]) if "requirements" in value else None,
         **function_settings(value, where),
+        **_build_options(value, where, default=False),
     )
 
 
@@ -753,6 +793,22 @@ def with_overrides(
         index=project.index.merged(index) if index else project.index,
         planner=project.planner.merged(planner) if planner else project.planner,
     )
+
+
+def with_bytecode(project: Project, mode: str) -> Project:
+    """The project with ``--bytecode MODE``: for every function, over their own settings."""
+    functions = tuple(replace(spec, bytecode=None) for spec in project.functions)
+    return replace(project, bytecode=mode, functions=functions)
+
+
+def function_bytecode(project: Project, spec: FunctionSpec) -> str:
+    """The bytecode mode of one function: its own, else the project's."""
+    return spec.bytecode if spec.bytecode is not None else project.bytecode
+
+
+def function_exclude(project: Project, spec: FunctionSpec) -> tuple[str, ...]:
+    """The exclude globs of one function: its own list (replacing), else the project's."""
+    return spec.exclude if spec.exclude is not None else project.exclude
 
 
 def function_index(project: Project, spec: FunctionSpec) -> IndexOptions:

@@ -7,17 +7,10 @@ be built from its sdist, and is accepted only when the result is pure Python.
 
 from __future__ import annotations
 
-import contextlib
 import email.message
 import email.parser
 import functools
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +25,12 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from .atomic import sha256_of
 from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
-from .index import FileLink, Finder, metadata_is_cheap, redact_url
+from .formats import FormatControl
+from .index import FileLink, Finder, metadata_is_cheap
 from .rangezip import read_wheel_metadata
+from .sdists import PythonLookup, Source, build_wheel, default_lookup, twin_tip
 from .target import Target
+from .wire import redact
 
 if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
@@ -42,7 +38,8 @@ if TYPE_CHECKING:
 PYTHON = "<python>"  # the identifier of the target's interpreter, for Requires-Python
 MAX_ROUNDS = 20000
 _ZERO = Version("0")
-BUILD_TIMEOUT = 1800  # seconds for one sdist build
+ANY_FORMAT = FormatControl()  # wheels and sdists for every project
+_PREBUILT = "or put a wheel built for TARGET in --find-links"
 CONFLICT_TIP = "loosen one of these requirements or add a constraint"
 Log = Callable[[str], None]
 
@@ -261,12 +258,17 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         constraints: Sequence[Requirement] = (),
         hashes: Mapping[str, frozenset[str]] | None = None,
         allow_prereleases: bool = False,
+        formats: FormatControl = ANY_FORMAT,
         build_dir: Path,
         log: Log | None = None,
+        python: PythonLookup | None = None,
     ) -> None:
         self.target = target
+        self.python_lookup = python
         self.finder = finder
         self.allow_prereleases = allow_prereleases
+        self.formats = formats
+        self.skipped_sdists: dict[str, Version] = {}  # newer sdist-only versions passed over
         self.build_dir = build_dir
         self.log: Log = log or (lambda _line: None)
         self.hashes: dict[str, frozenset[str]] = {
@@ -329,8 +331,9 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
             fits = all(self.is_satisfied_by(req, self.python) for req in reqs)
             return [self.python] if fits and self.python.version not in excluded else []
         name, extras = reqs[0].name, reqs[0].extras
-        allowed = [u for u in self.usable(name) if self._acceptable(u, reqs)]
+        allowed = self._allowed(name, reqs)
         wheels = [u for u in allowed if u.link.is_wheel]
+        self._note_skipped_sdist(name, allowed, wheels)
         by_version: dict[Version, _Usable] = {}
         for usable in wheels or allowed:
             by_version.setdefault(usable.version, usable)
@@ -364,27 +367,55 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
             found, rejected = usable_files(
                 self.finder.links(name), self.target, self.hashes.get(name)
             )
-            for link, reason in rejected:
+            found, refused = _by_format(name, found, self.formats)
+            for link, reason in [*rejected, *refused]:
                 self._reject(link, reason)
                 self._rejected.setdefault(name, []).append((link, reason))
             self._usable[name] = found
         return self._usable[name]
 
-    def _acceptable(self, usable: _Usable, reqs: Sequence[_Requirement]) -> bool:
-        """Whether ``usable`` satisfies ``reqs``, the constraints, and the yank/pre rules."""
-        specifiers = [req.specifier for req in reqs]
-        specifiers += self.constraints.get(reqs[0].name, [])
+    def _allowed(self, name: str, reqs: Sequence[_Requirement]) -> list[_Usable]:
+        """Usable files of ``name`` that satisfy ``reqs``, the constraints and the yank and
+        pre-release rules: pre-releases with --pre, when a specifier names one, or (as PEP
+        440 and pip have it) when no final release satisfies the specifiers."""
+        specifiers = [req.specifier for req in reqs] + self.constraints.get(name, [])
+        usable = self.usable(name)
+        pre = self._prereleases_allowed(specifiers) or not any(
+            not u.version.is_prerelease and self._refusal(u, specifiers, False) is None
+            for u in usable
+        )
+        allowed = []
+        for candidate in usable:
+            reason = self._refusal(candidate, specifiers, pre)
+            if reason is None:
+                allowed.append(candidate)
+            elif reason:
+                self._reject(candidate.link, reason)
+        return allowed
+
+    def _refusal(
+        self, usable: _Usable, specifiers: Sequence[SpecifierSet], prereleases: bool
+    ) -> str | None:
+        """None if ``usable`` may be a candidate; "" if the specifiers exclude its version;
+        else the reason it is refused (logged)."""
         version = usable.version
         if not all(spec.contains(version, prereleases=True) for spec in specifiers):
-            return False
-        if version.is_prerelease and not self._prereleases_allowed(specifiers):
-            self._reject(usable.link, "pre-release")
-            return False
+            return ""
+        if version.is_prerelease and not prereleases:
+            return "pre-release"
         yanked = usable.link.yanked
         if yanked is not None and not any(_pins_exactly(s, version) for s in specifiers):
-            self._reject(usable.link, f"yanked: {yanked}" if yanked else "yanked")
-            return False
-        return True
+            return f"yanked: {yanked}" if yanked else "yanked"
+        return None
+
+    def _note_skipped_sdist(
+        self, name: str, allowed: Sequence[_Usable], wheels: Sequence[_Usable]
+    ) -> None:
+        """Remember a newer matching version than any wheel's that has only an sdist."""
+        if not wheels or allowed[0].link.is_wheel or self.formats.prefer_binary:
+            return
+        if allowed[0].version > wheels[0].version:
+            self.skipped_sdists[name] = allowed[0].version
 
     def _prereleases_allowed(self, specifiers: Iterable[SpecifierSet]) -> bool:
         return self.allow_prereleases or any(spec.prereleases for spec in specifiers)
@@ -422,6 +453,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
             finder=self.finder,
             build_dir=self.build_dir,
             log=self.log,
+            python=self.python_lookup,
         )
         return read_wheel_metadata(wheel)
 
@@ -447,7 +479,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         target = self.target.name
         if not self.finder.links(name):
             sources = (*self.finder.index_urls, *self.finder.find_links)
-            looked = ", ".join(redact_url(source) for source in sources) or "nowhere"
+            looked = ", ".join(redact(source) for source in sources) or "nowhere"
             return NoWheelError(
                 f"no files for {name} (looked in {looked}) for {target}",
                 "check the project name, --index-url, --extra-index-url and --find-links",
@@ -456,7 +488,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         if not usable:
             return self._nothing_fits(name)
         for cause in group:
-            if not any(self._acceptable(u, [cause.requirement]) for u in usable):
+            if not self._allowed(name, [cause.requirement]):
                 return self._no_version(name, cause, usable)
         return None
 
@@ -471,10 +503,12 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
                 "or check that the index serves the files you locked",
             )
         link, reason = max(rejected, key=lambda item: _file_version(item[0].filename) or _ZERO)
+        tip = f"see why each file was rejected with -v; pick another --target, {_PREBUILT}"
+        if "--only-binary" in reason:
+            tip = f"take {name} out of --only-binary to build it from its sdist, {_PREBUILT}"
         return NoWheelError(
             f"no file of {name} fits {target} (newest: {link.filename}, {reason})",
-            "see why each file was rejected with -v; pick another --target, "
-            f"or put a wheel built for {target} in --find-links",
+            tip.replace("TARGET", target),
         )
 
     def _no_version(
@@ -513,6 +547,21 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         else:
             message = f"{parts[0]} conflicts with {' and '.join(parts[1:])}"
         return ResolutionError(message, CONFLICT_TIP)
+
+
+def _by_format(
+    name: str, found: list[_Usable], formats: FormatControl
+) -> tuple[list[_Usable], list[tuple[FileLink, str]]]:
+    """(the files --only-binary / --no-binary let ``name`` use, the others with the reason)."""
+    kept, refused = [], []
+    for usable in found:
+        if usable.link.is_wheel and not formats.wheels_allowed(name):
+            refused.append((usable.link, f"a wheel, and --no-binary takes {name} from its sdist"))
+        elif not usable.link.is_wheel and not formats.sdists_allowed(name):
+            refused.append((usable.link, f"an sdist, and --only-binary forbids building {name}"))
+        else:
+            kept.append(usable)
+    return kept, refused
 
 
 def _describe(cause: RequirementInformation[_Requirement, _Candidate]) -> str:
@@ -627,14 +676,19 @@ def resolve(
     constraints: Sequence[Requirement] = (),
     hashes: Mapping[str, frozenset[str]] | None = None,
     allow_prereleases: bool = False,
+    formats: FormatControl = ANY_FORMAT,
     build_dir: Path,
     log: Log | None = None,
+    warn: Log | None = None,
+    python: PythonLookup | None = None,
 ) -> dict[str, ResolvedPackage]:
     """Pin ``requirements`` (and their closure) for ``target``; keyed and sorted by name.
 
-    ``hashes`` maps a project to the only sha256 values its files may have; sdists are
-    built into ``build_dir`` (a cache, by sdist sha256 and target). Raises
-    ResolutionError (NoWheelError when a project has no file for the target).
+    ``hashes`` maps a project to the only sha256 values its files may have; ``formats``
+    is pip's --only-binary / --no-binary / --prefer-binary; sdists are built into
+    ``build_dir`` (a cache, by sdist sha256 and target). ``warn`` gets one line per pin
+    that passed over a newer sdist-only version. Raises ResolutionError (NoWheelError
+    when a project has no file for the target).
     """
     provider = LambdaProvider(
         target=target,
@@ -642,8 +696,10 @@ def resolve(
         constraints=constraints,
         hashes=hashes,
         allow_prereleases=allow_prereleases,
+        formats=formats,
         build_dir=build_dir,
         log=log,
+        python=python,
     )
     roots = [_requirement(r, "the requirements") for r in requirements if target.evaluate(r.marker)]
     provider.lookahead.start(roots)
@@ -657,7 +713,31 @@ def resolve(
             f"resolution for {target.name} gave up after {exc.round_count} rounds",
             "add constraints that pin the projects it keeps backtracking on (see -v)",
         ) from exc
-    return _packages(result.mapping.values(), provider)
+    packages = _packages(result.mapping.values(), provider)
+    for line in skipped_sdist_warnings(packages, provider.skipped_sdists, target):
+        if warn is not None:
+            warn(line)
+        else:
+            provider.log(f"warning: {line}")
+    return packages
+
+
+def skipped_sdist_warnings(
+    packages: Mapping[str, ResolvedPackage], skipped: Mapping[str, Version], target: Target
+) -> list[str]:
+    """One line per pin older than a matching version that has only an sdist for ``target``."""
+    lines = []
+    for name, newer in sorted(skipped.items()):
+        package = packages.get(name)
+        if package is None or package.built_from_sdist or Version(package.version) >= newer:
+            continue
+        lines.append(
+            f"pinned {name} {package.version}, not {newer}: {name} {newer} has no wheel for "
+            f"{target.name}, only an sdist; to build it, require {name}=={newer} or add "
+            f"--no-binary {name} to the requirements (--prefer-binary: keep {package.version} "
+            "without this warning)"
+        )
+    return lines
 
 
 def _packages(
@@ -693,12 +773,19 @@ def _packages(
 
 
 def wheel_path(
-    package: ResolvedPackage, *, target: Target, finder: Finder, build_dir: Path
+    package: ResolvedPackage,
+    *,
+    target: Target,
+    finder: Finder,
+    build_dir: Path,
+    python: PythonLookup | None = None,
 ) -> Path:
     """A verified local wheel for ``package``: downloaded, or built from its sdist (cached)."""
     if not package.built_from_sdist:
         return finder.download(package.link)
-    return build_sdist(package.link, target=target, finder=finder, build_dir=build_dir)
+    return build_sdist(
+        package.link, target=target, finder=finder, build_dir=build_dir, python=python
+    )
 
 
 def build_sdist(
@@ -708,94 +795,51 @@ def build_sdist(
     finder: Finder,
     build_dir: Path,
     log: Log | None = None,
+    python: PythonLookup | None = None,
 ) -> Path:
-    """The pure wheel built from the sdist ``link``, cached by sdist sha256 and target.
+    """The wheel built from the sdist ``link`` by the target's interpreter (``python``,
+    default: PATH then pyenv), cached by sdist sha256 and target.
 
-    Raises NoWheelError when the build fails or its wheel is not pure Python.
+    Raises NoWheelError when the build fails or its wheel cannot run on the target.
     """
     sdist = finder.download(link)
-    out = Path(build_dir) / f"{link.sha256 or sha256_of(sdist)}-{target.name}"
-    built = sorted(out.glob("*.whl"))
-    if not built:
-        if log:
-            log(f"building {link.filename} (no wheel fits {target.name})")
-        _run_pip_wheel(sdist, out, link=link, target=target, finder=finder)
-        built = sorted(out.glob("*.whl"))
-    if len(built) != 1 or not _is_pure(built[0]):
-        raise _impure(link, built, target, finder)
-    return built[0]
-
-
-def _pip_wheel_command(sdist: Path, dest: Path, name: str, finder: Finder) -> list[str]:
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", name]
-    command += ["--disable-pip-version-check", "--no-input", "-q", "-w", str(dest)]
-    if finder.offline or not finder.index_urls:
-        command.append("--no-index")
-    else:
-        command += ["--index-url", finder.index_urls[0]]
-        for url in finder.index_urls[1:]:
-            command += ["--extra-index-url", url]
-    for location in finder.find_links:
-        command += ["--find-links", location]
-    return [*command, str(sdist)]
-
-
-def _run_pip_wheel(
-    sdist: Path, out: Path, *, link: FileLink, target: Target, finder: Finder
-) -> None:
-    """Build into a temp dir beside ``out``, then move it into place in one rename."""
-    name = parse_sdist_filename(link.filename)[0]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".build-"))
-    try:
-        done = subprocess.run(
-            _pip_wheel_command(sdist, temp, name, finder),
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-        if done.returncode != 0:
-            lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
-            reason = lines[-1].strip() if lines else f"exit code {done.returncode}"
-            raise _ways_out(
-                f"building {link.filename} for {target.name} failed: {reason}", name, target, finder
-            )
-        with contextlib.suppress(OSError):  # another process built it first: keep theirs
-            os.rename(temp, out)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _is_pure(wheel: Path) -> bool:
-    """``Root-Is-Purelib: true`` and only ``none-any`` tags."""
-    tags = parse_wheel_filename(wheel.name)[3]
-    if not all(tag.abi == "none" and tag.platform == "any" for tag in tags):
-        return False
-    with zipfile.ZipFile(wheel) as archive:
-        names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/WHEEL")]
-        names = [n for n in names if n.split("/")[0].endswith(".dist-info")]
-        if not names:
-            return False
-        message = email.parser.BytesParser().parsebytes(archive.read(names[0]))
-    return str(message.get("Root-Is-Purelib", "")).strip().lower() == "true"
-
-
-def _impure(link: FileLink, built: Sequence[Path], target: Target, finder: Finder) -> NoWheelError:
-    name, version = parse_sdist_filename(link.filename)
-    what = built[0].name if built else "no wheel"
-    return _ways_out(
-        f"{name} {version} has no wheel for {target.name}, and its sdist builds a "
-        f"platform-specific wheel ({what})",
-        name,
-        target,
-        finder,
+    source = Source(
+        path=sdist,
+        name=canonicalize_name(parse_sdist_filename(link.filename)[0]),
+        label=link.filename,
+        key=link.sha256 or sha256_of(sdist),
     )
+    return build_wheel(
+        source,
+        target=target,
+        build_dir=build_dir,
+        python=python or default_lookup(target),
+        pip_args=pip_index_args(finder),
+        ways_out=lambda message, name: _ways_out(message, name, target, finder),
+        log=log,
+    )
+
+
+def pip_index_args(finder: Finder) -> list[str]:
+    """``pip wheel`` options that take build dependencies from where the finder looks."""
+    args = []
+    if finder.offline or not finder.index_urls:
+        args.append("--no-index")
+    else:
+        args += ["--index-url", finder.index_urls[0]]
+        for url in finder.index_urls[1:]:
+            args += ["--extra-index-url", url]
+    for location in finder.find_links:
+        args += ["--find-links", location]
+    return args
 
 
 def _ways_out(message: str, name: str, target: Target, finder: Finder) -> NoWheelError:
     newest = newest_with_wheel(name, target, finder)
     prebuilt = f"or put a prebuilt wheel for {target.name} in --find-links"
+    twin = twin_tip(name)
+    if twin:
+        return NoWheelError(message, f"{twin}use another --target, {prebuilt}")
     if newest is not None:
         tip = (
             f"require {name}=={newest} (the newest version with a wheel for {target.name}), "

@@ -38,11 +38,11 @@ def plan_popularity_topk(fleet: Fleet, params: PlanParams) -> LayerPlan:
     groups: dict[str, list[list[str]]] = {}
     for name, members in closures(fleet, params).items():
         ordered = sorted(members, key=rank)
-        if len(ordered) <= params.max_layers:
+        k = params.layers_for(name)
+        if len(ordered) <= k:
             groups[name] = [[pin] for pin in ordered]
             continue
-        top = ordered[: params.max_layers - 1]
-        groups[name] = [[pin] for pin in top] + [ordered[params.max_layers - 1 :]]
+        groups[name] = [[pin] for pin in ordered[: k - 1]] + [ordered[k - 1 :]]
     return plan_from_groups("popularity-topk", groups)
 
 
@@ -57,7 +57,7 @@ def plan_nixery(fleet: Fleet, params: PlanParams) -> LayerPlan:
             used[pin] += share[name]
     loose = {p for p, u in used.items() if u >= 0.02 or fleet.packages[p].size >= 10 * MB}
     groups = {
-        name: _nixery_groups(fleet, members, loose, used, params.max_layers)
+        name: _nixery_groups(fleet, members, loose, used, params.layers_for(name))
         for name, members in closures(fleet, params).items()
     }
     return plan_from_groups("nixery", groups)

@@ -4,7 +4,7 @@ one version per package, the unzipped size limit, no runtime-provided wheel over
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import PlanError
 from ..units import human_size
@@ -16,19 +16,37 @@ UNBOUNDED = frozenset({"per-package"})  # strategies that ignore max-layers (ben
 
 def check_fleet(fleet: Fleet, params: PlanParams) -> None:
     """Reject a function whose closure alone is over the size limit, naming its big wheels."""
-    for name, members in sorted(closures(fleet, params).items()):
-        function = fleet.functions[name]
-        total = function.code_size + sum(fleet.packages[p].unpacked_size for p in members)
-        if total > params.size_limit:
-            biggest = sorted(members, key=lambda p: (-fleet.packages[p].unpacked_size, p))[:3]
+    problems = size_problems(fleet, closures(fleet, params), params)
+    if problems:
+        raise PlanError(
+            next(iter(problems.values())),
+            "drop or slim the largest dependencies, split the function, or set "
+            f'delivery = "shim" in [functions.{next(iter(problems))}] to load its layers into /tmp',
+        )
+
+
+def size_problems(
+    fleet: Fleet, pins: Mapping[str, Iterable[str]], params: PlanParams
+) -> dict[str, str]:
+    """Function -> what is wrong, for each function whose code and ``pins`` unzip to more
+    than the size limit: by how much, and its largest wheels. Sorted by function name."""
+    problems = {}
+    for name, members in sorted(pins.items()):
+        unique = set(members)
+        total = fleet.functions[name].code_size
+        total += sum(fleet.packages[p].unpacked_size for p in unique)
+        limit = params.size_for(name)
+        if total > limit:
+            biggest = sorted(unique, key=lambda p: (-fleet.packages[p].unpacked_size, p))[:3]
             listed = ", ".join(
                 f"{p} ({human_size(fleet.packages[p].unpacked_size)})" for p in biggest
             )
-            raise PlanError(
-                f"function {name} needs {human_size(total)} unzipped, over the "
-                f"{human_size(params.size_limit)} limit; largest: {listed}",
-                "drop or slim the largest dependencies, or split the function",
+            problems[name] = (
+                f"function {name} needs {human_size(total)} unzipped, "
+                f"{human_size(total - limit)} over the "
+                f"{human_size(limit)} limit; largest: {listed}"
             )
+    return problems
 
 
 def check_plan(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> None:
@@ -56,12 +74,12 @@ def _plan_problem(
     unpacked += sum(fleet.packages[p].unpacked_size for p in unique)
     if missing:
         return f"misses {', '.join(sorted(missing))}"
-    if len(ids) > params.max_layers and plan.strategy not in UNBOUNDED:
-        return f"uses {len(ids)} layers, over the limit of {params.max_layers}"
+    if len(ids) > params.layers_for(name) and plan.strategy not in UNBOUNDED:
+        return f"uses {len(ids)} layers, over the limit of {params.layers_for(name)}"
     if len({fleet.packages[p].name for p in unique}) != len(unique):
         return "has two versions of one package"
-    if unpacked > params.size_limit:
-        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_limit)}"
+    if unpacked > params.size_for(name):
+        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_for(name))}"
     extra = sorted(p for p in unique - set(needed) if is_provided(fleet, params, p))
     if extra:
         return f"receives {extra[0]}, which it does not need, over the runtime's copy"

@@ -242,10 +242,9 @@ def _greedy(
         state.assign(name, start[name])
     if stacks:
         _stack(state)
-    limit = params.max_layers
     for name in sorted(start, key=lambda n: (-view.share[n], n)):
         steps = _FunctionSteps(state, name)
-        while len(state.groups[name]) > limit:
+        while len(state.groups[name]) > params.layers_for(name):
             _, old, new = steps.best()
             steps.take(old, new)
     return state
@@ -268,8 +267,7 @@ class _StackMerges:
         for name, groups in state.groups.items():
             for group in groups:
                 self.users[group].add(name)
-        limit = state.params.max_layers
-        self.over = {n for n, g in state.groups.items() if len(g) > limit}
+        self.over = {n for n, g in state.groups.items() if len(g) > state.params.layers_for(n)}
         # what freeing one slot is worth to a function: the model's price of its cheapest
         # local step, the one the greedy pass would otherwise take
         self.value = {n: max(0.0, _FunctionSteps(state, n).best()[0]) for n in sorted(self.over)}
@@ -296,8 +294,8 @@ class _StackMerges:
         if priced is None:
             return None
         over, change = priced
-        limit = self.state.params.max_layers
-        saved = sum(self.value[n] for n in over if len(self.state.groups[n]) > limit)
+        params = self.state.params
+        saved = sum(self.value[n] for n in over if len(self.state.groups[n]) > params.layers_for(n))
         return SLOT_VALUE * saved - change
 
     def _price(self, x: Group, y: Group) -> tuple[tuple[str, ...], float] | None:
@@ -340,11 +338,11 @@ class _StackMerges:
 
     def partners(self, union: Group) -> list[Group]:
         """The layers to pair a new stack with: the candidates of its users still over."""
-        limit = self.state.params.max_layers
+        params = self.state.params
         found = {
             z
             for name in self.users[union] & self.over
-            if len(self.state.groups[name]) > limit
+            if len(self.state.groups[name]) > params.layers_for(name)
             for z in self.candidates(name)
             if z != union
         }
@@ -398,8 +396,9 @@ class _StackOverFetch:
         if facts is None:
             return False
         rivals, size = facts
-        room = self.state.params.size_limit - size
-        if self.most > room and any(self.unpacked[n] > room for n in riders):
+        params = self.state.params
+        may_be_over = self.most > params.size_limit - size or params.limits
+        if may_be_over and any(self.unpacked[n] > params.size_for(n) - size for n in riders):
             return False
         return all(riders.isdisjoint(self.users[self.layer_of[q]]) for q in rivals)
 
@@ -564,6 +563,7 @@ class _HeldWheels:
         self.state = state
         self.names: set[str] = set()
         self.unpacked = state.fleet.functions[name].code_size
+        self.limit = state.params.size_for(name)
         self.add(held)
 
     def add(self, pins: Iterable[str]) -> None:
@@ -581,4 +581,4 @@ class _HeldWheels:
         if any(packages[p].name in self.names for p in extra):
             return False
         unpacked = self.unpacked + sum(packages[p].unpacked_size for p in extra)
-        return unpacked <= state.params.size_limit
+        return unpacked <= self.limit

@@ -154,7 +154,7 @@ class _Layers:
         if any(p in self.view.runtime and p not in needs for p in extra):
             return False
         grown = self.unpacked[name] + sum(packages[p].unpacked_size for p in extra)
-        return grown <= self.params.size_limit
+        return grown <= self.params.size_for(name)
 
     def merge(self, x: Group, y: Group) -> Group:
         union = x | y
@@ -288,10 +288,9 @@ def _merge_all(layers: _Layers, budget: int) -> int:
 def _split_all(layers: _Layers, budget: int) -> int:
     """Per function, heaviest first, while it has a free slot: split one of its layers
     around a layer others list inside it, where the model prices it as a gain."""
-    limit = layers.params.max_layers
     share = layers.view.share
     for name in sorted(layers.groups, key=lambda n: (-share[n], n)):
-        while len(layers.groups[name]) < limit and budget > 0:
+        while len(layers.groups[name]) < layers.params.layers_for(name) and budget > 0:
             best: tuple[float, Group, Group] | None = None
             for old, inner in layers.splits(name):
                 budget -= 1

@@ -188,6 +188,19 @@ class PlanParams:
     plan_effort: float = _settable(  # the local search's budget, a multiple of the default
         1.0, _number_option("plan-effort", "plan-effort = 1", _kept)
     )
+    # per-function (max layers, size limit) where a function has its own: a shim-delivered
+    # function loads its layers into /tmp, so neither Lambda limit applies to it
+    limits: Mapping[str, tuple[int, int]] | None = None
+
+    def layers_for(self, name: str) -> int:
+        """The most layers function ``name`` may have."""
+        own = (self.limits or {}).get(name)
+        return own[0] if own else self.max_layers
+
+    def size_for(self, name: str) -> int:
+        """The unzipped bytes function ``name`` may need (its code and all its layers)."""
+        own = (self.limits or {}).get(name)
+        return own[1] if own else self.size_limit
 
     @classmethod
     def from_options(
