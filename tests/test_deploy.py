@@ -385,6 +385,10 @@ def test_shim_delivered_function_runs_from_its_store(tmp_path: Path, session: An
         "function": "demo-hello",
     }
     assert sorted((tmp_path / "tmp-cache").iterdir())  # fetched into the empty cache
+    env = {**KEYS, "AWS_DEFAULT_REGION": "us-east-1"}
+    invoked = run(root, "invoke", "hello", "--event", "-", stdin='{"name": "cli"}', env=env)
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(invoked.stdout)["message"] == "[1.0] hello cli"  # the same store
     calls = Calls(session)
     _deploy(root, session)
     assert calls.writes() == []  # the store too: it shares boto3's default session
@@ -656,27 +660,41 @@ def _build_line(line: str) -> bool:
 @pytest.mark.slow
 def test_bench_corpus_deploy_uploads_each_layer_once(tmp_path: Path, session: Any) -> None:
     root = tmp_path / "corpus"
-    lines = ['target = "python3.12-x86_64"', ""]
+    boto3.client("s3").create_bucket(Bucket="corpus-zips")
+    store = f"s3://corpus-zips/store?endpoint_url={os.environ['AWS_ENDPOINT_URL']}"
+    lines = ['target = "python3.12-x86_64"', f'store = "{store}"', ""]
     for req in sorted((REPO / "bench" / "corpus").glob("*.txt")):
         (root / "functions" / req.stem).mkdir(parents=True)
         (root / "functions" / req.stem / "app.py").write_text("def handler(e, c):\n    return 1\n")
         shutil.copyfile(req, root / f"{req.stem}.txt")
         lines += [f"[functions.{req.stem}]", 'handler = "app.handler"']
-        lines += [f'code = "functions/{req.stem}"', f'requirements = "{req.stem}.txt"', ""]
+        lines += [f'code = "functions/{req.stem}"', f'requirements = "{req.stem}.txt"']
+        if req.stem == "etl":  # pandas + pyarrow: 291 MB, over Lambda's 250 MiB
+            lines += ['delivery = "shim"', "ephemeral-storage-mb = 1024"]
+        lines.append("")
     (root / "lambda-pack.toml").write_text("\n".join(lines))
-    boto3.client("s3").create_bucket(Bucket="corpus-zips")
     calls = Calls(session)
     outcome, _ = _deploy(root, session, s3_bucket="corpus-zips")
     manifest = read_manifest(root / ".lambda-pack" / "build")
-    distinct = {x.sha256: x for e in manifest.functions.values() for x in e.layers}
-    uses = sum(len(e.layers) for e in manifest.functions.values())
+    on_lambda = {k: e for k, e in manifest.functions.items() if k != "etl"}
+    distinct = {x.sha256: x for e in on_lambda.values() for x in e.layers}
+    uses = sum(len(e.layers) for e in on_lambda.values())
     assert uses > len(distinct)  # layers are shared, so uploading per function would repeat
+    [bootstrap] = (root / ".lambda-pack" / "build" / "bootstrap").glob("*.zip")
     published = [p for s, op, p in calls.made if op == "PublishLayerVersion"]
     assert sorted(p["LayerName"] for p in published) == sorted(
-        f"demo-{sha[:12]}" for sha in distinct
+        f"demo-{sha[:12]}" for sha in [*distinct, bootstrap.stem]
     )
     big = [x for x in distinct.values() if x.size > 50 * 1000 * 1000]
-    assert calls.writes().count(("s3", "PutObject")) == len(big)
+    keys = [p["Key"] for s, op, p in calls.made if s == "s3" and not op.startswith(READS)]
+    assert sorted(k for k in keys if k.startswith("lambda-pack/")) == sorted(
+        f"lambda-pack/sha256/{x.sha256}.zip" for x in big
+    )
+    etl = manifest.functions["etl"]
+    blobs = {etl.code.sha256, *(x.sha256 for x in etl.layers)}
+    written = {k for k in keys if k.startswith("store/")}
+    assert len(written) == len(blobs) + 2  # each blob once, the task manifest, the name
+    assert {f"store/blobs/sha256/{d}" for d in blobs} < written
     assert set(outcome.functions.values()) == {"created"}
     calls.clear()
     _deploy(root, session, s3_bucket="corpus-zips")
@@ -726,3 +744,85 @@ def test_polars_and_pyarrow_past_250_mb_through_the_shim(tmp_path: Path, session
     variables = config["Environment"]["Variables"]
     result = _run_wrapper(opt, variables, tmp_path / "tmp-cache", {"numbers": [1, 2, 39]})
     assert result == {"sum": 42, "rows": 3, "arrow": True, "function": "demo-hello"}
+
+
+# -- the checks before any write (pure) -----------------------------------------------------
+
+
+def _manifest(layer_count: int, unzipped: int = 1000) -> Any:
+    from pip_lambda_pack.manifest import BuildManifest, CodeEntry, FunctionEntry, LayerEntry
+
+    layers = tuple(
+        LayerEntry(
+            path=f"layers/{i:064x}.zip",
+            sha256=f"{i:064x}",
+            size=100,
+            unzipped_size=unzipped,
+            wheels=(f"p{i}==1",),
+        )
+        for i in range(1, layer_count + 1)
+    )
+    code = CodeEntry(path="functions/hello.zip", sha256="f" * 64, size=10)
+    entry = FunctionEntry(handler="app.handler", code=code, layers=layers)
+    return BuildManifest(target="python3.12-x86_64", functions={"hello": entry})
+
+
+def _one_function(tmp_path: Path) -> Any:
+    (tmp_path / "src").mkdir(exist_ok=True)
+    config = tmp_path / "lambda-pack.toml"
+    config.write_text('[functions.hello]\nhandler = "app.handler"\ncode = "src"\n')
+    return load_project(config)
+
+
+def test_more_layers_than_lambda_takes_is_refused_before_any_call(tmp_path: Path) -> None:
+    from pip_lambda_pack.deploy import wanted
+
+    project = _one_function(tmp_path)
+    layers, functions = wanted(project, _manifest(5), tmp_path, DeployOptions(prefix="p"))
+    assert len(layers) == 5 and functions[0].name == "p-hello"
+    with pytest.raises(UserError) as info:
+        wanted(project, _manifest(6), tmp_path, DeployOptions(prefix="p"))
+    assert info.value.message == "function hello has 6 layers, over Lambda's 5"
+    assert 'delivery = "shim"' in info.value.tip
+    with pytest.raises(UserError, match="layers unzip to 315.0 MB, over Lambda's 262.1 MB"):
+        wanted(project, _manifest(3, 105 * 10**6), tmp_path, DeployOptions(prefix="p"))
+
+
+def test_a_full_code_storage_quota_is_refused_before_any_call(tmp_path: Path) -> None:
+    from pip_lambda_pack.deploy import State, plan_calls, wanted
+
+    project = _one_function(tmp_path)
+    options = DeployOptions(prefix="p", role=ROLE)
+    layers, functions = wanted(project, _manifest(2), tmp_path, options)
+    gb = 10**9
+    room = State(layers={}, functions={"p-hello": None}, code_storage=(70 * gb, 75 * gb))
+    assert [c.operation for c in plan_calls(layers, functions, room, options)] == [
+        "PublishLayerVersion",
+        "PublishLayerVersion",
+        "CreateFunction",
+    ]
+    full = State(layers={}, functions={"p-hello": None}, code_storage=(75 * gb - 100, 75 * gb))
+    with pytest.raises(UserError) as info:
+        plan_calls(layers, functions, full, options)
+    assert info.value.message == (
+        "Lambda's code storage would be over its quota: 75.0 GB used + 210 B new > 75.0 GB"
+    )
+    assert info.value.tip.startswith("delete old function and layer versions")
+
+
+def test_long_names_and_local_stores_for_the_shim_are_refused(tmp_path: Path) -> None:
+    from pip_lambda_pack.deploy import wanted
+
+    project = _one_function(tmp_path)
+    with pytest.raises(UserError, match="'x{59}-hello' is 65 characters, over Lambda's 64"):
+        wanted(project, _manifest(1), tmp_path, DeployOptions(prefix="x" * 59))
+    config = tmp_path / "lambda-pack.toml"
+    config.write_text(config.read_text() + 'delivery = "shim"\n')
+    project = load_project(config)
+    with pytest.raises(UserError) as info:
+        wanted(project, _manifest(1), tmp_path, DeployOptions(prefix="p"), project.store)
+    assert "the store .lambda-pack/store is a local directory" in info.value.message
+    assert info.value.tip.startswith('set store = "s3://BUCKET/PREFIX"')
+    secret = "s3://b/p?endpoint_url=http://user:pw@127.0.0.1:1"
+    with pytest.raises(UserError, match="holds a credential"):
+        wanted(project, _manifest(1), tmp_path, DeployOptions(prefix="p"), secret)
