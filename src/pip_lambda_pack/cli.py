@@ -302,6 +302,11 @@ def _project_options() -> argparse.ArgumentParser:
     options.add_argument(
         "--target-python", type=Path, help="the target's Python (sdist builds, bytecode)"
     )
+    options.add_argument(
+        "--bytecode",
+        choices=["checked-hash", "unchecked-hash", "none"],
+        help=".pyc compiled for the target in layers and code zips (default checked-hash)",
+    )
     return options
 
 
@@ -404,6 +409,10 @@ def _project(args: argparse.Namespace) -> Project:
         index=index,
         planner=_planner_options(args),
     )
+    if args.bytecode is not None:
+        from .config import with_bytecode
+
+        project = with_bytecode(project, args.bytecode)
     if args.target_python is not None:
         project = dataclasses.replace(project, target_python=args.target_python.expanduser())
     from .inputs import materialize

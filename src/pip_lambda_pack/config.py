@@ -146,6 +146,9 @@ class FunctionSpec:
     description: str = ""
     tags: tuple[tuple[str, str], ...] = ()  # sorted by key
     delivery: str = "layers"  # or "shim": past Lambda's layer limits, fetched into /tmp
+    # bytecode and exclude of this function (None: the project's)
+    bytecode: str | None = None
+    exclude: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,6 +169,8 @@ class Project:
     # the python config key: (target name, "3.12", or "" for any target; path or command)
     python: tuple[tuple[str, str], ...] = ()
     target_python: Path | None = None  # --target-python: wins over the config
+    bytecode: str = "checked-hash"  # .pyc in layers and code zips; --bytecode wins
+    exclude: tuple[str, ...] = ()  # globs of files left out of layers and code zips
 
     @property
     def lock_path(self) -> Path:
@@ -400,6 +405,7 @@ def load_project(path: Path) -> Project:
         planner=planner_options(table, str(path)),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
         python=_python_paths(table.get("python"), root, path),
+        **_build_options(table, str(path), default=True),
     )
 
 
@@ -444,6 +450,24 @@ def _cache_cap(value: object, path: Path) -> int | None:
             "write cache-max-bytes = 2000000000",
         )
     return value
+
+
+def _build_options(table: Mapping[str, Any], where: str, *, default: bool) -> dict[str, Any]:
+    """``bytecode`` and ``exclude`` of the project (with defaults) or of one function."""
+    from .bytecode import DEFAULT_MODE, check_mode
+
+    options: dict[str, Any] = {"bytecode": DEFAULT_MODE, "exclude": ()} if default else {}
+    if "bytecode" in table:
+        options["bytecode"] = check_mode(table["bytecode"], where)
+    if "exclude" in table:
+        globs = table["exclude"]
+        if not isinstance(globs, list) or not all(isinstance(g, str) and g for g in globs):
+            raise ConfigError(
+                f"{where}: exclude must be a list of glob patterns",
+                'write exclude = ["**/tests/**", "**/*.pyi"]',
+            )
+        options["exclude"] = tuple(globs)
+    return options
 
 
 def _python_paths(value: object, root: Path, path: Path) -> tuple[tuple[str, str], ...]:
@@ -500,6 +524,7 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
         selection=selection,
         requirements_file=str(value["requirements"]) if "requirements" in value else None,
         **function_settings(value, where),
+        **_build_options(value, where, default=False),
     )
 
 
@@ -768,6 +793,22 @@ def with_overrides(
         index=project.index.merged(index) if index else project.index,
         planner=project.planner.merged(planner) if planner else project.planner,
     )
+
+
+def with_bytecode(project: Project, mode: str) -> Project:
+    """The project with ``--bytecode MODE``: for every function, over their own settings."""
+    functions = tuple(replace(spec, bytecode=None) for spec in project.functions)
+    return replace(project, bytecode=mode, functions=functions)
+
+
+def function_bytecode(project: Project, spec: FunctionSpec) -> str:
+    """The bytecode mode of one function: its own, else the project's."""
+    return spec.bytecode if spec.bytecode is not None else project.bytecode
+
+
+def function_exclude(project: Project, spec: FunctionSpec) -> tuple[str, ...]:
+    """The exclude globs of one function: its own list (replacing), else the project's."""
+    return spec.exclude if spec.exclude is not None else project.exclude
 
 
 def function_index(project: Project, spec: FunctionSpec) -> IndexOptions:

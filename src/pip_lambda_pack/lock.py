@@ -52,6 +52,8 @@ class Lock:
     functions: Mapping[str, LockedFunction]
     layers: Mapping[str, tuple[str, ...]]  # layer id -> sorted pin ids
     input_parts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # see input_parts
+    # how layers get bytecode: {"mode": "checked-hash", "python": "3.12.1"} ("" for none found)
+    bytecode: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def closures(self) -> dict[str, list[Pin]]:
         return {
@@ -80,7 +82,11 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
     parts = {"strategy": data["strategy"], "max-layers": data["max_layers"]}
     for key, value in data["planner"].items():
         parts[f"planner.{_PLANNER_KEYS.get(key, key.replace('_', '-'))}"] = value
+    for key, value in data.get("build", {}).items():
+        parts[key] = value
     for name, function in data["functions"].items():
+        if "build" in function:
+            parts[f"functions.{name}.build"] = function["build"]
         keys = ("requirements", "constraints", "hashes", "formats")
         requirements = [function[k] for k in keys if k in function]
         parts[f"functions.{name}.requirements"] = requirements
@@ -98,6 +104,26 @@ _PLANNER_KEYS = {option.digest_name: option.key for option in OPTIONS.values()} 
 
 
 def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
+    data = _resolution_data(project, strategy)
+    _add_build_options(data, project)
+    return data
+
+
+def _add_build_options(data: dict[str, Any], project: Project) -> None:
+    """Bytecode mode and excludes, where they differ from the defaults (so the digests
+    of locks written before these options existed stay what they were)."""
+    from .bytecode import DEFAULT_MODE
+
+    build = {"bytecode": project.bytecode, "exclude": list(project.exclude)}
+    if build != {"bytecode": DEFAULT_MODE, "exclude": []}:
+        data["build"] = build
+    for spec in project.functions:
+        own = {"bytecode": spec.bytecode, "exclude": spec.exclude and list(spec.exclude)}
+        if spec.bytecode is not None or spec.exclude is not None:
+            data["functions"][spec.name]["build"] = own
+
+
+def _resolution_data(project: Project, strategy: str) -> dict[str, Any]:
     return {
         "lock": LOCK_VERSION,
         "target": project.target,
@@ -180,6 +206,8 @@ def to_toml(lock: Lock, root: Path) -> str:
     }
     if lock.input_parts:
         data["input-parts"] = dict(sorted(lock.input_parts.items()))
+    if lock.bytecode:
+        data["bytecode"] = dict(sorted(lock.bytecode.items()))
     header = "# lambda-pack.lock: written by pip-lambda-pack; do not edit by hand.\n"
     return header + tomli_w.dumps(data, multiline_strings=False)
 
@@ -250,6 +278,7 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
         },
         layers={lid: tuple(table["pins"]) for lid, table in data["layers"].items()},
         input_parts={str(k): str(v) for k, v in data.get("input-parts", {}).items()},
+        bytecode={str(k): str(v) for k, v in data.get("bytecode", {}).items()},
     )
 
 
@@ -320,6 +349,10 @@ def _what_changed(lock: Lock, project: Project, strategy: str) -> str:
 
 
 def _part_words(key: str, project: Project) -> str:
+    if key in ("bytecode", "exclude"):
+        return f"{key} setting changed"
+    if key.startswith("functions.") and key.endswith(".build"):
+        return f"bytecode or exclude of function {key.split('.')[1]} changed"
     if key.startswith("planner."):
         return f"planner setting {key.removeprefix('planner.')} changed"
     if not key.startswith("functions."):

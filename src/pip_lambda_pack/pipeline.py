@@ -20,12 +20,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .atomic import write_bytes
-from .config import FunctionSpec, IndexOptions, PlannerOptions, Project, function_index
+from .bytecode import Compiler, target_cache_tag
+from .config import (
+    FunctionSpec,
+    IndexOptions,
+    PlannerOptions,
+    Project,
+    function_bytecode,
+    function_exclude,
+    function_index,
+)
 from .credentials import public_url
 from .errors import BuildError, ConfigError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
-from .layers import Artifact, build_code_zip, build_layer, code_fingerprint
+from .interpreters import Interpreter, find_optional, for_project
+from .layers import Artifact, LayerOptions, build_code_zip, build_layer, code_fingerprint
 from .lock import (
     Lock,
     LockedFunction,
@@ -63,6 +73,7 @@ from .planner.runtime_provided import runtime_warnings
 from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
+from .sdists import PythonLookup
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
 
@@ -75,7 +86,7 @@ if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s 
 Log = Callable[[str], None]
 # Bump when layers.py would write different bytes for the same wheels: cached layers
 # (keyed by this and the wheels' sha256) and build stamps of the old format are then unused.
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2  # 2: .pyc of other Pythons dropped, the target's compiled in
 BUILD_STAMP = ".lambda-pack-build.json"
 
 
@@ -180,7 +191,8 @@ def resolve_project(
         settings.say(f"resolving {spec.name} for {target.name}")
         finder = finders.get(function_index(project, spec))
         resolved = _resolve_function(spec, roots[spec.name], project, target, finder, settings)
-        closures[spec.name] = _pins(resolved, target, finder, settings)
+        python = python_lookup(project, target)
+        closures[spec.name] = _pins(resolved, target, finder, settings, python)
     return closures
 
 
@@ -204,7 +216,18 @@ def _resolve_function(
         build_dir=settings.cache_dir / "built",
         log=settings.log,
         warn=lambda line: settings.say(f"warning: {line}"),
+        python=python_lookup(project, target),
     )
+
+
+def python_lookup(project: Project, target: Target) -> PythonLookup:
+    """The target's interpreter for sdist builds: ``--target-python``, the ``python`` config
+    key, ``python3.X`` on PATH, then pyenv (looked up only when an sdist is built)."""
+
+    def lookup(any_machine: bool) -> Interpreter:
+        return for_project(project, target, any_machine=any_machine)
+
+    return lookup
 
 
 def _pins(
@@ -212,6 +235,7 @@ def _pins(
     target: Target,
     finder: Finder,
     settings: Settings,
+    python: PythonLookup,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
     sizes = finder.remote_sizes(wheels)  # read off the zips' ends: no need to download these
@@ -220,7 +244,11 @@ def _pins(
     for package in resolved.values():
         if package.built_from_sdist:
             path = wheel_path(
-                package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
+                package,
+                target=target,
+                finder=finder,
+                build_dir=settings.cache_dir / "built",
+                python=python,
             )
         elif package.link.url in sizes:
             pins.append(_pin(package, *sizes[package.link.url]))
@@ -499,7 +527,7 @@ def size_of(fleet: Fleet, name: str, pins: Sequence[str]) -> int:
 def _write(project: Project, shown: ShownLock, settings: Settings) -> Lock:
     for warning in shown.notes:
         settings.say(f"warning: {warning}")
-    lock = shown.lock
+    lock = dataclasses.replace(shown.lock, bytecode=_bytecode_record(project, settings))
     write_lock(lock, project.lock_path)
     counts = f"{plural(len(lock.wheels), 'wheel')}, {plural(len(lock.layers), 'layer')}"
     settings.say(f"wrote {project.lock_path.name}: {counts}")
@@ -573,8 +601,9 @@ def layer_digests(
     cache = settings.cache_dir / "layers"
     digests = {}
     missing = {}
+    compiler = find_compiler(project, settings.say)
     for lid, members in lock.layers.items():
-        key = _layer_key(lock, members)
+        key = _layer_key(lock, members, layer_options(project, lock, lid, compiler))
         record = _read_json(cache / f"{key}.json") if key else None
         sha256 = record.get("sha256") if record else None
         if isinstance(sha256, str) and (cache / f"{sha256}.zip").is_file():
@@ -585,7 +614,7 @@ def layer_digests(
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=settings.cache_dir, prefix=".plan-") as temp:
             partial = dataclasses.replace(lock, layers=missing)
-            built = _build_layers(project, partial, Path(temp), settings, finders)
+            built = _build_layers(project, partial, Path(temp), settings, finders, compiler)
         digests.update((lid, artifact.sha256) for lid, artifact in built.items())
     return digests
 
@@ -599,15 +628,17 @@ def build_project(
     are what they were. Each layer is built once, from the layer cache when its wheels'
     sha256s were built before (``cache_dir/layers``), else from the wheels, in parallel.
     """
-    stamp = _stamp_inputs(project, lock, out_dir)
+    compiler = find_compiler(project, settings.say)
+    stamp = _stamp_inputs(project, lock, out_dir, compiler)
     if _up_to_date(out_dir, stamp):
         settings.log(f"{out_dir}: up to date (lock, code and outputs unchanged)")
         return read_manifest(out_dir)
-    artifacts = _build_layers(project, lock, out_dir, settings, finders)
+    artifacts = _build_layers(project, lock, out_dir, settings, finders, compiler)
     entries = {}
     params = plan_params(project)
     for spec in project.functions:
-        code = build_code_zip(spec.code, out_dir, spec.name)
+        options = function_options(project, spec, compiler)
+        code = build_code_zip(spec.code, out_dir, spec.name, options)
         locked = lock.functions[spec.name]
         layers = tuple(
             _layer_entry(artifacts[lid], lock.layers[lid], out_dir) for lid in locked.layers
@@ -624,14 +655,20 @@ def build_project(
 
 
 def _build_layers(
-    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: FinderPool
+    project: Project,
+    lock: Lock,
+    out_dir: Path,
+    settings: Settings,
+    finders: FinderPool,
+    compiler: Interpreter | None,
 ) -> dict[str, Artifact]:
     """Every layer of the lock in ``out_dir/layers``: cached ones copied, the rest built."""
     cache = settings.cache_dir / "layers"
     artifacts = {}
     missing = []
+    options = {lid: layer_options(project, lock, lid, compiler) for lid in lock.layers}
     for lid, members in sorted(lock.layers.items()):
-        found = _cached_layer(cache, lock, members, out_dir)
+        found = _cached_layer(cache, lock, members, out_dir, options[lid])
         if found is None:
             missing.append(lid)
         else:
@@ -649,30 +686,32 @@ def _build_layers(
             build_layer,
             [[paths[p] for p in lock.layers[lid]] for lid in missing],
             [out_dir] * len(missing),
+            [options[lid] for lid in missing],
         )
         for lid, artifact in zip(missing, built, strict=True):
             artifacts[lid] = artifact
-            _cache_layer(cache, lock, lock.layers[lid], artifact)
+            _cache_layer(cache, lock, lock.layers[lid], artifact, options[lid])
             task.advance()
     task.finish()
     return artifacts
 
 
-def _layer_key(lock: Lock, members: Sequence[str]) -> str | None:
-    """The layer cache key: the layer format and its wheels' sha256s (None: not cacheable,
-    as a wheel built from an sdist need not come out byte-identical)."""
+def _layer_key(lock: Lock, members: Sequence[str], options: LayerOptions) -> str | None:
+    """The layer cache key: the layer format, its wheels' sha256s and the build options
+    (bytecode mode and compiler version; None: not cacheable, as a wheel built from an
+    sdist need not come out byte-identical)."""
     wheels = [lock.wheels[pin] for pin in members]
     if any(pin.sdist or not pin.sha256 for pin in wheels):
         return None
-    text = json.dumps([LAYER_FORMAT, sorted(pin.sha256 for pin in wheels)])
+    text = json.dumps([LAYER_FORMAT, sorted(pin.sha256 for pin in wheels), options.key])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _cached_layer(
-    cache: Path, lock: Lock, members: Sequence[str], out_dir: Path
+    cache: Path, lock: Lock, members: Sequence[str], out_dir: Path, options: LayerOptions
 ) -> Artifact | None:
     """The cached layer for ``members`` copied into ``out_dir`` (verified), or None."""
-    key = _layer_key(lock, members)
+    key = _layer_key(lock, members, options)
     record = _read_json(cache / f"{key}.json") if key else None
     if record is None:
         return None
@@ -690,8 +729,10 @@ def _cached_layer(
     return Artifact(path=path, sha256=sha256, size=len(data), unzipped_size=unzipped)
 
 
-def _cache_layer(cache: Path, lock: Lock, members: Sequence[str], artifact: Artifact) -> None:
-    key = _layer_key(lock, members)
+def _cache_layer(
+    cache: Path, lock: Lock, members: Sequence[str], artifact: Artifact, options: LayerOptions
+) -> None:
+    key = _layer_key(lock, members, options)
     if key is None:
         return
     blob = cache / f"{artifact.sha256}.zip"
@@ -705,7 +746,7 @@ def _cache_layer(cache: Path, lock: Lock, members: Sequence[str], artifact: Arti
     write_bytes(cache / f"{key}.json", json.dumps(record).encode())
 
 
-def _stamp_inputs(project: Project, lock: Lock, out_dir: Path) -> str:
+def _stamp_inputs(project: Project, lock: Lock, out_dir: Path, compiler: Interpreter | None) -> str:
     """A digest of everything a build's output depends on, read without opening a wheel."""
     data = {
         "format": [LAYER_FORMAT, __version__],
@@ -722,6 +763,7 @@ def _stamp_inputs(project: Project, lock: Lock, out_dir: Path) -> str:
             for spec in project.functions
         ],
         "limit": plan_params(project).size_limit,
+        "build": build_options_key(project, lock, compiler),
         "shim": sorted(shim_limits(project).items()),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -795,7 +837,11 @@ def _wheel_paths(
                 built_from_sdist=True,
             )
             paths[pid] = wheel_path(
-                package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
+                package,
+                target=target,
+                finder=finder,
+                build_dir=settings.cache_dir / "built",
+                python=python_lookup(project, target),
             )
     return paths
 
@@ -866,3 +912,78 @@ def _prune(out_dir: Path, manifest: BuildManifest) -> None:
         for path in sorted((out_dir / folder).glob("*.zip")):
             if path not in keep:
                 path.unlink()
+
+
+# -- bytecode and exclude ----------------------------------------------------------------
+
+_WARNED_NO_COMPILER: set[str] = set()
+
+
+def find_compiler(project: Project, say: Log) -> Interpreter | None:
+    """The interpreter that compiles bytecode for the project's target, when any function
+    wants bytecode; without one, a warning (once per target) and no bytecode."""
+    if all(function_bytecode(project, spec) == "none" for spec in project.functions):
+        return None
+    target = get_target(project.target)
+    found = find_optional(
+        target,
+        flag=project.target_python,
+        configured=dict(project.python),
+        any_machine=True,  # bytecode is the same on every architecture
+    )
+    if found is None and target.name not in _WARNED_NO_COMPILER:
+        _WARNED_NO_COMPILER.add(target.name)
+        say(
+            f"warning: no Python {target.python} interpreter found, so {target.name} layers"
+            f" and code ship without bytecode (install Python {target.python}, or pass"
+            " --target-python PATH)"
+        )
+    return found
+
+
+def _bytecode_record(project: Project, settings: Settings) -> dict[str, str]:
+    """What the lock records of bytecode: the project's mode and the compiler's version."""
+    compiler = find_compiler(project, settings.say)
+    return {"mode": project.bytecode, "python": compiler.full_version if compiler else ""}
+
+
+def layer_options(
+    project: Project, lock: Lock, lid: str, compiler: Interpreter | None
+) -> LayerOptions:
+    """How layer ``lid`` is built: with the bytecode mode of the functions that use it
+    when they agree (else the project's), leaving out what all of them exclude."""
+    users = [spec for spec in project.functions if lid in lock.functions[spec.name].layers]
+    modes = {function_bytecode(project, spec) for spec in users}
+    mode = modes.pop() if len(modes) == 1 else project.bytecode
+    excludes = [function_exclude(project, spec) for spec in users] or [project.exclude]
+    common = tuple(glob for glob in excludes[0] if all(glob in other for other in excludes))
+    return _options(project, mode, compiler, common)
+
+
+def function_options(
+    project: Project, spec: FunctionSpec, compiler: Interpreter | None
+) -> LayerOptions:
+    """How the code zip of ``spec`` is built."""
+    return _options(
+        project, function_bytecode(project, spec), compiler, function_exclude(project, spec)
+    )
+
+
+def _options(
+    project: Project, mode: str, compiler: Interpreter | None, exclude: tuple[str, ...]
+) -> LayerOptions:
+    target = get_target(project.target)
+    if compiler is None or mode == "none":
+        return LayerOptions(cache_tag=target_cache_tag(target), exclude=exclude)
+    return LayerOptions(
+        cache_tag=target_cache_tag(target),
+        compiler=Compiler(mode=mode, interpreter=compiler),
+        exclude=exclude,
+    )
+
+
+def build_options_key(project: Project, lock: Lock, compiler: Interpreter | None) -> list[Any]:
+    """Everything of bytecode and exclude a build's bytes depend on, for the build stamp."""
+    layers = {lid: layer_options(project, lock, lid, compiler).key for lid in lock.layers}
+    code = {s.name: function_options(project, s, compiler).key for s in project.functions}
+    return [sorted(layers.items()), sorted(code.items())]
