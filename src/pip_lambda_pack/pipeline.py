@@ -34,7 +34,7 @@ from .credentials import public_url
 from .errors import BuildError, ConfigError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
-from .interpreters import Interpreter, find_optional
+from .interpreters import Interpreter, find_optional, for_project
 from .layers import Artifact, LayerOptions, build_code_zip, build_layer, code_fingerprint
 from .lock import (
     Lock,
@@ -73,6 +73,7 @@ from .planner.runtime_provided import runtime_warnings
 from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
+from .sdists import PythonLookup
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
 
@@ -190,7 +191,8 @@ def resolve_project(
         settings.say(f"resolving {spec.name} for {target.name}")
         finder = finders.get(function_index(project, spec))
         resolved = _resolve_function(spec, roots[spec.name], project, target, finder, settings)
-        closures[spec.name] = _pins(resolved, target, finder, settings)
+        python = python_lookup(project, target)
+        closures[spec.name] = _pins(resolved, target, finder, settings, python)
     return closures
 
 
@@ -214,7 +216,18 @@ def _resolve_function(
         build_dir=settings.cache_dir / "built",
         log=settings.log,
         warn=lambda line: settings.say(f"warning: {line}"),
+        python=python_lookup(project, target),
     )
+
+
+def python_lookup(project: Project, target: Target) -> PythonLookup:
+    """The target's interpreter for sdist builds: ``--target-python``, the ``python`` config
+    key, ``python3.X`` on PATH, then pyenv (looked up only when an sdist is built)."""
+
+    def lookup(any_machine: bool) -> Interpreter:
+        return for_project(project, target, any_machine=any_machine)
+
+    return lookup
 
 
 def _pins(
@@ -222,6 +235,7 @@ def _pins(
     target: Target,
     finder: Finder,
     settings: Settings,
+    python: PythonLookup,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
     sizes = finder.remote_sizes(wheels)  # read off the zips' ends: no need to download these
@@ -230,7 +244,11 @@ def _pins(
     for package in resolved.values():
         if package.built_from_sdist:
             path = wheel_path(
-                package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
+                package,
+                target=target,
+                finder=finder,
+                build_dir=settings.cache_dir / "built",
+                python=python,
             )
         elif package.link.url in sizes:
             pins.append(_pin(package, *sizes[package.link.url]))
@@ -819,7 +837,11 @@ def _wheel_paths(
                 built_from_sdist=True,
             )
             paths[pid] = wheel_path(
-                package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
+                package,
+                target=target,
+                finder=finder,
+                build_dir=settings.cache_dir / "built",
+                python=python_lookup(project, target),
             )
     return paths
 
