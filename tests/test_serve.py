@@ -476,3 +476,35 @@ def test_aws_cli(service: Served, tmp_path: Path) -> None:
     missing = aws(service, "get-function", "--function-name", "nope", cwd=tmp_path)
     assert missing.returncode == 255  # the AWS CLI v1's code for a service error
     assert "ResourceNotFoundException" in missing.stderr
+
+
+def test_cold_starts_are_recorded_and_lock_reads_them(client: Any, root: Path) -> None:
+    from pip_lambda_pack.config import load_project
+    from pip_lambda_pack.graph import pin_graph
+    from pip_lambda_pack.lock import read_lock
+    from pip_lambda_pack.pipeline import plan_params, with_observed_usage
+    from pip_lambda_pack.serve.record import read_record
+    from pip_lambda_pack.store import LocalStore
+
+    call(client, "hello", {"name": "counted"})
+    call(client, "other", {})
+    store = LocalStore(root / ".lambda-pack" / "store")
+    deadline = time.monotonic() + 20
+    usage = read_record(store).usage
+    while not {"hello", "other"} <= set(usage) and time.monotonic() < deadline:
+        time.sleep(0.25)  # the service writes what it saw every few seconds
+        usage = read_record(store).usage
+    hello, other = usage["hello"], usage["other"]
+    assert hello.cold_starts >= 1 and other.cold_starts >= 1
+    assert hello.layer_misses >= 1  # the first cold start fetched its blobs
+    project = load_project(root / "lambda-pack.toml")
+    graph = pin_graph(read_lock(project.lock_path).closures())
+    params = with_observed_usage(project, graph, plan_params(project))
+    total = hello.cold_starts + other.cold_starts
+    assert params.usage == pytest.approx(
+        {
+            "tiny==0.1": 1.0,
+            "greet==1.0": hello.cold_starts / total,
+            "colors==1.0": hello.cold_starts / total,
+        }
+    )

@@ -238,7 +238,7 @@ def _pins(
     python: PythonLookup,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
-    sizes = finder.remote_sizes(wheels)  # read off the zips' ends: no need to download these
+    sizes = finder.sizes(wheels)  # read off the zips' ends or their METADATA: not downloaded
     paths = download(finder, [link for link in wheels if link.url not in sizes], settings)
     pins = []
     for package in resolved.values():
@@ -255,10 +255,7 @@ def _pins(
             continue
         else:
             path = paths[package.link.url]
-        known = None if package.built_from_sdist else finder.known_unpacked_size(package.link)
-        pins.append(
-            _pin(package, path.stat().st_size, unpacked_size(path) if known is None else known)
-        )
+        pins.append(_pin(package, path.stat().st_size, unpacked_size(path)))
     return pins
 
 
@@ -297,6 +294,15 @@ def unpacked_size(wheel: Path) -> int:
             return sum(info.file_size for info in archive.infolist())
     except zipfile.BadZipFile as exc:
         raise BuildError(f"{wheel.name} is not a valid wheel: {exc}", "clear the cache") from exc
+
+
+def with_observed_usage(project: Project, graph: PinGraph, params: PlanParams) -> PlanParams:
+    """``params`` with the store's observed usage (what ``serve`` recorded of the project's
+    functions' cold starts), so the plan follows real traffic; unchanged without one."""
+    from .serve.record import observed_usage
+
+    usage = observed_usage(project.store, project.root, graph.functions)
+    return replace(params, usage=usage) if usage else params
 
 
 def plan_params(project: Project, previous: LayerPlan | None = None) -> PlanParams:
@@ -478,7 +484,7 @@ def plan_lock(
     """
     graph = pin_graph(closures)
     fleet = fleet_of(project, graph)
-    params = plan_params(project, previous)
+    params = with_observed_usage(project, graph, plan_params(project, previous))
     if lenient:
         largest = max(size_of(fleet, name, pins) for name, pins in needs(fleet, params).items())
         own = {n: (k, max(size, largest)) for n, (k, size) in (params.limits or {}).items()}
@@ -563,8 +569,9 @@ def plan_report(
     what ``plan`` prints is what ``build`` writes, ``manifest.json`` and the templates name.
     """
     lock = shown.lock
-    fleet = fleet_of(project, pin_graph(lock.closures()))
-    params = plan_params(project)
+    graph = pin_graph(lock.closures())
+    fleet = fleet_of(project, graph)
+    params = with_observed_usage(project, graph, plan_params(project))
     plan = locked_plan(lock)
     plan = dataclasses.replace(plan, warnings=runtime_warnings(fleet, plan, params))
     ids = {
