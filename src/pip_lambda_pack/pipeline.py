@@ -238,7 +238,7 @@ def _pins(
     python: PythonLookup,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
-    sizes = finder.remote_sizes(wheels)  # read off the zips' ends: no need to download these
+    sizes = finder.sizes(wheels)  # read off the zips' ends or their METADATA: not downloaded
     paths = download(finder, [link for link in wheels if link.url not in sizes], settings)
     pins = []
     for package in resolved.values():
@@ -255,10 +255,7 @@ def _pins(
             continue
         else:
             path = paths[package.link.url]
-        known = None if package.built_from_sdist else finder.known_unpacked_size(package.link)
-        pins.append(
-            _pin(package, path.stat().st_size, unpacked_size(path) if known is None else known)
-        )
+        pins.append(_pin(package, path.stat().st_size, unpacked_size(path)))
     return pins
 
 
