@@ -165,7 +165,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="AWS SAM, Terraform JSON or our own JSON (default sam)",
     )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument(
+        "-o", "--output", type=Path, help="file to write (default: stdout; .yaml: YAML)"
+    )
+    export.add_argument("--prefix", help="names: PREFIX-FUNCTION, PREFIX-<layer hex>")
     _add_serve(commands, common)
     _deploy_parser(commands, [common, project])
     return parser
@@ -293,6 +296,12 @@ def _project_options() -> argparse.ArgumentParser:
     )
     model.add_argument("--cache-mb", type=float, help="worker cache size in MB")
     model.add_argument("--fetch", choices=["parallel", "serial"], help="how layers are fetched")
+    model.add_argument(
+        "--plan-effort",
+        type=float,
+        metavar="X",
+        help="how long the planner's local search may run, a multiple of the default (1; 0: none)",
+    )
     shortcut = options.add_argument_group("one function without a config file")
     shortcut.add_argument("-r", "--requirement", type=Path, help="requirements file")
     shortcut.add_argument("--handler", help="module.function")
@@ -659,11 +668,15 @@ def _export(args: argparse.Namespace) -> int:
     from .export import export
     from .manifest import read_manifest
 
-    _, out, _ = _build_into(args)
+    project, out, _ = _build_into(args)
     output = Path(args.output).resolve() if args.output else None
     relative_to = output.parent if output else Path.cwd()
-    document = export(read_manifest(out), out, relative_to, args.format)
+    document = export(read_manifest(out), out, relative_to, args.format, project, args.prefix)
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if output and output.suffix in (".yaml", ".yml"):
+        from .export import to_yaml
+
+        text = to_yaml(document)
     if output:
         write_text(output, text)
     else:
