@@ -61,6 +61,11 @@ def test_credentials_come_back_from_netrc(tmp_path: Path, wheelhouse: Path) -> N
         refused = run(root, "build", "--out", "dist", env={"NETRC": str(tmp_path / "none")})
         ok(run(root, "build", "--out", "dist", env={"NETRC": str(netrc)}))
     assert refused.returncode != 0 and "401" in refused.stderr
+    host = server.root.removeprefix("http://")
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"TIP: check the login for {host}: in the index URL (user:password@, "
+        "percent-encoded), in .netrc, or in keyring"
+    )
     assert PASSWORD not in refused.stderr
     assert _files_holding(root, PASSWORD) == []
 
