@@ -15,13 +15,12 @@ import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
 from .wire import _SECRET_KEYS  # the one rule for secret query keys (wire.redact masks them)
 
 _USERINFO = re.compile(r"(https?://)([^/?#@\s\"'<>]+)@")
-_HOST_LIKE = re.compile(r"[A-Za-z0-9.\-\[\]:]+(?:[/?#]|$)")
 Login = tuple[str, str]
 
 
@@ -47,15 +46,24 @@ def check_index_url(url: str) -> None:
     scheme, sep, rest = url.partition("://")
     if scheme.lower() not in ("http", "https") or not sep:
         return
-    netloc = urlsplit(url).netloc
+    parts = urlsplit(url)
     after = rest.rpartition("@")[2]
-    if "@" in rest and "@" not in netloc and _HOST_LIKE.match(after):
+    first = parts.path.split("/", 2)[1] if parts.path.startswith("/") else ""
+    if "@" in rest and "@" not in parts.netloc and ("@" in first or _bad_port(parts)):
         raise ConfigError(
             f"index URL {scheme}://***@{after} has a '/', '?' or '#' in its user info, "
             "which ends the host part early",
             "percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, "
             "@ as %40), or leave them out of the URL and put them in .netrc or keyring",
         )
+
+
+def _bad_port(parts: SplitResult) -> bool:
+    try:
+        parts.port  # noqa: B018 - it parses the port
+    except ValueError:
+        return True
+    return False
 
 
 def _host(url: str) -> str:
