@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fleetgen import generate
 
-from pip_lambda_pack.plan import (
+from pip_lambda_pack.pipeline import load_fleet
+from pip_lambda_pack.planner import (
     DEFAULT_STRATEGY,
     STRATEGIES,
     UNBOUNDED,
@@ -36,13 +37,13 @@ from pip_lambda_pack.plan import (
     LayerPlan,
     Package,
     PlanParams,
-    fleet_expected,
-    fleet_from_dict,
-    layer_size,
-    load_fleet,
     make_plan,
     plan_from_groups,
 )
+from pip_lambda_pack.planner.cost import fleet_expected
+from pip_lambda_pack.planner.fleet import fleet_from_data
+from pip_lambda_pack.planner.model import layer_size
+from pip_lambda_pack.popularity import pypi_downloads
 
 FLEETS = Path(__file__).resolve().parent / "fleets"
 MB = 1_000_000
@@ -165,9 +166,8 @@ def stability(fleet: Fleet, trace: Trace, trials: int = 5) -> list[str]:
     kept_stable, kept_fresh = [], []
     for _ in range(trials):
         added = rng.choice(sorted(fleet.functions))
-        before = Fleet(
-            packages=fleet.packages,
-            functions={n: f for n, f in fleet.functions.items() if n != added},
+        before = dataclasses.replace(
+            fleet, functions={n: f for n, f in fleet.functions.items() if n != added}
         )
         old = make_plan(before, params)
         kept_stable.append(_kept(fleet, old, make_plan(fleet, params, previous=old)))
@@ -251,7 +251,9 @@ def speed(sizes: Sequence[int]) -> list[str]:
         "|---:|---:|---:|---:|",
     ]
     for count in sizes:
-        fleet = fleet_from_dict(generate(count, seed=5, zipf=1.5), f"generated {count}")
+        fleet = fleet_from_data(
+            generate(count, seed=5, zipf=1.5), f"generated {count}", pypi_downloads()
+        )
         begin = time.perf_counter()
         make_plan(fleet, PlanParams())
         seconds = time.perf_counter() - begin

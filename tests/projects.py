@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -83,3 +84,32 @@ def write_project(root: Path, wheelhouse: Path, *, reverse: bool = False) -> Pat
     )
     (root / "lambda-pack.toml").write_text(config)
     return root
+
+
+def fleet_file(tmp_path: Path) -> Path:
+    """A small lambda-pack-fleet/1 file (three functions, four wheels) in ``tmp_path``."""
+    packages = {
+        f"{name}==1.0": {
+            "name": name,
+            "version": "1.0",
+            "size": size,
+            "popularity": 1,
+            "requires": [],
+        }
+        for name, size in [
+            ("numpy", 30_000_000),
+            ("requests", 400_000),
+            ("six", 11_000),
+            ("pyyaml", 700_000),
+        ]
+    }
+    functions = {
+        "api": {"requires": ["requests==1.0", "six==1.0"], "weight": 0.5},
+        "etl": {"requires": ["numpy==1.0", "pyyaml==1.0", "six==1.0"], "weight": 0.3},
+        "cron": {"requires": ["requests==1.0", "pyyaml==1.0"], "weight": 0.2},
+    }
+    path = tmp_path / "fleet.json"
+    path.write_text(
+        json.dumps({"format": "lambda-pack-fleet/1", "packages": packages, "functions": functions})
+    )
+    return path

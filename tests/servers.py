@@ -79,6 +79,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._handle("PUT")
 
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
     def _handle(self, method: str) -> None:
         self.server.requests.append(f"{method} {self.path}")
         if self.server.fault is not None and self.server.fault(self, method):

@@ -15,6 +15,7 @@ from pip_lambda_pack.config import (
     with_overrides,
 )
 from pip_lambda_pack.errors import ConfigError
+from pip_lambda_pack.formats import FormatControl
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -55,6 +56,47 @@ def test_requirements_with_nested_files_constraints_hashes_and_index_options(
         find_links=(str(tmp_path / "wheels"),),
         pre=True,
     )
+
+
+def test_pips_binary_options_and_trusted_host(tmp_path: Path) -> None:
+    write(tmp_path / "more.txt", "--no-binary=Foo_Bar\n--prefer-binary\n")
+    reqs = write(
+        tmp_path / "requirements.txt",
+        "--only-binary :all:\n-r more.txt\n--trusted-host pkgs.example:8443\nfoo-bar\nsix\n",
+    )
+    parsed = read_requirements(reqs)
+    assert parsed.formats == FormatControl(
+        only_binary=frozenset({":all:"}), no_binary=frozenset({"foo-bar"}), prefer_binary=True
+    )
+    assert parsed.index.trusted_hosts == ("pkgs.example:8443",)
+    formats = parsed.formats
+    assert (formats.wheels_allowed("six"), formats.sdists_allowed("six")) == (True, False)
+    assert (formats.wheels_allowed("foo.bar"), formats.sdists_allowed("foo.bar")) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("options", "only", "no"),
+    [
+        ([("--no-binary", "a,b"), ("--only-binary", "b")], {"b"}, {"a"}),  # later one wins
+        ([("--no-binary", "a"), ("--only-binary", ":all:")], {":all:"}, set()),
+        ([("--only-binary", ":all:,a"), ("--only-binary", ":none:")], set(), set()),
+        ([("--only-binary", ":all:,:none:,a")], {"a"}, set()),
+    ],
+)
+def test_binary_options_exclude_each_other_as_in_pip(
+    options: list[tuple[str, str]], only: set[str], no: set[str]
+) -> None:
+    formats = FormatControl()
+    for option, value in options:
+        formats = formats.with_option(option, value, "r.txt:1")
+    assert (formats.only_binary, formats.no_binary) == (only, no)
+
+
+def test_a_binary_option_without_a_value(tmp_path: Path) -> None:
+    reqs = write(tmp_path / "requirements.txt", "--only-binary\nsix\n")
+    with pytest.raises(ConfigError) as info:
+        read_requirements(reqs)
+    assert info.value.message == f"{reqs}:1: --only-binary needs a value"
 
 
 def test_malformed_requirement_names_file_and_line(tmp_path: Path) -> None:
@@ -188,12 +230,13 @@ def test_planner_options(tmp_path: Path) -> None:
         '[functions.a]\nhandler = "a.b"\ncode = "src"\n',
     )
     planner = load_project(config).planner
-    assert (planner.runtime_provided, planner.latency_ms, planner.fetch) == (
-        "exclude",
-        12.0,
-        "serial",
-    )
-    assert planner.bandwidth_mbps == 50.0 and planner.cache_mb is None
+    assert planner.values == {
+        "runtime-provided": "exclude",
+        "latency-ms": 12.0,
+        "bandwidth-mb-s": 50.0,  # read under its old name too
+        "fetch": "serial",
+    }
+    assert planner.digest_form()["cache_mb"] is None  # every option in the lock's digest
     bad = make_project(tmp_path, 'runtime-provided = "maybe"\n[functions.a]\nhandler = "a.b"\n')
     with pytest.raises(ConfigError, match='runtime-provided must be "bundle" or "exclude"'):
         load_project(bad)

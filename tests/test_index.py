@@ -13,8 +13,9 @@ from helpers import make_sdist, make_wheel, metadata_text, sha256_file
 from indexserver import IndexServer
 from pip_lambda_pack.errors import HashMismatchError, IndexFetchError
 from pip_lambda_pack.httpfetch import ACCEPT
-from pip_lambda_pack.index import FileLink, PackageFinder, redact_url
+from pip_lambda_pack.index import FileLink, PackageFinder
 from pip_lambda_pack.rangezip import SIZE_TAIL
+from pip_lambda_pack.wire import redact
 
 StartServer = Callable[..., IndexServer]
 
@@ -326,9 +327,9 @@ def test_download_many_fetches_in_parallel_and_keys_by_url(
 
 
 def test_redact_url() -> None:
-    assert redact_url("https://u:p@host/simple") == "https://u:***@host/simple"
-    assert redact_url("https://token@host/simple") == "https://***@host/simple"
-    assert redact_url("https://host/simple") == "https://host/simple"
+    assert redact("https://u:p@host/simple") == "https://u:***@host/simple"
+    assert redact("https://token@host/simple") == "https://***@host/simple"
+    assert redact("https://host/simple") == "https://host/simple"
 
 
 def _sha(text: str) -> str:

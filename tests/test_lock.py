@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from pip_lambda_pack.config import load_project
+from pip_lambda_pack.config import PlannerOptions, load_project
 from pip_lambda_pack.errors import LockError
 from pip_lambda_pack.graph import Pin
 from pip_lambda_pack.lock import (
     Lock,
     LockedFunction,
+    input_parts,
     inputs_digest,
+    planner_staleness,
     read_lock,
+    resolution_staleness,
     staleness,
     to_toml,
     write_lock,
@@ -91,6 +94,28 @@ def test_staleness_names_what_changed(tmp_path: Path) -> None:
     assert staleness(lock, replace(project, target="python3.13-x86_64"), "single") == (
         "the lock is for python3.12-x86_64, the project targets python3.13-x86_64"
     )
+
+
+def test_planner_settings_apart_from_what_decides_the_wheels(tmp_path: Path) -> None:
+    project = project_at(tmp_path)
+    lock = replace(
+        sample_lock(tmp_path, inputs_digest(project, "single")),
+        input_parts=input_parts(project, "single"),
+    )
+    assert resolution_staleness(lock, project, "single") is None
+    assert planner_staleness(lock, project, "single") is None
+    slower = replace(project, planner=PlannerOptions(values={"latency-ms": 50.0}), max_layers=4)
+    assert resolution_staleness(lock, slower, "nixery") is None  # its wheels can be planned again
+    assert planner_staleness(lock, slower, "nixery") == (
+        "max-layers changed; planner setting latency-ms changed; strategy changed"
+    )
+    assert staleness(lock, slower, "nixery") == planner_staleness(lock, slower, "nixery")
+    changed = replace(project_at(tmp_path, "six>=1.16"), max_layers=4)
+    assert resolution_staleness(lock, changed, "single") == "reqs.txt changed; max-layers changed"
+    assert planner_staleness(lock, changed, "single") == "max-layers changed"
+    old = replace(lock, input_parts={})  # a lock from before input-parts
+    assert resolution_staleness(old, slower, "nixery") is not None
+    assert planner_staleness(old, slower, "nixery") == "planner settings may have changed"
 
 
 def test_comments_do_not_make_the_lock_stale(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ EXPECTED_TEXT = f"""{{
       "handler": "app.handler",
       "layers": [
         {{
+          "id": "{B[:12]}",
           "path": "layers/{B}.zip",
           "sha256": "{B}",
           "size": 20,

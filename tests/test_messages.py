@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,7 @@ import pytest
 from pip_lambda_pack import __version__
 from pip_lambda_pack.cli import build_parser
 from pip_lambda_pack.units import limit_size, plural
-from projects import fill_wheelhouse, run, write_project
-from test_report import fleet_file
+from projects import fill_wheelhouse, fleet_file, run, write_project
 
 
 @pytest.fixture
@@ -163,3 +163,25 @@ def test_limits_are_in_one_unit() -> None:
     assert limit_size(250 * 1024 * 1024) == "250 MiB (262,144,000 bytes)"
     assert plural(1, "layer") == "1 layer" and plural(2, "layer") == "2 layers"
     assert plural(0, "function") == "0 functions"
+
+
+THREADED_LOG = """
+from concurrent.futures import ThreadPoolExecutor
+from pip_lambda_pack.cli import _line
+lines = [f"fetching https://index.example/simple/package-{i}/" for i in range(4000)]
+with ThreadPoolExecutor(max_workers=8) as pool:
+    list(pool.map(_line, lines))
+"""
+
+
+def test_log_lines_from_many_threads_stay_whole() -> None:
+    """-v output: the resolver's threads log at once into a real pipe; print() would write
+    a line and its newline apart (``...arm64fetching https://...``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", THREADED_LOG], capture_output=True, text=True, timeout=60
+    )
+    lines = done.stderr.splitlines()
+    assert len(lines) == 4000 and all(line.startswith("fetching https://") for line in lines)
+    assert sorted(lines) == sorted(
+        f"fetching https://index.example/simple/package-{i}/" for i in range(4000)
+    )

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from indexserver import IndexServer
+from pip_lambda_pack import __version__
 from projects import HOST_TARGET, fill_wheelhouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,8 +137,10 @@ def test_pip_help_lists_the_command_and_its_help_is_ours(venv_python: Path, tmp_
         "  lambda-pack                 Build Lambda layers for serverless functions.\n" in listing
     )
     usage = ok(pip(venv_python, tmp_path, "lambda-pack", "--help"))
-    assert usage.startswith("usage: pip lambda-pack [-h] COMMAND ...")
+    assert usage.startswith("usage: pip lambda-pack [-h] [-V] COMMAND ...")
     assert "check" in ok(pip(venv_python, tmp_path, "help", "lambda-pack"))
+    version = pip(venv_python, tmp_path, "lambda-pack", "--version")
+    assert ok(version) == f"pip lambda-pack {__version__}\n"  # ours, not pip's
 
 
 def test_the_hook_is_inert_until_pip_builds_its_command_table(venv_python: Path) -> None:

@@ -20,7 +20,7 @@ from indexserver import IndexServer
 from pip_lambda_pack.config import IndexOptions
 from pip_lambda_pack.pip_plugin import LambdaPackCommand, pip_options
 from pip_lambda_pack.pipconf import DEFAULT_TIMEOUT, NetworkOptions, PipOptions, http_client
-from projects import HOST_TARGET, fill_wheelhouse
+from projects import HOST_TARGET, fill_wheelhouse, run
 
 
 @pytest.fixture
@@ -197,3 +197,27 @@ def test_pip_lambda_pack_locks_from_a_tls_index_with_pips_cert_and_client_cert(
     )
     assert result.returncode == 0, result.stderr
     assert "/files/greet-1.0-py3-none-any.whl" in tls_index.requests
+
+
+def test_trusted_host_in_a_requirements_file_is_honoured(
+    wheelhouse: Path, ca: trustme.CA, tmp_path: Path
+) -> None:
+    fill_wheelhouse(wheelhouse)
+    root = tmp_path / "project"
+    (root / "fn").mkdir(parents=True)
+    (root / "fn" / "app.py").write_text("def handler(event, context):\n    return event\n")
+    (root / "lambda-pack.toml").write_text(
+        f'target = "{HOST_TARGET}"\n[functions.fn]\nhandler = "app.handler"\ncode = "fn"\n'
+        'requirements = "requirements.txt"\n'
+    )
+    with TlsIndexServer(wheelhouse, ca, client_cert=False) as server:
+        host = server.root.removeprefix("https://")
+        (root / "requirements.txt").write_text(f"-i {server.url}\ngreet\n")
+        untrusted = run(root, "lock")
+        (root / "requirements.txt").write_text(f"-i {server.url}\n--trusted-host {host}\ngreet\n")
+        locked = run(root, "lock")
+        built = run(root, "build", "--out", "dist")
+    assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    assert locked.returncode == 0, locked.stderr
+    assert built.returncode == 0, built.stderr
+    assert "/files/greet-1.0-py3-none-any.whl" in server.requests

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from fakes import FakeFinder
 from indexserver import IndexServer
-from pip_lambda_pack.config import load_project
-from pip_lambda_pack.graph import build_graph, pin_graph
+from pip_lambda_pack.config import IndexOptions, load_project
+from pip_lambda_pack.graph import pin_graph
 from pip_lambda_pack.lock import read_lock
-from pip_lambda_pack.pipeline import fleet_of, project_fleet
+from pip_lambda_pack.pipeline import Settings, fleet_of, lock_project
+from pip_lambda_pack.popularity import downloads, pypi_downloads
 from projects import fill_wheelhouse, run, write_project
 
 
@@ -85,11 +87,19 @@ def test_a_damaged_cache_entry_is_rebuilt_not_used(project: Path) -> None:
     }
 
 
-def test_fleet_of_the_plain_graph_is_the_networkx_one(project: Path) -> None:
+def test_fleet_of_a_lock_has_its_pins_and_the_snapshots_prior(project: Path) -> None:
     run(project, "lock")
     spec = load_project(project / "lambda-pack.toml")
-    closures = read_lock(spec.lock_path).closures()
-    assert fleet_of(spec, pin_graph(closures)) == project_fleet(spec, build_graph(closures))
+    lock = read_lock(spec.lock_path)
+    fleet = fleet_of(spec, pin_graph(lock.closures()))
+    assert sorted(fleet.packages) == sorted(lock.wheels)
+    assert {name: f.pins for name, f in fleet.functions.items()} == {
+        name: f.pins for name, f in lock.functions.items()
+    }
+    for pid, package in fleet.packages.items():
+        assert package.size == lock.wheels[pid].size
+        assert package.downloads == downloads(lock.wheels[pid].name)
+    assert fleet.top_downloads == max(pypi_downloads().values())
 
 
 def test_lock_reads_remote_sizes_with_ranges_and_writes_the_same_lock(
@@ -117,3 +127,35 @@ def test_lock_reads_remote_sizes_with_ranges_and_writes_the_same_lock(
     assert locks[0] == locks[1]
     assert whole[0] == []  # nothing downloaded: each wheel's size came from its last bytes
     assert whole[1] == sorted(set(server.file_requests(".whl")))  # each downloaded instead
+
+
+class _Pool:
+    """A FinderPool of one FakeFinder, whatever the index options."""
+
+    def __init__(self, finder: FakeFinder) -> None:
+        self.finder = finder
+        self.asked: list[IndexOptions] = []
+
+    def get(self, index: IndexOptions) -> FakeFinder:
+        self.asked.append(index)
+        return self.finder
+
+
+def test_lock_project_needs_only_a_finder_pool(tmp_path: Path, wheelhouse: Path) -> None:
+    root = write_project(tmp_path / "project", wheelhouse)
+    finder = FakeFinder()
+    finder.add("greet-1.0-py3-none-any.whl", requires=["colors>=1"])
+    finder.add("colors-1.0-py3-none-any.whl")
+    finder.add("colors-2.0-py3-none-any.whl")
+    finder.add("tiny-0.1-py3-none-any.whl")
+    project = load_project(root / "lambda-pack.toml")
+    lock = lock_project(project, Settings(cache_dir=tmp_path / "cache"), _Pool(finder))
+    assert sorted(lock.wheels) == ["colors==1.0", "greet==1.0", "tiny==0.1"]
+    assert {pin.url for pin in lock.wheels.values()} == {
+        "https://fake.invalid/files/colors-1.0-py3-none-any.whl",
+        "https://fake.invalid/files/greet-1.0-py3-none-any.whl",
+        "https://fake.invalid/files/tiny-0.1-py3-none-any.whl",
+    }
+    assert (lock.wheels["tiny==0.1"].size, lock.wheels["tiny==0.1"].unpacked_size) == (1000, 2000)
+    assert finder.downloads == []  # sizes and metadata came from the finder, no file needed
+    assert read_lock(root / "lambda-pack.lock") == lock

@@ -108,3 +108,28 @@ def test_poetry_lists_the_command(tmp_path: Path) -> None:
     listing = ok(poetry(tmp_path, "list"))
     assert "  lambda-pack " in listing
     assert "Build Lambda layers for this project's functions from poetry.lock." in listing
+
+
+def test_poetry_help_is_ours_and_verbosity_passes_through(sample: Path) -> None:
+    for args in (["lambda-pack", "--help"], ["help", "lambda-pack"], ["lambda-pack", "-h"]):
+        top = poetry(sample, *args)
+        assert top.returncode == 0, top.stderr
+        assert top.stdout.startswith("usage: poetry lambda-pack [-h] [-V] COMMAND ..."), args
+        assert "Display help for the given command" not in top.stdout  # not Cleo's
+    plan = ok(poetry(sample, "lambda-pack", "plan", "--help"))
+    assert plan.startswith("usage: poetry lambda-pack plan [-h]")
+    assert plan.rstrip().endswith("poetry lambda-pack plan --fleet bench/fleets/fleet-dev.json "
+                                  "--report plan.html")  # fmt: skip
+    with IndexServer(sample / "wheels", json=False) as index:
+        (sample / "pyproject.toml").write_text(
+            PYPROJECT.format(index=index.url + "/", target=HOST_TARGET)
+        )
+        ok(poetry(sample, "lock"))
+    for args in (["lock", "-q"], ["-q", "lock"], ["--", "lock", "-q"]):
+        quiet = poetry(sample, "lambda-pack", *args)
+        assert (quiet.returncode, quiet.stderr) == (0, ""), args
+    for args in (["lock", "-v"], ["lock", "-vv"], ["--", "lock", "-v"]):
+        verbose = ok(poetry(sample, "lambda-pack", *args))
+        assert "pinned greet 1.0 (greet-1.0-py3-none-any.whl)" in verbose, args
+    normal = ok(poetry(sample, "lambda-pack", "lock"))
+    assert "wrote lambda-pack.lock" in normal and "pinned" not in normal

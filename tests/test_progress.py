@@ -60,6 +60,35 @@ def test_bars_draw_on_a_real_terminal() -> None:
     assert "━" in drawn  # rich's bar
 
 
+def read_all(leader: int) -> bytes:
+    """Everything written to the pty (its follower is closed), then close it."""
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the follower is closed and all was read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    return drawn
+
+
+def test_a_finished_bar_is_not_drawn_again_by_the_next_one() -> None:
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        progress = make_progress(quiet=False, stream=terminal, environ={"TERM": "xterm"})
+        for label in ("fetching 3 wheels", "building 2 layers"):
+            task = progress.task(label, 4)
+            task.advance(4)
+            task.finish()
+    drawn = read_all(leader).decode(errors="replace")
+    first, _, after = drawn.partition("building 2 layers")
+    assert "fetching 3 wheels" in first and after
+    assert "fetching 3 wheels" not in after  # printed once, when it finished
+
+
 def test_cli_progress_lines_in_a_pipe_and_bars_on_a_terminal(
     tmp_path: Path, wheelhouse: Path
 ) -> None:

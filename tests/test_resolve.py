@@ -12,6 +12,7 @@ from fakes import FakeFinder
 from helpers import make_sdist, make_wheel, sha256_file
 from indexserver import IndexServer
 from pip_lambda_pack.errors import HashMismatchError, NoWheelError, ResolutionError
+from pip_lambda_pack.formats import FormatControl
 from pip_lambda_pack.index import PackageFinder
 from pip_lambda_pack.resolve import ResolvedPackage, _tag_rank, resolve, wheel_path
 from pip_lambda_pack.target import get_target
@@ -205,14 +206,30 @@ def test_pre_releases_only_when_asked_or_named(tmp_path: Path, cache_dir: Path) 
     assert _versions(_resolve(["foo>=2.0b1"], tmp_path, cache_dir)) == {"foo": "2.0b1"}
     allowed = _resolve(["foo"], tmp_path, cache_dir, allow_prereleases=True)
     assert _versions(allowed) == {"foo": "2.0b1"}
+
+
+def test_pre_releases_when_no_final_release_satisfies(tmp_path: Path, cache_dir: Path) -> None:
+    """PEP 440 and pip: a pre-release is accepted when no final release satisfies."""
+    make_wheel(tmp_path, "foo", "1.0")
+    make_wheel(tmp_path, "foo", "2.0b1")
+    make_wheel(tmp_path, "beta", "0.1a1")
+    make_wheel(tmp_path, "beta", "0.1a2")
+    make_wheel(tmp_path, "app", "1.0", requires=["beta"])
+    log: list[str] = []
+    assert _versions(_resolve(["app"], tmp_path, cache_dir, log=log)) == {
+        "app": "1.0",
+        "beta": "0.1a2",
+    }
+    assert not any("pre-release" in line for line in log)
+    assert _versions(_resolve(["foo>1.0"], tmp_path, cache_dir)) == {"foo": "2.0b1"}
+    assert _versions(_resolve(["foo", "beta"], tmp_path, cache_dir)) == {
+        "beta": "0.1a2",
+        "foo": "1.0",  # a final release satisfies foo: its pre-release stays out
+    }
     with pytest.raises(ResolutionError) as caught:
-        _resolve(["beta"], tmp_path, cache_dir)
+        _resolve(["foo<1.0"], tmp_path, cache_dir)
     assert caught.value.message == (
-        "no version of beta for python3.12-x86_64 matches beta (required by the requirements)"
-    )
-    assert caught.value.tip == (
-        "versions available for python3.12-x86_64: 0.1a1; loosen the requirement "
-        "(pre-releases need --pre, yanked files an == pin)"
+        "no version of foo for python3.12-x86_64 matches foo<1.0 (required by the requirements)"
     )
 
 
@@ -402,4 +419,75 @@ def test_the_resolver_needs_only_the_finder_protocol(tmp_path: Path) -> None:
     assert (
         "skipping lib-2.0-cp312-cp312-macosx_11_0_arm64.whl from https://fake.invalid/simple: "
         "incompatible tag cp312-cp312-macosx_11_0_arm64 for python3.12-x86_64"
+    ) in log
+
+
+def _fake_resolve(
+    requirements: Sequence[str], finder: FakeFinder, tmp_path: Path, **options: object
+) -> tuple[dict[str, ResolvedPackage], list[str]]:
+    warnings: list[str] = []
+    resolved = resolve(
+        [Requirement(r) for r in requirements],
+        target=get_target("python3.12-x86_64"),
+        finder=finder,
+        build_dir=tmp_path / "built",
+        warn=warnings.append,
+        **options,  # type: ignore[arg-type]
+    )
+    return resolved, warnings
+
+
+def test_a_newer_sdist_only_release_passed_over_is_a_warning(tmp_path: Path) -> None:
+    finder = FakeFinder()
+    finder.add("lib-1.0-py3-none-any.whl")
+    finder.add("lib-1.0.tar.gz")
+    finder.add("lib-2.0.tar.gz")
+    resolved, warnings = _fake_resolve(["lib"], finder, tmp_path)
+    assert _versions(resolved) == {"lib": "1.0"}
+    assert warnings == [
+        "pinned lib 1.0, not 2.0: lib 2.0 has no wheel for python3.12-x86_64, only an sdist; "
+        "to build it, require lib==2.0 or add --no-binary lib to the requirements "
+        "(--prefer-binary: keep 1.0 without this warning)"
+    ]
+    assert _fake_resolve(["lib<2"], finder, tmp_path)[1] == []  # 2.0 was never wanted
+    quiet = FormatControl(prefer_binary=True)
+    assert _fake_resolve(["lib"], finder, tmp_path, formats=quiet)[1] == []
+    only = FormatControl(only_binary=frozenset({"lib"}))
+    assert _fake_resolve(["lib"], finder, tmp_path, formats=only)[1] == []
+
+
+def test_only_binary_refuses_to_build(tmp_path: Path) -> None:
+    finder = FakeFinder()
+    finder.add("app-1.0-py3-none-any.whl", requires=["purepkg"])
+    finder.add("purepkg-1.0.tar.gz")
+    for formats in (FormatControl(only_binary=frozenset({":all:"})), _only("purepkg")):
+        with pytest.raises(NoWheelError) as caught:
+            _fake_resolve(["app"], finder, tmp_path, formats=formats)
+        assert caught.value.message == (
+            "no file of purepkg fits python3.12-x86_64 (newest: purepkg-1.0.tar.gz, an sdist, "
+            "and --only-binary forbids building purepkg)"
+        )
+        assert caught.value.tip == (
+            "take purepkg out of --only-binary to build it from its sdist, "
+            "or put a wheel built for python3.12-x86_64 in --find-links"
+        )
+    assert finder.downloads == []  # refused before anything was fetched or built
+
+
+def _only(*names: str) -> FormatControl:
+    return FormatControl().with_option("--only-binary", ",".join(names), "r.txt:1")
+
+
+def test_no_binary_builds_from_the_sdist(tmp_path: Path, cache_dir: Path) -> None:
+    make_wheel(tmp_path, "purepkg", "1.0")
+    make_sdist(tmp_path, "purepkg", "1.0")
+    plain = _resolve(["purepkg"], tmp_path, cache_dir)["purepkg"]
+    assert (plain.link.filename, plain.built_from_sdist) == ("purepkg-1.0-py3-none-any.whl", False)
+    log: list[str] = []
+    formats = FormatControl().with_option("--no-binary", "purepkg", "r.txt:1")
+    built = _resolve(["purepkg"], tmp_path, cache_dir, formats=formats, log=log)["purepkg"]
+    assert (built.link.filename, built.built_from_sdist) == ("purepkg-1.0.tar.gz", True)
+    assert (
+        f"skipping purepkg-1.0-py3-none-any.whl from {tmp_path}: "
+        "a wheel, and --no-binary takes purepkg from its sdist"
     ) in log

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,6 @@ from .errors import ConfigError, LambdaPackError
 
 if TYPE_CHECKING:
     from .config import PlannerOptions, Project
-    from .lock import Lock
     from .manifest import BuildManifest
     from .pipconf import PipOptions
     from .pipeline import Finders, Settings
@@ -126,6 +126,8 @@ EXAMPLES = {
     "cache": "%(prog)s prune --max-bytes 200000000",
     "check": "%(prog)s && echo fresh",
     "export": "%(prog)s --format sam -o template.json",
+    "serve": "%(prog)s --store .lambda-pack/store --max-concurrency 4",
+    "deploy": "%(prog)s --region eu-west-1 --dry-run",
 }
 
 
@@ -138,7 +140,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         f"each command's options: {prog} COMMAND --help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"%(prog)s {__version__}", help="the version"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options()
     project = _project_options()
@@ -166,7 +170,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     invoke.add_argument("name", help="the function's name")
     invoke.add_argument("--store", help="store URL or path (default: the project's)")
     invoke.add_argument("--event", default=None, help="event JSON file, or - for stdin")
-    invoke.add_argument("--python", help="interpreter to run the function with")
+    invoke.add_argument(
+        "--python",
+        help="interpreter to run the function with (default: this one if it fits the target, "
+        "else python3.X on PATH or in pyenv)",
+    )
     ls = _add(commands, "ls", "list the functions in a store", [common], _ls)
     ls.add_argument("--store", help="store URL or path (default: the project's)")
     cache = _add(commands, "cache", "show or prune the runtime cache", [common], _cache)
@@ -187,7 +195,51 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _add_serve(commands, common)
+    _deploy_parser(commands, [common, project])
     return parser
+
+
+def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
+    index = argparse.ArgumentParser(add_help=False)
+    index.add_argument("-i", "--index-url", metavar="URL", help="index CreateFunction uses")
+    index.add_argument(
+        "--extra-index-url", action="append", default=[], metavar="URL", help="another index"
+    )
+    index.add_argument(
+        "-f", "--find-links", action="append", default=[], metavar="DIR|URL", help="wheels too"
+    )
+    index.add_argument("--no-index", action="store_true", help="use --find-links alone")
+    serve = _add(
+        commands,
+        "serve",
+        "run the store's functions behind the AWS Lambda API",
+        [common, index],
+        _serve,
+    )
+    serve.add_argument("--store", help="store URL or path (default: the project's)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
+    serve.add_argument("--cache", type=Path, help="worker cache directory (default: invoke's)")
+    serve.add_argument("--cache-max-bytes", type=int, help="worker cache size cap")
+    serve.add_argument("--max-concurrency", type=int, default=10, help="environments per function")
+    serve.add_argument("--max-environments", type=int, default=64, help="environments in all")
+    serve.add_argument("--queue", type=int, default=100, help="queued calls per function")
+    serve.add_argument("--idle-s", type=float, default=300.0, help="stop idle environments")
+    serve.add_argument(
+        "--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region in ARNs"
+    )
+
+
+def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    deploy = _add(commands, "deploy", "build, then deploy to AWS Lambda", parents, _deploy)
+    deploy.add_argument("--region", help="AWS region (default: boto3's: AWS_REGION, profile)")
+    deploy.add_argument("--role", help="execution role ARN for functions without role = ...")
+    deploy.add_argument("--prefix", help="names: PREFIX-FUNCTION, PREFIX-<layer hex>")
+    deploy.add_argument("--s3-bucket", help="bucket for zips over 50 MB (same region)")
+    deploy.add_argument("--publish", action="store_true", help="publish a version of each")
+    deploy.add_argument("--dry-run", action="store_true", help="print the calls, make none")
+    deploy.add_argument("--out", type=Path, help="build directory (default .lambda-pack/build)")
 
 
 def _add(
@@ -230,7 +282,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def _project_options() -> argparse.ArgumentParser:
-    from .plan import STRATEGIES
+    from .planner import STRATEGIES
 
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -253,7 +305,7 @@ def _project_options() -> argparse.ArgumentParser:
     options.add_argument(
         "--strategy", choices=list(STRATEGIES), help="planning strategy (default expected-time)"
     )
-    options.add_argument("--max-layers", type=int, help="layers per function (default 5)")
+    options.add_argument("--max-layers", type=_layer_count, help="layers per function (default 5)")
     model = options.add_argument_group("planner model (defaults: docs/planner.md)")
     model.add_argument(
         "--runtime-provided",
@@ -264,7 +316,6 @@ def _project_options() -> argparse.ArgumentParser:
     model.add_argument(
         "--bandwidth-mb-s",
         "--bandwidth-mbps",
-        dest="bandwidth_mbps",
         type=float,
         metavar="MB_S",
         help="transfer rate in MB/s (--bandwidth-mbps is the old name)",
@@ -279,7 +330,23 @@ def _project_options() -> argparse.ArgumentParser:
     options.add_argument(
         "--target-python", type=Path, help="the target's Python (sdist builds, bytecode)"
     )
+    options.add_argument(
+        "--bytecode",
+        choices=["checked-hash", "unchecked-hash", "none"],
+        help=".pyc compiled for the target in layers and code zips (default checked-hash)",
+    )
     return options
+
+
+def _layer_count(text: str) -> int:
+    """``--max-layers``: an integer from 1 to 1000, as in the config."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return value
 
 
 # -- shared plumbing --------------------------------------------------------------------
@@ -290,11 +357,11 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
 
     def say(message: str) -> None:
         if not args.quiet:
-            print(message, file=sys.stderr)
+            _line(message)
 
     def log(message: str) -> None:
         if args.verbose:
-            print(message, file=sys.stderr)
+            _line(message)
 
     from .progress import make_progress
 
@@ -315,6 +382,17 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
     )
 
 
+_STDERR = threading.Lock()
+
+
+def _line(message: str) -> None:
+    """One whole line on stderr: the resolver's threads log at once, and ``print`` writes
+    the text and its newline apart, so lines would run into each other."""
+    with _STDERR:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+
 def _cache_dir(args: argparse.Namespace) -> Path:
     if args.cache_dir:
         return Path(args.cache_dir).resolve()
@@ -332,7 +410,6 @@ def _project(args: argparse.Namespace) -> Project:
         shortcut_project,
         with_overrides,
     )
-    from .target import get_target
 
     if getattr(args, "handler", None) or getattr(args, "requirement", None):
         project = _shortcut(args, shortcut_project)
@@ -360,24 +437,26 @@ def _project(args: argparse.Namespace) -> Project:
         index=index,
         planner=_planner_options(args),
     )
+    if args.bytecode is not None:
+        from .config import with_bytecode
+
+        project = with_bytecode(project, args.bytecode)
     if args.target_python is not None:
         project = dataclasses.replace(project, target_python=args.target_python.expanduser())
-    get_target(project.target)  # unknown targets fail before any work
     from .inputs import materialize
+    from .pipeline import check_settings
 
+    check_settings(project)  # an unknown target or strategy fails before any work
     return materialize(project)
 
 
 def _planner_options(args: argparse.Namespace) -> PlannerOptions:
-    from .config import PlannerOptions
+    """The planner flags given: each ``--KEY`` of a planner option (``planner.model``)."""
+    from .config import planner_options
+    from .planner.model import OPTION_KEYS
 
-    return PlannerOptions(
-        runtime_provided=args.runtime_provided,
-        latency_ms=args.latency_ms,
-        bandwidth_mbps=args.bandwidth_mbps,
-        cache_mb=args.cache_mb,
-        fetch=args.fetch,
-    )
+    given = {key: getattr(args, key.replace("-", "_"), None) for key in OPTION_KEYS}
+    return planner_options(given, "command line")
 
 
 def _shortcut(args: argparse.Namespace, shortcut_project: Any) -> Project:
@@ -439,67 +518,87 @@ def _lock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_lock(project: Project, args: argparse.Namespace) -> Lock:
-    from .pipeline import current_lock
+def _dry_run(args: argparse.Namespace) -> bool:
+    """Whether ad-hoc planner flags were given: then graph and plan never write the lock."""
+    from .planner.model import OPTION_KEYS
+
+    flags = ("strategy", "max-layers", *OPTION_KEYS)
+    return any(getattr(args, flag.replace("-", "_"), None) is not None for flag in flags)
+
+
+def _shown(project: Project, args: argparse.Namespace) -> Any:
+    from .pipeline import shown_lock
 
     settings = _settings(args)
     finders = _finders(settings)
     try:
-        return current_lock(project, settings, finders)
+        shown = shown_lock(project, settings, finders, write=not _dry_run(args))
     finally:
         finders.close()
+    return shown
 
 
 def _graph(args: argparse.Namespace) -> int:
     from .graph import build_graph, render_tree, to_json
 
-    lock = _current_lock(_project(args), args)
-    graph = build_graph(lock.closures())
+    shown = _shown(_project(args), args)
+    graph = build_graph(shown.lock.closures())
     if args.format == "json" or args.json_output:
-        _emit_json(to_json(graph))
+        _emit_json({**to_json(graph), "warnings": list(shown.warnings)})
     else:
-        for name in sorted(lock.functions):
+        for name in sorted(shown.lock.functions):
             print("\n".join(render_tree(graph, name)))
+    for warning in shown.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import (
-        DEFAULT_STRATEGY,
-        load_fleet,
-        make_plan,
-        plan_text,
-        plan_to_json,
-    )
-
     if args.fleet:
-        from .pipeline import planner_params
-
-        fleet = load_fleet(args.fleet)
-        params = planner_params(_planner_options(args), args.max_layers, args.target)
-        strategy = args.strategy or DEFAULT_STRATEGY
+        report = _fleet_report(args)
     else:
-        from .graph import build_graph
-        from .pipeline import plan_params, project_fleet, strategy_of
+        from .pipeline import plan_report, shown_lock
 
         project = _project(args)
-        lock = _current_lock(project, args)
-        fleet = project_fleet(project, build_graph(lock.closures()))
-        params = plan_params(project)
-        strategy = strategy_of(project)
-    report = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+        settings = _settings(args)
+        finders = _finders(settings)
+        try:
+            shown = shown_lock(project, settings, finders, write=not _dry_run(args))
+            report = plan_report(project, shown, settings, finders)
+        finally:
+            finders.close()
+    _show_plan(report, args)
+    return 0
+
+
+def _fleet_report(args: argparse.Namespace) -> dict[str, Any]:
+    """The plan of a ``--fleet`` file (no wheels, so its layer ids are digests of pins)."""
+    from .pipeline import load_fleet, planner_params
+    from .planner import DEFAULT_STRATEGY, get_strategy, make_plan
+    from .planner.report import plan_to_json
+
+    strategy = args.strategy or DEFAULT_STRATEGY
+    get_strategy(strategy)
+    fleet = load_fleet(args.fleet)
+    params = planner_params(_planner_options(args), args.max_layers, args.target)
+    report: dict[str, Any] = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
+    return report
+
+
+def _show_plan(report: dict[str, Any], args: argparse.Namespace) -> None:
+    from .planner.report import plan_text
+
     if args.format == "json" or args.json_output:
         _emit_json(report)
     elif not args.report:
         print("\n".join(plan_text(report)))
     if args.report:
         from .atomic import write_text
-        from .report import render_html
+        from .planner.report import render_html
 
         write_text(Path(args.report), render_html(report))
         if not args.quiet:
             print(f"wrote {args.report}", file=sys.stderr)
-    return 0
 
 
 def _default_out(project: Project, args: argparse.Namespace) -> Path:
@@ -594,7 +693,16 @@ def _invoke(args: argparse.Namespace) -> int:
         target=target,
         cache_dir=_cache_dir(args) / "runtime",
         cache_max_bytes=cap,
+        configured_python=_configured_python(args),
     )
+
+
+def _configured_python(args: argparse.Namespace) -> dict[str, str]:
+    """The project's ``python`` config key, for invoke's target-interpreter lookup."""
+    from .config import find_config, load_project
+
+    path = args.config or find_config(Path.cwd())
+    return dict(load_project(Path(path)).python) if path is not None else {}
 
 
 def _read_event(source: str | None) -> bytes:
@@ -660,4 +768,31 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(f"{project.lock_path.name} is fresh", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve.command import serve
+
+    return serve(args, _store_location(args), _settings(args), _cache_dir(args))
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .config import check_role
+    from .deploy import DeployOptions, boto3_session, deploy
+
+    project, out, manifest = _build_into(args)
+    options = DeployOptions(
+        prefix=args.prefix or project.prefix,
+        role=check_role(args.role, "--role") if args.role else None,
+        s3_bucket=args.s3_bucket,
+        publish=args.publish,
+        dry_run=args.dry_run,
+    )
+    settings = _settings(args)
+    session = boto3_session(args.region)
+    outcome = deploy(project, manifest, out, options, session, settings.say)
+    if args.json_output:
+        _emit_json(outcome.to_json())
+    settings.say(outcome.summary())
     return 0

@@ -20,6 +20,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import ConfigError
+from .formats import FormatControl
+from .planner.model import OPTIONS
 from .wire import WireError, as_function_name
 
 if sys.version_info >= (3, 11):
@@ -34,8 +36,10 @@ _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
 
 # Every key a config may hold, in one place: any other key is an error with a did-you-mean.
-# Adding a key? Add it here: top level (PROJECT_KEYS) or in a [functions.NAME] table.
-PROJECT_KEYS = frozenset(
+# Adding a key? Add it here: top level (PROJECT_KEYS) or in a [functions.NAME] table
+# (FUNCTION_KEYS). The planner's keys come from planner.model.OPTIONS (and their old names).
+PLANNER_KEYS = frozenset(k for o in OPTIONS.values() for k in (o.key, *o.aliases))
+PROJECT_KEYS = PLANNER_KEYS | frozenset(
     {
         "target",
         "store",
@@ -51,12 +55,9 @@ PROJECT_KEYS = frozenset(
         "find-links",
         "no-index",
         "pre",
-        # the planner's model
-        "runtime-provided",
-        "latency-ms",
-        "bandwidth-mbps",
-        "cache-mb",
-        "fetch",
+        # the layers (bytecode.py)
+        "bytecode",
+        "exclude",
     }
 )
 FUNCTION_KEYS = frozenset(
@@ -77,6 +78,9 @@ FUNCTION_KEYS = frozenset(
         "description",
         "tags",
         "delivery",
+        # the layers (bytecode.py)
+        "bytecode",
+        "exclude",
     }
 )
 
@@ -90,6 +94,7 @@ class IndexOptions:
     find_links: tuple[str, ...] = ()
     no_index: bool = False
     pre: bool = False
+    trusted_hosts: tuple[str, ...] = ()  # "host" or "host:port": TLS not verified, as pip
 
     def merged(self, other: IndexOptions) -> IndexOptions:
         """``other`` on top of ``self`` (the way pip lets a later option win)."""
@@ -99,6 +104,7 @@ class IndexOptions:
             find_links=_unique(self.find_links + other.find_links),
             no_index=self.no_index or other.no_index,
             pre=self.pre or other.pre,
+            trusted_hosts=_unique(self.trusted_hosts + other.trusted_hosts),
         )
 
     def index_urls(self) -> tuple[str, ...]:
@@ -116,6 +122,7 @@ class RequirementSet:
     constraints: tuple[str, ...] = ()
     hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # canonical name -> sha256 hexes
     index: IndexOptions = field(default_factory=IndexOptions)
+    formats: FormatControl = field(default_factory=FormatControl)  # --only-binary & co.
 
     def parsed(self) -> list[Requirement]:
         return [Requirement(line) for line in self.requirements]
@@ -129,23 +136,31 @@ class RequirementSet:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlannerOptions:
-    """Planner settings from the config or flags; None means the planner's documented default."""
+    """Planner settings from the config or flags by config key (``planner.model.OPTIONS``
+    says which keys there are and what each accepts); a key not set means the planner's
+    documented default. Made by ``planner_options``, read by ``PlanParams.from_options``."""
 
-    runtime_provided: str | None = None  # "bundle" or "exclude"
-    latency_ms: float | None = None
-    bandwidth_mbps: float | None = None  # megabytes per second
-    cache_mb: float | None = None
-    fetch: str | None = None  # "parallel" or "serial"
+    values: Mapping[str, object] = field(default_factory=dict)
 
     def merged(self, other: PlannerOptions) -> PlannerOptions:
         """``other``'s settings where it has them, ours elsewhere."""
-        return PlannerOptions(
-            runtime_provided=other.runtime_provided or self.runtime_provided,
-            latency_ms=other.latency_ms if other.latency_ms is not None else self.latency_ms,
-            bandwidth_mbps=other.bandwidth_mbps or self.bandwidth_mbps,
-            cache_mb=other.cache_mb or self.cache_mb,
-            fetch=other.fetch or self.fetch,
-        )
+        return PlannerOptions(values={**self.values, **other.values})
+
+    def digest_form(self) -> dict[str, object]:
+        """Every option (None when unset) under its field-like name, for the lock's digest."""
+        return {option.digest_name: self.values.get(option.key) for option in OPTIONS.values()}
+
+
+def planner_options(given: Mapping[str, object], where: str) -> PlannerOptions:
+    """The planner settings among ``given`` (config keys; None: not set), each checked
+    (ConfigError naming ``where``)."""
+    return PlannerOptions(
+        values={
+            option.key: option.read(option.given(given), where)
+            for option in OPTIONS.values()
+            if option.given(given) is not None
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +196,9 @@ class FunctionSpec:
     description: str = ""
     tags: tuple[tuple[str, str], ...] = ()  # sorted by key
     delivery: str = "layers"  # or "shim": past Lambda's layer limits, fetched into /tmp
+    # bytecode and exclude of this function (None: the project's)
+    bytecode: str | None = None
+    exclude: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,6 +219,8 @@ class Project:
     # the python config key: (target name, "3.12", or "" for any target; path or command)
     python: tuple[tuple[str, str], ...] = ()
     target_python: Path | None = None  # --target-python: wins over the config
+    bytecode: str = "checked-hash"  # .pyc in layers and code zips; --bytecode wins
+    exclude: tuple[str, ...] = ()  # globs of files left out of layers and code zips
 
     @property
     def lock_path(self) -> Path:
@@ -229,6 +249,7 @@ class _Collected:
     constraints: list[str] = field(default_factory=list)
     hashes: dict[str, list[str]] = field(default_factory=dict)
     index: IndexOptions = field(default_factory=IndexOptions)
+    formats: FormatControl = field(default_factory=FormatControl)
 
 
 def read_requirements(path: Path) -> RequirementSet:
@@ -240,6 +261,7 @@ def read_requirements(path: Path) -> RequirementSet:
         constraints=tuple(collected.constraints),
         hashes=tuple(sorted((n, tuple(sorted(h))) for n, h in collected.hashes.items())),
         index=collected.index,
+        formats=collected.formats,
     )
 
 
@@ -288,7 +310,11 @@ _OPTION_ALIASES = {
     "-f": "--find-links",
     "-e": "--editable",
 }
-_IGNORED_OPTIONS = {"--prefer-binary", "--only-binary", "--trusted-host", "--use-feature"}
+_IGNORED_OPTIONS = {"--use-feature"}
+_SUPPORTED = (
+    "-r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre, --only-binary, "
+    "--no-binary, --prefer-binary, --trusted-host"
+)
 
 
 def _read_line(
@@ -359,10 +385,15 @@ def _read_option(
         out.index = out.index.merged(IndexOptions(no_index=True))
     elif option == "--pre":
         out.index = out.index.merged(IndexOptions(pre=True))
+    elif option == "--trusted-host":
+        out.index = out.index.merged(IndexOptions(trusted_hosts=(value,)))
+    elif option in ("--only-binary", "--no-binary"):
+        out.formats = out.formats.with_option(option, value, where)
+    elif option == "--prefer-binary":
+        out.formats = replace(out.formats, prefer_binary=True)
     elif option not in _IGNORED_OPTIONS:
         raise ConfigError(
-            f"{where}: unsupported option {option}",
-            "remove it; supported: -r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre",
+            f"{where}: unsupported option {option}", f"remove it; supported: {_SUPPORTED}"
         )
 
 
@@ -428,9 +459,10 @@ def load_project(path: Path) -> Project:
         functions=specs,
         prefix=_prefix(table, root, path),
         index=_index_options(table, root, path),
-        planner=_planner_options(table, path),
+        planner=planner_options(table, str(path)),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
         python=_python_paths(table.get("python"), root, path),
+        **_build_options(table, str(path), default=True),
     )
 
 
@@ -498,26 +530,6 @@ def _max_layers(value: object, path: Path) -> int:
     return value
 
 
-def _planner_options(table: Mapping[str, Any], path: Path) -> PlannerOptions:
-    policy = table.get("runtime-provided")
-    if policy not in (None, "bundle", "exclude"):
-        raise ConfigError(
-            f'{path}: runtime-provided must be "bundle" or "exclude"',
-            'write runtime-provided = "bundle"',
-        )
-    fetch = table.get("fetch")
-    if fetch not in (None, "parallel", "serial"):
-        raise ConfigError(f"{path}: fetch must be parallel or serial", 'write fetch = "parallel"')
-    return PlannerOptions(
-        runtime_provided=policy,
-        latency_ms=_positive(table, "latency-ms", path),
-        bandwidth_mbps=_positive(table, "bandwidth-mb-s", path)
-        or _positive(table, "bandwidth-mbps", path),  # the old name
-        cache_mb=_positive(table, "cache-mb", path),
-        fetch=fetch,
-    )
-
-
 def _cache_cap(value: object, path: Path) -> int | None:
     if value is None:
         return None
@@ -527,6 +539,24 @@ def _cache_cap(value: object, path: Path) -> int | None:
             "write cache-max-bytes = 2000000000",
         )
     return value
+
+
+def _build_options(table: Mapping[str, Any], where: str, *, default: bool) -> dict[str, Any]:
+    """``bytecode`` and ``exclude`` of the project (with defaults) or of one function."""
+    from .bytecode import DEFAULT_MODE, check_mode
+
+    options: dict[str, Any] = {"bytecode": DEFAULT_MODE, "exclude": ()} if default else {}
+    if "bytecode" in table:
+        options["bytecode"] = check_mode(table["bytecode"], where)
+    if "exclude" in table:
+        globs = table["exclude"]
+        if not isinstance(globs, list) or not all(isinstance(g, str) and g for g in globs):
+            raise ConfigError(
+                f"{where}: exclude must be a list of glob patterns",
+                'write exclude = ["**/tests/**", "**/*.pyi"]',
+            )
+        options["exclude"] = tuple(globs)
+    return options
 
 
 def _python_paths(value: object, root: Path, path: Path) -> tuple[tuple[str, str], ...]:
@@ -547,15 +577,6 @@ def _interpreter_path(value: str, root: Path) -> str:
     if "/" not in value and os.sep not in value:
         return value
     return os.path.normpath(root / os.path.expanduser(value))  # a symlink stays one
-
-
-def _positive(table: Mapping[str, Any], key: str, path: Path) -> float | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{path}: {key} must be a number >= 0", f"write {key} = 30")
-    return float(value)
 
 
 def _index_options(table: Mapping[str, Any], root: Path, path: Path) -> IndexOptions:
@@ -619,6 +640,7 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
         selection=selection,
         requirements_file=str(value["requirements"]) if "requirements" in value else None,
         **function_settings(value, where),
+        **_build_options(value, where, default=False),
     )
 
 
@@ -890,6 +912,22 @@ def with_overrides(
         index=project.index.merged(index) if index else project.index,
         planner=project.planner.merged(planner) if planner else project.planner,
     )
+
+
+def with_bytecode(project: Project, mode: str) -> Project:
+    """The project with ``--bytecode MODE``: for every function, over their own settings."""
+    functions = tuple(replace(spec, bytecode=None) for spec in project.functions)
+    return replace(project, bytecode=mode, functions=functions)
+
+
+def function_bytecode(project: Project, spec: FunctionSpec) -> str:
+    """The bytecode mode of one function: its own, else the project's."""
+    return spec.bytecode if spec.bytecode is not None else project.bytecode
+
+
+def function_exclude(project: Project, spec: FunctionSpec) -> tuple[str, ...]:
+    """The exclude globs of one function: its own list (replacing), else the project's."""
+    return spec.exclude if spec.exclude is not None else project.exclude
 
 
 def function_index(project: Project, spec: FunctionSpec) -> IndexOptions:

@@ -18,9 +18,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
+from .wire import _SECRET_KEYS  # the one rule for secret query keys (wire.redact masks them)
 
-# Query keys whose values are secrets (signed URLs, tokens): the same rule as the shim's redact.
-_SECRET_KEYS = ("sig", "token", "credential", "key", "password", "secret")
 _USERINFO = re.compile(r"(https?://)([^/?#@\s\"'<>]+)@")
 _HOST_LIKE = re.compile(r"[A-Za-z0-9.\-\[\]:]+(?:[/?#]|$)")
 Login = tuple[str, str]

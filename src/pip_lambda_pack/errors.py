@@ -113,3 +113,7 @@ class InterpreterNotFoundError(InterpreterError):
         self.python = python
         self.machine = machine
         self.tried = tried
+
+
+class DeployError(LambdaPackError):
+    """AWS refused or failed a deploy call for a reason the user cannot fix in the project."""

@@ -44,8 +44,8 @@ def _runtime(manifest: BuildManifest) -> tuple[str, str]:
 
 
 def layer_key(layer: LayerEntry) -> str:
-    """A short, stable resource name for a layer: its digest's first 12 hex digits."""
-    return layer.sha256[:12]
+    """A layer's resource name: its id, as ``plan`` and ``manifest.json`` show it."""
+    return layer.id
 
 
 def _unique_layers(manifest: BuildManifest) -> dict[str, LayerEntry]:

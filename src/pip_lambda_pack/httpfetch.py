@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, TypeVar
 from .atomic import atomic_writer
 from .credentials import IndexCredentials
 from .errors import IndexFetchError
-from .links import FETCH_TIP, redact_url
+from .links import FETCH_TIP
 from .retry import ServerError, retried
+from .wire import redact
 
 if TYPE_CHECKING:
     import httpx
@@ -108,7 +109,7 @@ class IndexHttp:
         import httpx
 
         def again(_number: int, exc: BaseException) -> None:
-            self._log(f"retrying {redact_url(url)} after {exc or type(exc).__name__}")
+            self._log(f"retrying {redact(url)} after {exc or type(exc).__name__}")
 
         try:
             return retried(
@@ -132,7 +133,7 @@ class IndexHttp:
                 raise ServerError(response.status_code)
             if response.status_code >= 400:
                 raise IndexFetchError(
-                    f"{redact_url(url)} answered HTTP {response.status_code}", FETCH_TIP
+                    f"{redact(url)} answered HTTP {response.status_code}", FETCH_TIP
                 )
             with atomic_writer(dest) as handle:
                 for chunk in response.iter_bytes(1 << 16):
@@ -144,6 +145,6 @@ class IndexHttp:
 def fetch_error(url: str, exc: Exception) -> IndexFetchError:
     """The user's error for a fetch of ``url`` that failed with ``exc`` (after retries)."""
     if isinstance(exc, ServerError):
-        return IndexFetchError(f"{redact_url(url)} answered {exc} after {RETRIES} tries", FETCH_TIP)
+        return IndexFetchError(f"{redact(url)} answered {exc} after {RETRIES} tries", FETCH_TIP)
     reason = str(exc) or type(exc).__name__
-    return IndexFetchError(f"cannot fetch {redact_url(url)}: {reason}", FETCH_TIP)
+    return IndexFetchError(f"cannot fetch {redact(url)}: {reason}", FETCH_TIP)

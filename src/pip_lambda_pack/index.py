@@ -40,18 +40,18 @@ from .links import (
     parse_html_page,
     parse_json_page,
     project_of,
-    redact_url,
     url_to_path,
 )
 from .pagecache import PageCache, url_key
 from .rangezip import RangeReader, read_wheel_facts, read_wheel_metadata, sizable
+from .wire import redact
 
 if TYPE_CHECKING:  # httpx is imported when a remote file is first fetched
     import httpx
 
     from .progress import Task
 
-__all__ = ["FileLink", "Finder", "FollowUp", "PackageFinder", "metadata_is_cheap", "redact_url"]
+__all__ = ["FileLink", "Finder", "FollowUp", "PackageFinder", "metadata_is_cheap"]
 
 JSON_TYPES = ("application/vnd.pypi.simple.v1+json", "application/json")
 THREADS = 8  # for prefetches and downloads: network-bound; hashing releases the GIL
@@ -117,7 +117,7 @@ def metadata_is_cheap(link: FileLink) -> bool:
 
 def _hash_mismatch(filename: str, url: str, expected: str, got: str) -> HashMismatchError:
     return HashMismatchError(
-        f"{filename} from {redact_url(url)} has sha256 {got}, expected {expected}",
+        f"{filename} from {redact(url)} has sha256 {got}, expected {expected}",
         "the bytes differ from the published hash: check the index (or a proxy in between), "
         "or refresh the --hash in your requirements if the file was legitimately replaced",
     )
@@ -271,7 +271,7 @@ class PackageFinder:
         for index in self.index_urls:
             public = public_url(index)  # its login goes with each request, not in the URL
             links = self._page_links(f"{public.rstrip('/')}/{project}/", public)
-            self._log(f"{len(links)} files for {project} from {redact_url(index)}")
+            self._log(f"{len(links)} files for {project} from {redact(index)}")
             yield from self._of_project(links, project)
         for location in self.find_links:
             yield from self._of_project(self._location_links(location), project)
@@ -394,7 +394,7 @@ class PackageFinder:
 
     def _fetch_file(self, link: FileLink) -> Path:
         incoming = self.cache_dir / "files" / ".incoming" / f"{uuid.uuid4().hex}-{link.filename}"
-        self._log(f"downloading {redact_url(link.url)}")
+        self._log(f"downloading {redact(link.url)}")
         got = self._http.stream_to(link.url, incoming)
         if link.sha256 is not None and got != link.sha256:
             incoming.unlink()
@@ -488,11 +488,11 @@ class PackageFinder:
         """(metadata, whether it was checked against a hash)."""
         if link.has_metadata and not self.offline:
             url = link.url + ".metadata"
-            self._log(f"fetching {redact_url(url)}")
+            self._log(f"fetching {redact(url)}")
             response = self._http.get(url, {})
             if response.status_code < 400:
                 return self._checked_metadata(link, response.content)
-            self._log(f"{redact_url(url)} answered HTTP {response.status_code}; using the wheel")
+            self._log(f"{redact(url)} answered HTTP {response.status_code}; using the wheel")
         ranged = None if self.offline or not sizable(link) else self._ranges.metadata(link)
         if ranged is not None:  # CRC-checked, from the wheel whose sha256 keys the cache
             return ranged, True

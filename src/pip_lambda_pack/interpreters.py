@@ -1,11 +1,13 @@
 """Finding an interpreter of the target's Python on this machine (sdist builds, bytecode).
 
 One lookup, in this order: the ``--target-python`` flag, the project's ``python`` config
-key, ``python3.X`` on ``PATH``, then pyenv's versions (``$PYENV_ROOT``, ``pyenv root``,
-``~/.pyenv``: ``versions/3.X.*/bin/python``, newest patch first). Every candidate is run
-once to learn what it really is (version, machine, implementation); the answers are cached
-for the life of the process. A candidate the user named that does not fit is an error; one
-found by searching that does not fit is skipped, with the reason kept for the error message.
+key, ``python3.X`` on ``PATH`` (pyenv's shims skipped: they are slow scripts, and the next
+step finds what they would run), then pyenv's versions (``$PYENV_ROOT`` and ``~/.pyenv``,
+else what ``pyenv root`` says: ``versions/3.X.*/bin/python``, newest final release
+first). Every candidate is run once to learn what it really is (version, machine,
+implementation); the answers are cached for the life of the process. A candidate the user
+named that does not fit is an error; one found by searching that does not fit is skipped,
+with the reason kept for the error message.
 
 This module is an edge: it runs programs and reads ``PATH``, ``PYENV_ROOT`` and ``HOME``
 from the environment it is given.
@@ -214,8 +216,7 @@ def _candidates(
     if named is not None:
         yield _Candidate(path=_command(named, env), source="the python config key", explicit=True)
         return
-    on_path = shutil.which(f"python{target.python}", path=env.get("PATH", os.defpath))
-    if on_path is not None:
+    for on_path in _on_path(f"python{target.python}", env):
         yield _Candidate(path=on_path, source="PATH", explicit=False)
     for path in _pyenv_pythons(target.python_version, env):
         yield _Candidate(path=str(path), source="pyenv", explicit=False)
@@ -246,11 +247,29 @@ def _pyenv_pythons(version: tuple[int, int], env: Mapping[str, str]) -> list[Pat
     return list(dict.fromkeys(path for _, path in found))
 
 
+def _on_path(command: str, env: Mapping[str, str]) -> list[str]:
+    """Every executable ``command`` on ``PATH``, in order, pyenv's shims left out."""
+    found = []
+    for folder in env.get("PATH", os.defpath).split(os.pathsep):
+        path = Path(folder or ".", command)
+        if path.is_file() and os.access(path, os.X_OK) and not _pyenv_shim(path):
+            found.append(str(path))
+    return list(dict.fromkeys(found))
+
+
+def _pyenv_shim(path: Path) -> bool:
+    """Whether ``path`` is one of pyenv's shims (a slow script; the pyenv search that
+    follows finds the interpreter it would run)."""
+    return path.parent.name == "shims" and (path.parent.parent / "versions").is_dir()
+
+
 def _pyenv_roots(env: Mapping[str, str]) -> list[str]:
-    roots = [env.get("PYENV_ROOT", ""), _pyenv_root_command(env)]
+    """``$PYENV_ROOT``, ``~/.pyenv``, and only when neither exists what ``pyenv root`` says."""
+    roots = [env.get("PYENV_ROOT", "")]
     if env.get("HOME"):
         roots.append(str(Path(env["HOME"], ".pyenv")))
-    return [root for root in dict.fromkeys(roots) if root]
+    roots = [root for root in dict.fromkeys(roots) if root and Path(root, "versions").is_dir()]
+    return roots or [root for root in [_pyenv_root_command(env)] if root]
 
 
 def _pyenv_root_command(env: Mapping[str, str]) -> str:

@@ -12,10 +12,11 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import InvokeError, TargetError
-from .interpreters import MACHINES
+from .errors import InterpreterNotFoundError, InvokeError, TargetError
+from .interpreters import MACHINES, find_interpreter
 from .manifest import parse_task
 from .store import BlobStore, LocalStore, open_store
 from .target import ARCHES, TARGETS, Target, get_target
@@ -37,18 +38,21 @@ def invoke(
     target: Target | None,
     cache_dir: Path | None,
     cache_max_bytes: int | None = None,
+    configured_python: Mapping[str, str] | None = None,
 ) -> int:
     """Run function ``name`` from the store on ``event``; the shim's exit code.
 
-    With ``python`` None the function runs on this interpreter, which must match the
-    target (given, or the one the function was built for). The result goes to stdout,
-    provisioning figures and errors to stderr, as the shim writes them.
+    With ``python`` None the function runs on an interpreter of the target (given, or the
+    one the function was built for): this one when it fits, else the one the target
+    interpreter lookup finds (``configured_python``, the project's ``python`` key; then
+    ``python3.X`` on PATH, then pyenv). The result goes to stdout, provisioning figures and
+    errors to stderr, as the shim writes them.
     """
     check_event(event)
     store = open_store(store_url, base_dir)
     if python is None:
-        check_host(target or stored_target(store, name))
-    command = shim_command(name, python or sys.executable, cache_dir)
+        python = target_interpreter(target or stored_target(store, name), configured_python)
+    command = shim_command(name, python, cache_dir)
     if cache_max_bytes is not None and "LAMBDA_PACK_CACHE_MAX_BYTES" not in os.environ:
         command += ["--cache-max-bytes", str(cache_max_bytes)]  # the environment wins
     env = {**os.environ, "LAMBDA_PACK_STORE": shim_store(store, store_url)}
@@ -78,6 +82,18 @@ def stored_target(store: BlobStore, name: str) -> Target:
     return get_target(task.target)
 
 
+def target_interpreter(target: Target, configured: Mapping[str, str] | None = None) -> str:
+    """This interpreter when it can load the target's wheels, else one the lookup finds."""
+    try:
+        check_host(target)
+        return sys.executable
+    except TargetError as host_error:
+        try:
+            return str(find_interpreter(target, configured=configured).path)
+        except InterpreterNotFoundError as exc:
+            raise TargetError(f"{host_error.message}, and {exc.message}", host_error.tip) from None
+
+
 def check_host(target: Target) -> None:
     """TargetError unless this interpreter has the target's Python version and machine."""
     version = sys.version_info[:2]
@@ -91,6 +107,7 @@ def check_host(target: Target) -> None:
     raise TargetError(
         f"this Python ({host}, {machine}) cannot load wheels for {target.name}",
         f"pass --python PATH to a Python {target.python} on {target.machine}"
+        + f" (or install one: pyenv install {target.python})"
         + (f", or build for {own}" if own in TARGETS else ""),
     )
 

@@ -13,17 +13,19 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import stat
 import struct
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from .atomic import atomic_writer, write_bytes
+from .bytecode import Compiler, Source, compile_sources, pyc_path
 from .errors import BuildError
 
 DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: a constant, never SOURCE_DATE_EPOCH
@@ -34,6 +36,10 @@ NEEDED_ZIP64 = 45
 UTF8_FLAG = 0x800
 SHEBANG = b"#!/usr/bin/env python3"
 CODE_SKIP_DIRS = frozenset({"__pycache__", ".git", ".lambda-pack"})
+LAYER_ROOT = "/opt/"  # where Lambda unpacks a layer: the file names code objects keep
+CODE_ROOT = "/var/task/"  # where Lambda unpacks the function's code
+# __pycache__/NAME.TAG.pyc or NAME.TAG.opt-N.pyc (PEP 3147 / PEP 488)
+_CACHED_PYC = re.compile(r"(?:^|/)__pycache__/[^/.]+\.(?P<tag>[^./]+)(?:\.opt-\d+)?\.pyc$")
 _U16 = 0xFFFF
 _U32 = 0xFFFFFFFF
 
@@ -49,6 +55,19 @@ class Artifact:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LayerOptions:
+    """What a build does to the wheels' files beyond laying them out."""
+
+    cache_tag: str  # the target's sys.implementation.cache_tag: cpython-312
+    compiler: Compiler | None = None  # None: no bytecode (mode none, or no interpreter)
+
+    @property
+    def key(self) -> list[object]:
+        """What the output's bytes depend on besides the inputs, for cache keys."""
+        return [self.cache_tag, self.compiler.key if self.compiler else None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ZipEntry:
     """One file of an output zip, already compressed (``payload``) as ``method`` says."""
 
@@ -61,14 +80,19 @@ class ZipEntry:
     origin: str  # the wheel (or directory) it came from, for error messages
 
 
-def build_layer(wheels: Sequence[Path], out_dir: Path) -> Artifact:
+def build_layer(
+    wheels: Sequence[Path], out_dir: Path, options: LayerOptions | None = None
+) -> Artifact:
     """Lay ``wheels`` out under ``python/`` (scripts under ``bin/``) into one layer zip.
 
-    The zip is written atomically to ``out_dir/layers/<sha256>.zip``. Raises BuildError
-    for an unreadable wheel, an unsafe entry path, or two wheels that put different bytes
-    at one path.
+    With ``options``, ``.pyc`` files the wheels ship for other Pythons are dropped and,
+    with a compiler, every module gets its ``.pyc`` for the target. The zip is written
+    atomically to ``out_dir/layers/<sha256>.zip``. Raises BuildError for an unreadable
+    wheel, an unsafe entry path, or two wheels that put different bytes at one path.
     """
     entries = merge_entries(entry for wheel in wheels for entry in wheel_entries(wheel))
+    if options is not None:
+        entries = finish_entries(entries, options, prefix="python/", root=LAYER_ROOT)
     # Streamed to a staging file while hashed (a layer can be hundreds of MB), then named.
     staging = out_dir / "layers" / f".building-{uuid.uuid4().hex}.zip"
     with atomic_writer(staging) as handle:
@@ -94,7 +118,42 @@ class _HashingWriter:
         self.handle.write(data)
 
 
-def build_code_zip(code_dir: Path, out_dir: Path, name: str) -> Artifact:
+def finish_entries(
+    entries: Sequence[ZipEntry], options: LayerOptions, *, prefix: str, root: str
+) -> list[ZipEntry]:
+    """``entries`` without foreign ``.pyc`` files and with the target's compiled in.
+
+    Only ``.py`` files under ``prefix`` are modules (a layer's ``bin/`` is not); each
+    code object keeps the file name it will have at run time, ``root`` + its path.
+    """
+    kept = [entry for entry in entries if _keeps_pyc(entry.path, options)]
+    if options.compiler is None:
+        return kept
+    sources = [
+        Source(path=entry.path, dfile=root + entry.path, data=_inflate(entry))
+        for entry in kept
+        if entry.path.endswith(".py") and entry.path.startswith(prefix)
+    ]
+    origins = {entry.path: entry.origin for entry in kept}
+    compiled = compile_sources(options.compiler, sources)
+    tag = options.compiler.interpreter.cache_tag
+    pycs = [
+        _stored(pyc_path(path, tag), 0o644, pyc, origins[path]) for path, pyc in compiled.items()
+    ]
+    return merge_entries([*kept, *pycs])
+
+
+def _keeps_pyc(path: str, options: LayerOptions) -> bool:
+    """False for a cached ``.pyc`` of another Python, or of the target when we compile."""
+    match = _CACHED_PYC.search(path)
+    if match is None:
+        return True
+    return options.compiler is None and match["tag"] == options.cache_tag
+
+
+def build_code_zip(
+    code_dir: Path, out_dir: Path, name: str, options: LayerOptions | None = None
+) -> Artifact:
     """Zip a function's code directory at the zip's root (as Lambda has it in /var/task).
 
     Skips ``__pycache__``, ``*.pyc``, ``.git``, ``.lambda-pack`` and ``out_dir`` itself when
@@ -106,6 +165,8 @@ def build_code_zip(code_dir: Path, out_dir: Path, name: str) -> Artifact:
             "check the function's code = ... in the config",
         )
     entries = merge_entries(_code_entries(code_dir, out_dir))
+    if options is not None:
+        entries = _deflate_new(finish_entries(entries, options, prefix="", root=CODE_ROOT))
     data = zip_bytes(entries)
     path = out_dir / "functions" / f"{name}.zip"
     write_bytes(path, data)
@@ -266,6 +327,14 @@ def _deflated(path: str, mode: int, data: bytes, origin: str) -> ZipEntry:
     return replace(_stored(path, mode, data, origin), method=zipfile.ZIP_DEFLATED, payload=payload)
 
 
+def _deflate_new(entries: Sequence[ZipEntry]) -> list[ZipEntry]:
+    """Every entry deflated, as a code zip has them (its new ``.pyc`` come stored)."""
+    return [
+        _deflated(e.path, e.mode, e.payload, e.origin) if e.method == zipfile.ZIP_STORED else e
+        for e in entries
+    ]
+
+
 def _code_entries(code_dir: Path, out_dir: Path) -> Iterable[ZipEntry]:
     for path, rel in _code_files(code_dir, out_dir):
         try:
@@ -345,6 +414,11 @@ def _inflate(entry: ZipEntry) -> bytes:
     if entry.method == zipfile.ZIP_STORED:
         return entry.payload
     return zlib.decompress(entry.payload, -15)
+
+
+def files_zip(files: Mapping[str, bytes]) -> bytes:
+    """A deterministic zip of ``files`` (archive path -> bytes): sorted, deflated, mode 0644."""
+    return zip_bytes([_deflated(path, 0o644, files[path], path) for path in sorted(files)])
 
 
 def zip_bytes(entries: Sequence[ZipEntry]) -> bytes:

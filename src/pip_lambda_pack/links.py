@@ -48,11 +48,6 @@ class FileLink:
         return self.filename.endswith(".whl")
 
 
-def redact_url(url: str) -> str:
-    """``url`` fit for a message (wire.redact: the one redaction of every URL we show)."""
-    return redact(url)
-
-
 def url_to_path(url: str) -> Path:
     """The local path of a ``file://`` URL."""
     path = urlsplit(url).path
@@ -99,7 +94,7 @@ def parse_json_page(text: str, page_url: str, source: str) -> list[FileLink]:
         return [_link_from_json(item, page_url, source) for item in files]
     except (ValueError, KeyError, TypeError) as exc:
         raise IndexFetchError(
-            f"{redact_url(page_url)} is not a valid PEP 691 JSON page: {exc}", FETCH_TIP
+            f"{redact(page_url)} is not a valid PEP 691 JSON page: {exc}", FETCH_TIP
         ) from exc
 
 

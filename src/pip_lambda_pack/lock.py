@@ -21,10 +21,12 @@ from urllib.parse import unquote, urlparse
 import tomli_w
 
 from .atomic import write_text
-from .config import IndexOptions, Project, function_index
+from .config import FunctionSpec, IndexOptions, Project, function_index
 from .credentials import public_url
 from .errors import LockError
+from .formats import FormatControl
 from .graph import Pin
+from .planner.model import OPTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +52,8 @@ class Lock:
     functions: Mapping[str, LockedFunction]
     layers: Mapping[str, tuple[str, ...]]  # layer id -> sorted pin ids
     input_parts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # see input_parts
+    # how layers get bytecode: {"mode": "checked-hash", "python": "3.12.1"} ("" for none found)
+    bytecode: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def closures(self) -> dict[str, list[Pin]]:
         return {
@@ -78,35 +82,77 @@ def input_parts(project: Project, strategy: str) -> dict[str, str]:
     parts = {"strategy": data["strategy"], "max-layers": data["max_layers"]}
     for key, value in data["planner"].items():
         parts[f"planner.{_PLANNER_KEYS.get(key, key.replace('_', '-'))}"] = value
+    for key, value in data.get("build", {}).items():
+        parts[key] = value
     for name, function in data["functions"].items():
-        requirements = [function[k] for k in ("requirements", "constraints", "hashes")]
+        if "build" in function:
+            parts[f"functions.{name}.build"] = function["build"]
+        keys = ("requirements", "constraints", "hashes", "formats")
+        requirements = [function[k] for k in keys if k in function]
         parts[f"functions.{name}.requirements"] = requirements
         parts[f"functions.{name}.index"] = function["index"]
         parts[f"functions.{name}.weight"] = function["weight"]
+        if "delivery" in function:
+            parts[f"functions.{name}.delivery"] = [
+                function["delivery"],
+                function["ephemeral_storage_mb"],
+            ]
     return {key: _digest(value)[:16] for key, value in sorted(parts.items())}
 
 
-_PLANNER_KEYS = {"bandwidth_mbps": "bandwidth-mb-s"}  # field -> config key, where they differ
+_PLANNER_KEYS = {option.digest_name: option.key for option in OPTIONS.values()}  # -> config key
 
 
 def _inputs_data(project: Project, strategy: str) -> dict[str, Any]:
+    data = _resolution_data(project, strategy)
+    _add_build_options(data, project)
+    return data
+
+
+def _add_build_options(data: dict[str, Any], project: Project) -> None:
+    """Bytecode mode and excludes, where they differ from the defaults (so the digests
+    of locks written before these options existed stay what they were)."""
+    from .bytecode import DEFAULT_MODE
+
+    build = {"bytecode": project.bytecode, "exclude": list(project.exclude)}
+    if build != {"bytecode": DEFAULT_MODE, "exclude": []}:
+        data["build"] = build
+    for spec in project.functions:
+        own = {"bytecode": spec.bytecode, "exclude": spec.exclude and list(spec.exclude)}
+        if spec.bytecode is not None or spec.exclude is not None:
+            data["functions"][spec.name]["build"] = own
+
+
+def _resolution_data(project: Project, strategy: str) -> dict[str, Any]:
     return {
         "lock": LOCK_VERSION,
         "target": project.target,
         "strategy": strategy,
         "max_layers": project.max_layers,
-        "planner": dataclasses.asdict(project.planner),
-        "functions": {
-            spec.name: {
-                "requirements": list(spec.requirements.requirements),
-                "constraints": list(spec.requirements.constraints),
-                "hashes": [[n, list(h)] for n, h in spec.requirements.hashes],
-                "index": _portable_index(function_index(project, spec), project.root),
-                "weight": spec.weight,
-            }
-            for spec in project.functions
-        },
+        "planner": project.planner.digest_form(),
+        "functions": {spec.name: _function_inputs(project, spec) for spec in project.functions},
     }
+
+
+def _function_inputs(project: Project, spec: FunctionSpec) -> dict[str, Any]:
+    reqs = spec.requirements
+    data = {
+        "requirements": list(reqs.requirements),
+        "constraints": list(reqs.constraints),
+        "hashes": [[n, list(h)] for n, h in reqs.hashes],
+        "index": _portable_index(function_index(project, spec), project.root),
+        "weight": spec.weight,
+    }
+    if reqs.formats != FormatControl():  # only then: the digests of older locks hold
+        data["formats"] = reqs.formats.to_data()
+    return {**data, **_delivery(spec)}
+
+
+def _delivery(spec: FunctionSpec) -> dict[str, Any]:
+    """A shim-delivered function is planned within its /tmp, not Lambda's limits."""
+    if spec.delivery == "layers":
+        return {}  # the default: locks from before the key stay fresh
+    return {"delivery": spec.delivery, "ephemeral_storage_mb": spec.ephemeral_storage_mb}
 
 
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
@@ -160,6 +206,8 @@ def to_toml(lock: Lock, root: Path) -> str:
     }
     if lock.input_parts:
         data["input-parts"] = dict(sorted(lock.input_parts.items()))
+    if lock.bytecode:
+        data["bytecode"] = dict(sorted(lock.bytecode.items()))
     header = "# lambda-pack.lock: written by pip-lambda-pack; do not edit by hand.\n"
     return header + tomli_w.dumps(data, multiline_strings=False)
 
@@ -232,18 +280,57 @@ def _lock_from_data(data: Mapping[str, Any], root: Path) -> Lock:
         },
         layers={lid: tuple(table["pins"]) for lid, table in data["layers"].items()},
         input_parts={str(k): str(v) for k, v in data.get("input-parts", {}).items()},
+        bytecode={str(k): str(v) for k, v in data.get("bytecode", {}).items()},
     )
 
 
 def staleness(lock: Lock, project: Project, strategy: str) -> str | None:
     """Why the lock does not fit the project now, or None when it is fresh."""
+    if lock.inputs == inputs_digest(project, strategy) and lock.target == project.target:
+        return None
+    return resolution_staleness(lock, project, strategy) or planner_staleness(
+        lock, project, strategy
+    )
+
+
+def resolution_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
+    """Why the lock's wheels may not be what resolving the project gives now, or None when
+    nothing but planner settings changed (then its wheels can be planned again as they are)."""
     if lock.target != project.target:
         return f"the lock is for {lock.target}, the project targets {project.target}"
     if set(lock.functions) != {f.name for f in project.functions}:
         return _functions_changed(set(lock.functions), {f.name for f in project.functions})
-    if lock.inputs != inputs_digest(project, strategy):
-        return _what_changed(lock, project, strategy)
-    return None
+    if lock.inputs == inputs_digest(project, strategy):
+        return None
+    changed = _changed_parts(lock, project, strategy)
+    if changed and all(_planner_part(key) for key in changed):
+        return None
+    return _what_changed(lock, project, strategy)
+
+
+def planner_staleness(lock: Lock, project: Project, strategy: str) -> str | None:
+    """Why the lock's plan was made with other planner settings than the project's now
+    (strategy, max-layers, the model), or None when they are the same."""
+    if lock.inputs == inputs_digest(project, strategy):
+        return None
+    if not lock.input_parts:  # a lock from before input-parts: its settings are unknown
+        return "planner settings may have changed"
+    changed = [key for key in _changed_parts(lock, project, strategy) if _planner_part(key)]
+    if not changed:
+        return None
+    said = list(dict.fromkeys(_part_words(key, project) for key in changed))
+    return "; ".join(said)
+
+
+def _changed_parts(lock: Lock, project: Project, strategy: str) -> list[str]:
+    """The ``input_parts`` keys whose digest differs from the lock's (all of them for a lock
+    from before input-parts)."""
+    now = input_parts(project, strategy)
+    return [key for key in now if lock.input_parts.get(key) != now[key]]
+
+
+def _planner_part(key: str) -> bool:
+    return key in ("strategy", "max-layers") or key.startswith("planner.")
 
 
 def _functions_changed(locked: set[str], now: set[str]) -> str:
@@ -264,6 +351,10 @@ def _what_changed(lock: Lock, project: Project, strategy: str) -> str:
 
 
 def _part_words(key: str, project: Project) -> str:
+    if key in ("bytecode", "exclude"):
+        return f"{key} setting changed"
+    if key.startswith("functions.") and key.endswith(".build"):
+        return f"bytecode or exclude of function {key.split('.')[1]} changed"
     if key.startswith("planner."):
         return f"planner setting {key.removeprefix('planner.')} changed"
     if not key.startswith("functions."):
@@ -273,6 +364,8 @@ def _part_words(key: str, project: Project) -> str:
         return "index options changed"
     if part == "weight":
         return f"weight of function {name} changed"
+    if part == "delivery":
+        return f"delivery or ephemeral-storage-mb of function {name} changed"
     spec = next(f for f in project.functions if f.name == name)
     source = spec.requirements_file or (spec.lock_input and _relative(spec.lock_input, project))
     return f"{source} changed" if source else f"dependencies of function {name} changed"

@@ -60,6 +60,15 @@ class CodeEntry:
         )
 
 
+LAYER_ID_DIGITS = 12
+
+
+def short_id(sha256: str) -> str:
+    """A layer's id wherever a person reads one (plan, build, manifest.json, the report, SAM
+    and Terraform): the first 12 hex digits of its zip's sha256, the zip's name's start."""
+    return sha256[:LAYER_ID_DIGITS]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LayerEntry:
     """A layer zip in a build directory and the pinned wheels it holds."""
@@ -70,8 +79,14 @@ class LayerEntry:
     unzipped_size: int
     wheels: tuple[str, ...]  # "name==version"
 
+    @property
+    def id(self) -> str:
+        """The layer's id in ``plan``, ``manifest.json`` and the templates (``short_id``)."""
+        return short_id(self.sha256)
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "path": self.path,
             "sha256": self.sha256,
             "size": self.size,

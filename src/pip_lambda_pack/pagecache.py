@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .atomic import write_bytes
 from .credentials import public_url
 from .errors import IndexFetchError
-from .links import FETCH_TIP, redact_url, url_to_path
+from .links import FETCH_TIP, url_to_path
+from .wire import redact
 
 if TYPE_CHECKING:
     import httpx
@@ -52,14 +53,14 @@ class PageCache:
         if self._offline:
             if cached is None:
                 raise IndexFetchError(
-                    f"no cached copy of {redact_url(url)} (offline)",
+                    f"no cached copy of {redact(url)} (offline)",
                     "run once without --offline to fill the cache",
                 )
             return _page_from_cache(cached)
         until = cached.get("fresh_until") if cached is not None else None
         if cached is not None and isinstance(until, (int, float)) and time.time() < until:
             return _page_from_cache(cached)  # within the max-age the server gave it
-        self._log(f"fetching {redact_url(url)}")
+        self._log(f"fetching {redact(url)}")
         response = self._http.get(url, _conditional(cached))
         if response.status_code == 304 and cached is not None:
             if _max_age(response) is not None:
@@ -69,9 +70,7 @@ class PageCache:
             write_bytes(path, json.dumps({"url": url, "status": 404}).encode())
             return None
         if response.status_code >= 400:
-            raise IndexFetchError(
-                f"{redact_url(url)} answered HTTP {response.status_code}", FETCH_TIP
-            )
+            raise IndexFetchError(f"{redact(url)} answered HTTP {response.status_code}", FETCH_TIP)
         entry = _page_entry(url, response, self._http.credentials.scrubbed)
         write_bytes(path, json.dumps(entry).encode())
         return _page_from_cache(entry)

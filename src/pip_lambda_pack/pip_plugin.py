@@ -40,7 +40,7 @@ class LambdaPackCommand(Command):
         self.parser.disable_interspersed_args()  # pip options end at our subcommand
 
     def main(self, args: list[str]) -> int:
-        if not args or args[0] in ("-h", "--help"):
+        if not args or args[0] in ("-h", "--help", "-V", "--version"):  # ours, not pip's
             return cli.main(args[:1] or ["--help"], prog=PROG)
         values, rest = self.parser.parse_args(args)
         return cli.main(_with_verbosity(rest, values), prog=PROG, pip_options=pip_options(values))

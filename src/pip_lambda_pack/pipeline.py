@@ -6,31 +6,43 @@ each stage itself stays a function of values.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .atomic import write_bytes
-from .config import FunctionSpec, IndexOptions, PlannerOptions, Project, function_index
+from .bytecode import Compiler, target_cache_tag
+from .config import (
+    FunctionSpec,
+    IndexOptions,
+    PlannerOptions,
+    Project,
+    function_bytecode,
+    function_index,
+)
 from .credentials import public_url
-from .errors import BuildError, LockError, PlanError
+from .errors import BuildError, ConfigError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
-from .layers import Artifact, build_code_zip, build_layer, code_fingerprint
+from .interpreters import Interpreter, find_optional
+from .layers import Artifact, LayerOptions, build_code_zip, build_layer, code_fingerprint
 from .lock import (
     Lock,
     LockedFunction,
     input_parts,
     inputs_digest,
+    planner_staleness,
     read_lock,
-    staleness,
+    resolution_staleness,
     write_lock,
 )
 from .manifest import (
@@ -39,21 +51,25 @@ from .manifest import (
     FunctionEntry,
     LayerEntry,
     read_manifest,
+    short_id,
     write_manifest,
 )
-from .plan import (
+from .planner import (
     DEFAULT_STRATEGY,
-    Fleet,
-    FunctionNeed,
     LayerPlan,
-    Package,
     PlanParams,
     check_fleet,
     check_plan,
-    fleet_from_graph,
+    get_strategy,
     make_plan,
 )
-from .popularity import downloads
+from .planner.checks import size_problems
+from .planner.fleet import fleet_from_data, fleet_from_pins
+from .planner.model import Fleet
+from .planner.report import plan_to_json
+from .planner.runtime_provided import closures as needs
+from .planner.runtime_provided import runtime_warnings
+from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
 from .target import Target, get_target
@@ -61,7 +77,6 @@ from .units import human_size, limit_size, plural
 
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     import httpx
-    import networkx as nx
     from packaging.requirements import Requirement
 
     from .pipconf import NetworkOptions
@@ -69,7 +84,7 @@ if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s 
 Log = Callable[[str], None]
 # Bump when layers.py would write different bytes for the same wheels: cached layers
 # (keyed by this and the wheels' sha256) and build stamps of the old format are then unused.
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2  # 2: .pyc of other Pythons dropped, the target's compiled in
 BUILD_STAMP = ".lambda-pack-build.json"
 
 
@@ -107,7 +122,7 @@ class Finders:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._finders: dict[IndexOptions, PackageFinder] = {}
-        self._http: httpx.Client | None = None
+        self._clients: dict[tuple[str, ...], httpx.Client] = {}  # by extra trusted hosts
 
     def get(self, index: IndexOptions) -> PackageFinder:
         index = self._settings.index_defaults.merged(index)
@@ -116,6 +131,7 @@ class Finders:
             extra_index_urls=index.extra_index_urls,
             find_links=index.find_links,
             no_index=index.no_index,
+            trusted_hosts=index.trusted_hosts,
         )
         if key not in self._finders:
             self._finders[key] = PackageFinder(
@@ -123,32 +139,41 @@ class Finders:
                 find_links=index.find_links,
                 cache_dir=self._settings.cache_dir / "index",
                 offline=self._settings.offline,
-                client=self._client(),
+                client=self._client(index.trusted_hosts),
                 log=self._settings.log,
             )
         return self._finders[key]
 
-    def _client(self) -> httpx.Client | None:
-        """One shared client when pip's network options are set; else each finder its own."""
-        if self._settings.network is None:
+    def _client(self, trusted_hosts: tuple[str, ...]) -> httpx.Client | None:
+        """One shared client per set of trusted hosts when pip's network options are set or
+        a requirements file adds --trusted-host; else each finder its own."""
+        if self._settings.network is None and not trusted_hosts:
             return None  # without pip's options, pipconf (and httpx) need not be imported
         from .pipconf import NetworkOptions, http_client
 
-        if self._settings.network == NetworkOptions():
+        network = self._settings.network or NetworkOptions()
+        hosts = tuple(dict.fromkeys((*network.trusted_hosts, *trusted_hosts)))
+        if network == NetworkOptions() and not hosts:
             return None
-        if self._http is None:
-            self._http = http_client(self._settings.network)
-        return self._http
+        if hosts not in self._clients:
+            self._clients[hosts] = http_client(replace(network, trusted_hosts=hosts))
+        return self._clients[hosts]
 
     def close(self) -> None:
         for finder in self._finders.values():
             finder.close()
-        if self._http is not None:
-            self._http.close()
+        for client in self._clients.values():
+            client.close()
 
 
 def strategy_of(project: Project) -> str:
     return project.strategy or DEFAULT_STRATEGY
+
+
+def check_settings(project: Project) -> None:
+    """ConfigError or TargetError for a setting no stage could use, before any stage runs."""
+    get_target(project.target)
+    get_strategy(strategy_of(project))
 
 
 def resolve_project(
@@ -184,8 +209,10 @@ def _resolve_function(
         constraints=reqs.parsed_constraints(),
         hashes=reqs.hash_map(),
         allow_prereleases=function_index(project, spec).pre,
+        formats=reqs.formats,
         build_dir=settings.cache_dir / "built",
         log=settings.log,
+        warn=lambda line: settings.say(f"warning: {line}"),
     )
 
 
@@ -255,7 +282,32 @@ def unpacked_size(wheel: Path) -> int:
 
 def plan_params(project: Project, previous: LayerPlan | None = None) -> PlanParams:
     """The planner's parameters: the project's settings over the documented defaults."""
-    return planner_params(project.planner, project.max_layers, project.target, previous)
+    params = planner_params(project.planner, project.max_layers, project.target, previous)
+    limits = shim_limits(project)
+    return replace(params, limits=limits) if limits else params
+
+
+SHIM_MAX_LAYERS = 64  # the shim reads any number; the cost model picks how many pay
+SHIM_MARGIN_MB = 64  # of /tmp kept free (plus a tenth): a layer's zip while it unpacks, and
+# the handler's own files
+
+
+def shim_size_limit(ephemeral_storage_mb: int) -> int:
+    """The unzipped bytes a shim-delivered function may need: its /tmp less a margin."""
+    mib = 1024 * 1024
+    return int(ephemeral_storage_mb * 0.9 * mib) - SHIM_MARGIN_MB * mib
+
+
+def shim_limits(project: Project) -> dict[str, tuple[int, int]]:
+    """(max layers, size limit) of each shim-delivered function: /tmp's, not Lambda's."""
+    return {
+        spec.name: (
+            max(SHIM_MAX_LAYERS, project.max_layers),
+            shim_size_limit(spec.ephemeral_storage_mb),
+        )
+        for spec in project.functions
+        if spec.delivery == "shim"
+    }
 
 
 def planner_params(
@@ -265,16 +317,8 @@ def planner_params(
     previous: LayerPlan | None = None,
 ) -> PlanParams:
     """Planner settings (config or flags; None for a default) as the planner's parameters."""
-    defaults = PlanParams()
-    return PlanParams(
-        max_layers=max_layers or defaults.max_layers,
-        target=target or defaults.target,
-        runtime_provided=options.runtime_provided or defaults.runtime_provided,
-        latency_s=defaults.latency_s if options.latency_ms is None else options.latency_ms / 1e3,
-        bandwidth_bps=(options.bandwidth_mbps or defaults.bandwidth_bps / 1e6) * 1e6,
-        cache_bytes=int((options.cache_mb or defaults.cache_bytes / 1e6) * 1e6),
-        parallel_fetch=(options.fetch or "parallel") == "parallel",
-        previous=previous,
+    return PlanParams.from_options(
+        options.values, max_layers=max_layers, target=target, previous=previous
     )
 
 
@@ -299,39 +343,22 @@ def code_sizes(project: Project) -> dict[str, int]:
     }
 
 
-def project_fleet(project: Project, graph: nx.DiGraph) -> Fleet:
-    """The planner's view of the project: its graph and the functions' weights."""
-    weights = {spec.name: spec.weight for spec in project.functions}
-    return fleet_from_graph(graph, weights, code_sizes(project))
-
-
 def fleet_of(project: Project, graph: PinGraph) -> Fleet:
-    """``project_fleet`` from the plain graph: the same Fleet, without importing networkx."""
+    """The planner's view of the project: its pins, the functions' weights and code sizes,
+    and the PyPI prior of the shipped snapshot."""
     weights = {spec.name: spec.weight for spec in project.functions}
-    sizes = code_sizes(project)
-    packages = {
-        pid: Package(
-            id=pid,
-            name=pin.name,
-            size=pin.size,
-            unpacked_size=pin.unpacked_size,
-            downloads=downloads(pin.name),
-            requires=graph.requires[pid],
-        )
-        for pid, pin in graph.pins.items()
-    }
-    functions = {
-        name: FunctionNeed(
-            pins=members, weight=weights.get(name, 1.0), code_size=sizes.get(name, 0)
-        )
-        for name, members in graph.functions.items()
-    }
-    return Fleet(packages=packages, functions=functions)
+    return fleet_from_pins(graph, pypi_downloads(), weights, code_sizes(project))
 
 
-def plan_graph(project: Project, graph: nx.DiGraph, previous: LayerPlan | None = None) -> LayerPlan:
-    """Plan the project; ``previous`` (the lock's plan) keeps layers stable where it pays."""
-    return plan_fleet(project, project_fleet(project, graph), previous)
+def load_fleet(path: Path) -> Fleet:
+    """Read a ``lambda-pack-fleet/1`` file (see DESIGN.md) for ``plan --fleet``."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"fleet file not found: {path}", "check the --fleet path") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not JSON: {exc}", "pass a lambda-pack-fleet/1 file") from None
+    return fleet_from_data(data, str(path), pypi_downloads())
 
 
 def plan_fleet(project: Project, fleet: Fleet, previous: LayerPlan | None = None) -> LayerPlan:
@@ -346,22 +373,108 @@ def check_lock_limits(project: Project, lock: Lock) -> None:
     check_plan(fleet, locked_plan(lock), plan_params(project))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShownLock:
+    """The lock ``graph`` and ``plan`` show: ``warnings`` name each function over the size
+    limit (then the lock was planned with the limit lifted and never written)."""
+
+    lock: Lock
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # the plan's own warnings (see LayerPlan.warnings)
+
+
 def lock_project(project: Project, settings: Settings, finders: FinderPool) -> Lock:
-    """Resolve, plan and write ``lambda-pack.lock``; returns the lock."""
+    """Resolve, plan and write ``lambda-pack.lock``; returns the lock.
+
+    The lock in place lends its plan (for stable layers) only when it was planned with the
+    same settings for the same target.
+    """
     closures = resolve_project(project, settings, finders)
+    previous = _previous_plan(project, _readable_lock(project, settings))
+    return _write(project, plan_lock(project, closures, previous), settings)
+
+
+def current_lock(project: Project, settings: Settings, finders: FinderPool) -> Lock:
+    """The lock file when it is fresh; otherwise resolve again (or, when only the planner
+    settings changed, plan its wheels again) and rewrite it. PlanError over a limit."""
+    return _refresh(project, settings, finders, write=True, lenient=False).lock
+
+
+def shown_lock(
+    project: Project, settings: Settings, finders: FinderPool, *, write: bool = True
+) -> ShownLock:
+    """``current_lock`` for ``graph`` and ``plan``: a function over the size limit is shown
+    (with a warning saying by how much and what is largest), not refused, and such a lock
+    is not written. ``write=False`` (a dry run with ad-hoc planner settings) never writes."""
+    return _refresh(project, settings, finders, write=write, lenient=True)
+
+
+def _refresh(
+    project: Project, settings: Settings, finders: FinderPool, *, write: bool, lenient: bool
+) -> ShownLock:
+    name = project.lock_path.name
+    existing = read_lock(project.lock_path) if project.lock_path.is_file() else None
+    kept = "" if write else f" ({name} is left as it is)"
+    stale = (
+        resolution_staleness(existing, project, strategy_of(project))
+        if existing is not None
+        else "no lock"
+    )
+    if existing is not None and stale is None:
+        if planner_staleness(existing, project, strategy_of(project)) is None:
+            settings.log(f"using {name} (fresh)")
+            return ShownLock(lock=existing, warnings=_lock_warnings(project, existing, lenient))
+        settings.say(f"{name} was planned with other planner settings; planning again{kept}")
+        shown = plan_lock(project, existing.closures(), None, lenient=lenient)
+    else:
+        if existing is not None:
+            settings.say(f"{name} is stale ({stale}); resolving again{kept}")
+        closures = resolve_project(project, settings, finders)
+        shown = plan_lock(project, closures, _previous_plan(project, existing), lenient=lenient)
+    if shown.warnings and write:
+        settings.say(f"not writing {name}: a function is over Lambda's size limit")
+    elif write:
+        _write(project, shown, settings)
+    return shown
+
+
+def _lock_warnings(project: Project, lock: Lock, lenient: bool) -> tuple[str, ...]:
+    if not lenient:
+        return ()
+    fleet = fleet_of(project, pin_graph(lock.closures()))
+    return over_limit(fleet, locked_plan(lock), plan_params(project))
+
+
+def plan_lock(
+    project: Project,
+    closures: Mapping[str, Sequence[Pin]],
+    previous: LayerPlan | None = None,
+    *,
+    lenient: bool = False,
+) -> ShownLock:
+    """The lock of these closures, planned with the project's settings (not written).
+
+    PlanError when a function is over the size limit, unless ``lenient``: then the plan is
+    made with the limit lifted to the largest function and the warnings say what is over.
+    """
     graph = pin_graph(closures)
-    plan = plan_fleet(project, fleet_of(project, graph), _previous_plan(project, settings))
-    for warning in plan.warnings:
-        settings.say(f"warning: {warning}")
+    fleet = fleet_of(project, graph)
+    params = plan_params(project, previous)
+    if lenient:
+        largest = max(size_of(fleet, name, pins) for name, pins in needs(fleet, params).items())
+        own = {n: (k, max(size, largest)) for n, (k, size) in (params.limits or {}).items()}
+        lifted = dataclasses.replace(
+            params, size_limit=max(params.size_limit, largest), limits=own or None
+        )
+        plan = make_plan(fleet, lifted, strategy_of(project))
+    else:
+        plan = make_plan(fleet, params, strategy_of(project))
     lock = _lock_of(project, closures, graph, plan)
-    write_lock(lock, project.lock_path)
-    counts = f"{plural(len(lock.wheels), 'wheel')}, {plural(len(lock.layers), 'layer')}"
-    settings.say(f"wrote {project.lock_path.name}: {counts}")
-    return lock
+    return ShownLock(lock=lock, warnings=over_limit(fleet, plan, params), notes=plan.warnings)
 
 
 def _lock_of(
-    project: Project, closures: Mapping[str, list[Pin]], graph: PinGraph, plan: LayerPlan
+    project: Project, closures: Mapping[str, Sequence[Pin]], graph: PinGraph, plan: LayerPlan
 ) -> Lock:
     """The lock record of a resolution and its plan."""
     return Lock(
@@ -379,28 +492,112 @@ def _lock_of(
     )
 
 
-def _previous_plan(project: Project, settings: Settings) -> LayerPlan | None:
-    """The plan of the lock file in place, if it is readable and for the same target."""
+def over_limit(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> tuple[str, ...]:
+    """What the plan's layers and code make of each function over the size limit."""
+    pins = {
+        name: [p for lid in ids for p in plan.layers[lid]] for name, ids in plan.functions.items()
+    }
+    return tuple(size_problems(fleet, pins, params).values())
+
+
+def size_of(fleet: Fleet, name: str, pins: Sequence[str]) -> int:
+    """Unzipped bytes of a function's code and these pins."""
+    return fleet.functions[name].code_size + sum(fleet.packages[p].unpacked_size for p in pins)
+
+
+def _write(project: Project, shown: ShownLock, settings: Settings) -> Lock:
+    for warning in shown.notes:
+        settings.say(f"warning: {warning}")
+    lock = dataclasses.replace(shown.lock, bytecode=_bytecode_record(project, settings))
+    write_lock(lock, project.lock_path)
+    counts = f"{plural(len(lock.wheels), 'wheel')}, {plural(len(lock.layers), 'layer')}"
+    settings.say(f"wrote {project.lock_path.name}: {counts}")
+    return lock
+
+
+def _readable_lock(project: Project, settings: Settings) -> Lock | None:
+    """The lock file in place, if there is one and it is readable."""
     if not project.lock_path.is_file():
         return None
     try:
-        lock = read_lock(project.lock_path)
+        return read_lock(project.lock_path)
     except LockError as exc:
         settings.log(f"ignoring the old lock: {exc}")
         return None
-    return locked_plan(lock) if lock.target == project.target else None
 
 
-def current_lock(project: Project, settings: Settings, finders: FinderPool) -> Lock:
-    """The lock file when it is fresh; otherwise resolve again and rewrite it."""
-    if project.lock_path.is_file():
-        lock = read_lock(project.lock_path)
-        reason = staleness(lock, project, strategy_of(project))
-        if reason is None:
-            settings.log(f"using {project.lock_path.name} (fresh)")
-            return lock
-        settings.say(f"{project.lock_path.name} is stale ({reason}); resolving again")
-    return lock_project(project, settings, finders)
+def _previous_plan(project: Project, lock: Lock | None) -> LayerPlan | None:
+    """The lock's plan when it was made for the same target with the same settings."""
+    if lock is None or lock.target != project.target:
+        return None
+    if planner_staleness(lock, project, strategy_of(project)) is not None:
+        return None
+    return locked_plan(lock)
+
+
+def plan_report(
+    project: Project, shown: ShownLock, settings: Settings, finders: FinderPool
+) -> dict[str, Any]:
+    """``plan_to_json`` of the shown lock's plan, each layer named by its zip's id.
+
+    The zips are built (into the layer cache, as ``build`` would) to learn their sha256, so
+    what ``plan`` prints is what ``build`` writes, ``manifest.json`` and the templates name.
+    """
+    lock = shown.lock
+    fleet = fleet_of(project, pin_graph(lock.closures()))
+    params = plan_params(project)
+    plan = locked_plan(lock)
+    plan = dataclasses.replace(plan, warnings=runtime_warnings(fleet, plan, params))
+    ids = {
+        lid: short_id(sha) for lid, sha in layer_digests(project, lock, settings, finders).items()
+    }
+    named = renamed_plan(plan, ids)
+    report = plan_to_json(named, fleet, params)
+    report["warnings"] = [*report["warnings"], *shown.warnings]
+    return report
+
+
+def renamed_plan(plan: LayerPlan, ids: Mapping[str, str]) -> LayerPlan:
+    """The plan with each layer id replaced by ``ids[id]`` (in its warnings too)."""
+    warnings = []
+    for warning in plan.warnings:
+        for old, new in ids.items():
+            warning = warning.replace(old, new)
+        warnings.append(warning)
+    return dataclasses.replace(
+        plan,
+        layers={ids[lid]: members for lid, members in sorted(plan.layers.items())},
+        functions={
+            name: tuple(ids[lid] for lid in found) for name, found in plan.functions.items()
+        },
+        warnings=tuple(warnings),
+    )
+
+
+def layer_digests(
+    project: Project, lock: Lock, settings: Settings, finders: FinderPool
+) -> dict[str, str]:
+    """Layer id -> the sha256 of the zip ``build`` makes of it: from the layer cache, else
+    built (and cached) in a temporary directory."""
+    cache = settings.cache_dir / "layers"
+    digests = {}
+    missing = {}
+    compiler = find_compiler(project, settings.say)
+    for lid, members in lock.layers.items():
+        key = _layer_key(lock, members, layer_options(project, lock, lid, compiler))
+        record = _read_json(cache / f"{key}.json") if key else None
+        sha256 = record.get("sha256") if record else None
+        if isinstance(sha256, str) and (cache / f"{sha256}.zip").is_file():
+            digests[lid] = sha256
+        else:
+            missing[lid] = members
+    if missing:
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=settings.cache_dir, prefix=".plan-") as temp:
+            partial = dataclasses.replace(lock, layers=missing)
+            built = _build_layers(project, partial, Path(temp), settings, finders, compiler)
+        digests.update((lid, artifact.sha256) for lid, artifact in built.items())
+    return digests
 
 
 def build_project(
@@ -412,19 +609,22 @@ def build_project(
     are what they were. Each layer is built once, from the layer cache when its wheels'
     sha256s were built before (``cache_dir/layers``), else from the wheels, in parallel.
     """
-    stamp = _stamp_inputs(project, lock, out_dir)
+    compiler = find_compiler(project, settings.say)
+    stamp = _stamp_inputs(project, lock, out_dir, compiler)
     if _up_to_date(out_dir, stamp):
         settings.log(f"{out_dir}: up to date (lock, code and outputs unchanged)")
         return read_manifest(out_dir)
-    artifacts = _build_layers(project, lock, out_dir, settings, finders)
+    artifacts = _build_layers(project, lock, out_dir, settings, finders, compiler)
     entries = {}
+    params = plan_params(project)
     for spec in project.functions:
-        code = build_code_zip(spec.code, out_dir, spec.name)
+        options = function_options(project, spec, compiler)
+        code = build_code_zip(spec.code, out_dir, spec.name, options)
         locked = lock.functions[spec.name]
         layers = tuple(
             _layer_entry(artifacts[lid], lock.layers[lid], out_dir) for lid in locked.layers
         )
-        _check_size(spec.name, code, layers, plan_params(project))
+        _check_size(spec.name, code, layers, params)
         entries[spec.name] = FunctionEntry(
             handler=spec.handler, code=_code_entry(code, out_dir), layers=layers
         )
@@ -436,14 +636,20 @@ def build_project(
 
 
 def _build_layers(
-    project: Project, lock: Lock, out_dir: Path, settings: Settings, finders: FinderPool
+    project: Project,
+    lock: Lock,
+    out_dir: Path,
+    settings: Settings,
+    finders: FinderPool,
+    compiler: Interpreter | None,
 ) -> dict[str, Artifact]:
     """Every layer of the lock in ``out_dir/layers``: cached ones copied, the rest built."""
     cache = settings.cache_dir / "layers"
     artifacts = {}
     missing = []
+    options = {lid: layer_options(project, lock, lid, compiler) for lid in lock.layers}
     for lid, members in sorted(lock.layers.items()):
-        found = _cached_layer(cache, lock, members, out_dir)
+        found = _cached_layer(cache, lock, members, out_dir, options[lid])
         if found is None:
             missing.append(lid)
         else:
@@ -461,30 +667,32 @@ def _build_layers(
             build_layer,
             [[paths[p] for p in lock.layers[lid]] for lid in missing],
             [out_dir] * len(missing),
+            [options[lid] for lid in missing],
         )
         for lid, artifact in zip(missing, built, strict=True):
             artifacts[lid] = artifact
-            _cache_layer(cache, lock, lock.layers[lid], artifact)
+            _cache_layer(cache, lock, lock.layers[lid], artifact, options[lid])
             task.advance()
     task.finish()
     return artifacts
 
 
-def _layer_key(lock: Lock, members: Sequence[str]) -> str | None:
-    """The layer cache key: the layer format and its wheels' sha256s (None: not cacheable,
-    as a wheel built from an sdist need not come out byte-identical)."""
+def _layer_key(lock: Lock, members: Sequence[str], options: LayerOptions) -> str | None:
+    """The layer cache key: the layer format, its wheels' sha256s and the build options
+    (bytecode mode and compiler version; None: not cacheable, as a wheel built from an
+    sdist need not come out byte-identical)."""
     wheels = [lock.wheels[pin] for pin in members]
     if any(pin.sdist or not pin.sha256 for pin in wheels):
         return None
-    text = json.dumps([LAYER_FORMAT, sorted(pin.sha256 for pin in wheels)])
+    text = json.dumps([LAYER_FORMAT, sorted(pin.sha256 for pin in wheels), options.key])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _cached_layer(
-    cache: Path, lock: Lock, members: Sequence[str], out_dir: Path
+    cache: Path, lock: Lock, members: Sequence[str], out_dir: Path, options: LayerOptions
 ) -> Artifact | None:
     """The cached layer for ``members`` copied into ``out_dir`` (verified), or None."""
-    key = _layer_key(lock, members)
+    key = _layer_key(lock, members, options)
     record = _read_json(cache / f"{key}.json") if key else None
     if record is None:
         return None
@@ -502,8 +710,10 @@ def _cached_layer(
     return Artifact(path=path, sha256=sha256, size=len(data), unzipped_size=unzipped)
 
 
-def _cache_layer(cache: Path, lock: Lock, members: Sequence[str], artifact: Artifact) -> None:
-    key = _layer_key(lock, members)
+def _cache_layer(
+    cache: Path, lock: Lock, members: Sequence[str], artifact: Artifact, options: LayerOptions
+) -> None:
+    key = _layer_key(lock, members, options)
     if key is None:
         return
     blob = cache / f"{artifact.sha256}.zip"
@@ -517,7 +727,7 @@ def _cache_layer(cache: Path, lock: Lock, members: Sequence[str], artifact: Arti
     write_bytes(cache / f"{key}.json", json.dumps(record).encode())
 
 
-def _stamp_inputs(project: Project, lock: Lock, out_dir: Path) -> str:
+def _stamp_inputs(project: Project, lock: Lock, out_dir: Path, compiler: Interpreter | None) -> str:
     """A digest of everything a build's output depends on, read without opening a wheel."""
     data = {
         "format": [LAYER_FORMAT, __version__],
@@ -534,6 +744,8 @@ def _stamp_inputs(project: Project, lock: Lock, out_dir: Path) -> str:
             for spec in project.functions
         ],
         "limit": plan_params(project).size_limit,
+        "build": build_options_key(project, lock, compiler),
+        "shim": sorted(shim_limits(project).items()),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -582,13 +794,20 @@ def _wheel_paths(
     finders: FinderPool,
     needed: set[str] | None = None,
 ) -> dict[str, Path]:
-    """Local, verified paths of the lock's wheels (of ``needed`` ones, when given)."""
-    finder = finders.get(project.index)
+    """Local, verified paths of the lock's wheels (of ``needed`` ones, when given), each
+    fetched through the index options of a function that needs it (its login, trusted hosts)."""
     wanted = {pid: pin for pid, pin in lock.wheels.items() if needed is None or pid in needed}
-    links = {pid: _link(pin) for pid, pin in wanted.items() if not pin.sdist}
-    downloaded = download(finder, list(links.values()), settings)
-    paths = {pid: downloaded[link.url] for pid, link in links.items()}
+    finder_of = _finders_by_pin(project, lock, finders)
+    groups: dict[Finder, dict[str, FileLink]] = {}
     for pid, pin in wanted.items():
+        if not pin.sdist:
+            groups.setdefault(finder_of.get(pid, finder_of[""]), {})[pid] = _link(pin)
+    paths: dict[str, Path] = {}
+    for finder, links in groups.items():
+        downloaded = download(finder, list(links.values()), settings)
+        paths.update({pid: downloaded[link.url] for pid, link in links.items()})
+    for pid, pin in wanted.items():
+        finder = finder_of.get(pid, finder_of[""])
         if pin.sdist:
             package = ResolvedPackage(
                 name=pin.name,
@@ -602,6 +821,19 @@ def _wheel_paths(
                 package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
             )
     return paths
+
+
+def _finders_by_pin(project: Project, lock: Lock, finders: FinderPool) -> dict[str, Finder]:
+    """The finder of the first function (in config order) that locks each pin; ``""``: the
+    project's own, for pins no function of the config names."""
+    found: dict[str, Finder] = {"": finders.get(project.index)}
+    for spec in project.functions:
+        locked = lock.functions.get(spec.name)
+        if locked is not None:
+            finder = finders.get(function_index(project, spec))
+            for pid in locked.pins:
+                found.setdefault(pid, finder)
+    return found
 
 
 def _link(pin: Pin) -> FileLink:
@@ -640,11 +872,12 @@ def _check_size(
     name: str, code: Artifact, layers: tuple[LayerEntry, ...], params: PlanParams
 ) -> None:
     total = code.unzipped_size + sum(layer.unzipped_size for layer in layers)
-    if total > params.size_limit:
+    if total > params.size_for(name):
         raise PlanError(
             f"function {name} unzips to {human_size(total)}, over the "
-            f"{limit_size(params.size_limit)} limit",
-            "slim its code or dependencies",
+            f"{limit_size(params.size_for(name))} limit",
+            'slim its code or dependencies, or set delivery = "shim" in '
+            f"[functions.{name}] to load its layers into /tmp",
         )
 
 
@@ -656,3 +889,70 @@ def _prune(out_dir: Path, manifest: BuildManifest) -> None:
         for path in sorted((out_dir / folder).glob("*.zip")):
             if path not in keep:
                 path.unlink()
+
+
+# -- bytecode and exclude ----------------------------------------------------------------
+
+_WARNED_NO_COMPILER: set[str] = set()
+
+
+def find_compiler(project: Project, say: Log) -> Interpreter | None:
+    """The interpreter that compiles bytecode for the project's target, when any function
+    wants bytecode; without one, a warning (once per target) and no bytecode."""
+    if all(function_bytecode(project, spec) == "none" for spec in project.functions):
+        return None
+    target = get_target(project.target)
+    found = find_optional(
+        target,
+        flag=project.target_python,
+        configured=dict(project.python),
+        any_machine=True,  # bytecode is the same on every architecture
+    )
+    if found is None and target.name not in _WARNED_NO_COMPILER:
+        _WARNED_NO_COMPILER.add(target.name)
+        say(
+            f"warning: no Python {target.python} interpreter found, so {target.name} layers"
+            f" and code ship without bytecode (install Python {target.python}, or pass"
+            " --target-python PATH)"
+        )
+    return found
+
+
+def _bytecode_record(project: Project, settings: Settings) -> dict[str, str]:
+    """What the lock records of bytecode: the project's mode and the compiler's version."""
+    compiler = find_compiler(project, settings.say)
+    return {"mode": project.bytecode, "python": compiler.full_version if compiler else ""}
+
+
+def layer_options(
+    project: Project, lock: Lock, lid: str, compiler: Interpreter | None
+) -> LayerOptions:
+    """How layer ``lid`` is built: with the bytecode mode of the functions that use it
+    when they agree, else the project's."""
+    users = [spec for spec in project.functions if lid in lock.functions[spec.name].layers]
+    modes = {function_bytecode(project, spec) for spec in users}
+    mode = modes.pop() if len(modes) == 1 else project.bytecode
+    return _options(project, mode, compiler)
+
+
+def function_options(
+    project: Project, spec: FunctionSpec, compiler: Interpreter | None
+) -> LayerOptions:
+    """How the code zip of ``spec`` is built."""
+    return _options(project, function_bytecode(project, spec), compiler)
+
+
+def _options(project: Project, mode: str, compiler: Interpreter | None) -> LayerOptions:
+    target = get_target(project.target)
+    if compiler is None or mode == "none":
+        return LayerOptions(cache_tag=target_cache_tag(target))
+    return LayerOptions(
+        cache_tag=target_cache_tag(target), compiler=Compiler(mode=mode, interpreter=compiler)
+    )
+
+
+def build_options_key(project: Project, lock: Lock, compiler: Interpreter | None) -> list[Any]:
+    """Everything of bytecode and exclude a build's bytes depend on, for the build stamp."""
+    layers = {lid: layer_options(project, lock, lid, compiler).key for lid in lock.layers}
+    code = {s.name: function_options(project, s, compiler).key for s in project.functions}
+    return [sorted(layers.items()), sorted(code.items())]

@@ -81,7 +81,9 @@ class _BarTask:
         self._progress.stop_task(self._id)
         self._progress.refresh()
         if self._progress.finished:
-            self._progress.stop()
+            self._progress.stop()  # the finished bars stay on screen, drawn once:
+            for task in list(self._progress.tasks):  # the next task's bar must not redraw them
+                self._progress.remove_task(task.id)
 
 
 class BarProgress:

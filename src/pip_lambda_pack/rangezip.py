@@ -22,8 +22,9 @@ from packaging.utils import canonicalize_name
 
 from .atomic import write_bytes
 from .errors import BadWheelError, IndexFetchError
-from .links import FETCH_TIP, FileLink, project_of, redact_url
+from .links import FETCH_TIP, FileLink, project_of
 from .retry import ServerError
+from .wire import redact
 
 if TYPE_CHECKING:
     from .httpfetch import IndexHttp
@@ -246,7 +247,7 @@ class RangeReader:
         """(the bytes, the whole file's size) of ``url`` from ``first`` to ``last``
         (a negative ``first``: that many last bytes); None when the answer is not a 206."""
         spec = f"bytes={first}" if first < 0 else f"bytes={first}-{last}"
-        self._log(f"fetching {spec} of {redact_url(url)}")
+        self._log(f"fetching {spec} of {redact(url)}")
         return self._http.with_retries(url, lambda: self._range_once(url, spec, first, last))
 
     def _range_once(

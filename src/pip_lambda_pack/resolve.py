@@ -32,9 +32,11 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from .atomic import sha256_of
 from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
-from .index import FileLink, Finder, metadata_is_cheap, redact_url
+from .formats import FormatControl
+from .index import FileLink, Finder, metadata_is_cheap
 from .rangezip import read_wheel_metadata
 from .target import Target
+from .wire import redact
 
 if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
@@ -43,6 +45,8 @@ PYTHON = "<python>"  # the identifier of the target's interpreter, for Requires-
 MAX_ROUNDS = 20000
 _ZERO = Version("0")
 BUILD_TIMEOUT = 1800  # seconds for one sdist build
+ANY_FORMAT = FormatControl()  # wheels and sdists for every project
+_PREBUILT = "or put a wheel built for TARGET in --find-links"
 CONFLICT_TIP = "loosen one of these requirements or add a constraint"
 Log = Callable[[str], None]
 
@@ -261,12 +265,15 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         constraints: Sequence[Requirement] = (),
         hashes: Mapping[str, frozenset[str]] | None = None,
         allow_prereleases: bool = False,
+        formats: FormatControl = ANY_FORMAT,
         build_dir: Path,
         log: Log | None = None,
     ) -> None:
         self.target = target
         self.finder = finder
         self.allow_prereleases = allow_prereleases
+        self.formats = formats
+        self.skipped_sdists: dict[str, Version] = {}  # newer sdist-only versions passed over
         self.build_dir = build_dir
         self.log: Log = log or (lambda _line: None)
         self.hashes: dict[str, frozenset[str]] = {
@@ -329,8 +336,9 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
             fits = all(self.is_satisfied_by(req, self.python) for req in reqs)
             return [self.python] if fits and self.python.version not in excluded else []
         name, extras = reqs[0].name, reqs[0].extras
-        allowed = [u for u in self.usable(name) if self._acceptable(u, reqs)]
+        allowed = self._allowed(name, reqs)
         wheels = [u for u in allowed if u.link.is_wheel]
+        self._note_skipped_sdist(name, allowed, wheels)
         by_version: dict[Version, _Usable] = {}
         for usable in wheels or allowed:
             by_version.setdefault(usable.version, usable)
@@ -364,27 +372,55 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
             found, rejected = usable_files(
                 self.finder.links(name), self.target, self.hashes.get(name)
             )
-            for link, reason in rejected:
+            found, refused = _by_format(name, found, self.formats)
+            for link, reason in [*rejected, *refused]:
                 self._reject(link, reason)
                 self._rejected.setdefault(name, []).append((link, reason))
             self._usable[name] = found
         return self._usable[name]
 
-    def _acceptable(self, usable: _Usable, reqs: Sequence[_Requirement]) -> bool:
-        """Whether ``usable`` satisfies ``reqs``, the constraints, and the yank/pre rules."""
-        specifiers = [req.specifier for req in reqs]
-        specifiers += self.constraints.get(reqs[0].name, [])
+    def _allowed(self, name: str, reqs: Sequence[_Requirement]) -> list[_Usable]:
+        """Usable files of ``name`` that satisfy ``reqs``, the constraints and the yank and
+        pre-release rules: pre-releases with --pre, when a specifier names one, or (as PEP
+        440 and pip have it) when no final release satisfies the specifiers."""
+        specifiers = [req.specifier for req in reqs] + self.constraints.get(name, [])
+        usable = self.usable(name)
+        pre = self._prereleases_allowed(specifiers) or not any(
+            not u.version.is_prerelease and self._refusal(u, specifiers, False) is None
+            for u in usable
+        )
+        allowed = []
+        for candidate in usable:
+            reason = self._refusal(candidate, specifiers, pre)
+            if reason is None:
+                allowed.append(candidate)
+            elif reason:
+                self._reject(candidate.link, reason)
+        return allowed
+
+    def _refusal(
+        self, usable: _Usable, specifiers: Sequence[SpecifierSet], prereleases: bool
+    ) -> str | None:
+        """None if ``usable`` may be a candidate; "" if the specifiers exclude its version;
+        else the reason it is refused (logged)."""
         version = usable.version
         if not all(spec.contains(version, prereleases=True) for spec in specifiers):
-            return False
-        if version.is_prerelease and not self._prereleases_allowed(specifiers):
-            self._reject(usable.link, "pre-release")
-            return False
+            return ""
+        if version.is_prerelease and not prereleases:
+            return "pre-release"
         yanked = usable.link.yanked
         if yanked is not None and not any(_pins_exactly(s, version) for s in specifiers):
-            self._reject(usable.link, f"yanked: {yanked}" if yanked else "yanked")
-            return False
-        return True
+            return f"yanked: {yanked}" if yanked else "yanked"
+        return None
+
+    def _note_skipped_sdist(
+        self, name: str, allowed: Sequence[_Usable], wheels: Sequence[_Usable]
+    ) -> None:
+        """Remember a newer matching version than any wheel's that has only an sdist."""
+        if not wheels or allowed[0].link.is_wheel or self.formats.prefer_binary:
+            return
+        if allowed[0].version > wheels[0].version:
+            self.skipped_sdists[name] = allowed[0].version
 
     def _prereleases_allowed(self, specifiers: Iterable[SpecifierSet]) -> bool:
         return self.allow_prereleases or any(spec.prereleases for spec in specifiers)
@@ -447,7 +483,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         target = self.target.name
         if not self.finder.links(name):
             sources = (*self.finder.index_urls, *self.finder.find_links)
-            looked = ", ".join(redact_url(source) for source in sources) or "nowhere"
+            looked = ", ".join(redact(source) for source in sources) or "nowhere"
             return NoWheelError(
                 f"no files for {name} (looked in {looked}) for {target}",
                 "check the project name, --index-url, --extra-index-url and --find-links",
@@ -456,7 +492,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         if not usable:
             return self._nothing_fits(name)
         for cause in group:
-            if not any(self._acceptable(u, [cause.requirement]) for u in usable):
+            if not self._allowed(name, [cause.requirement]):
                 return self._no_version(name, cause, usable)
         return None
 
@@ -471,10 +507,12 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
                 "or check that the index serves the files you locked",
             )
         link, reason = max(rejected, key=lambda item: _file_version(item[0].filename) or _ZERO)
+        tip = f"see why each file was rejected with -v; pick another --target, {_PREBUILT}"
+        if "--only-binary" in reason:
+            tip = f"take {name} out of --only-binary to build it from its sdist, {_PREBUILT}"
         return NoWheelError(
             f"no file of {name} fits {target} (newest: {link.filename}, {reason})",
-            "see why each file was rejected with -v; pick another --target, "
-            f"or put a wheel built for {target} in --find-links",
+            tip.replace("TARGET", target),
         )
 
     def _no_version(
@@ -513,6 +551,21 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         else:
             message = f"{parts[0]} conflicts with {' and '.join(parts[1:])}"
         return ResolutionError(message, CONFLICT_TIP)
+
+
+def _by_format(
+    name: str, found: list[_Usable], formats: FormatControl
+) -> tuple[list[_Usable], list[tuple[FileLink, str]]]:
+    """(the files --only-binary / --no-binary let ``name`` use, the others with the reason)."""
+    kept, refused = [], []
+    for usable in found:
+        if usable.link.is_wheel and not formats.wheels_allowed(name):
+            refused.append((usable.link, f"a wheel, and --no-binary takes {name} from its sdist"))
+        elif not usable.link.is_wheel and not formats.sdists_allowed(name):
+            refused.append((usable.link, f"an sdist, and --only-binary forbids building {name}"))
+        else:
+            kept.append(usable)
+    return kept, refused
 
 
 def _describe(cause: RequirementInformation[_Requirement, _Candidate]) -> str:
@@ -627,14 +680,18 @@ def resolve(
     constraints: Sequence[Requirement] = (),
     hashes: Mapping[str, frozenset[str]] | None = None,
     allow_prereleases: bool = False,
+    formats: FormatControl = ANY_FORMAT,
     build_dir: Path,
     log: Log | None = None,
+    warn: Log | None = None,
 ) -> dict[str, ResolvedPackage]:
     """Pin ``requirements`` (and their closure) for ``target``; keyed and sorted by name.
 
-    ``hashes`` maps a project to the only sha256 values its files may have; sdists are
-    built into ``build_dir`` (a cache, by sdist sha256 and target). Raises
-    ResolutionError (NoWheelError when a project has no file for the target).
+    ``hashes`` maps a project to the only sha256 values its files may have; ``formats``
+    is pip's --only-binary / --no-binary / --prefer-binary; sdists are built into
+    ``build_dir`` (a cache, by sdist sha256 and target). ``warn`` gets one line per pin
+    that passed over a newer sdist-only version. Raises ResolutionError (NoWheelError
+    when a project has no file for the target).
     """
     provider = LambdaProvider(
         target=target,
@@ -642,6 +699,7 @@ def resolve(
         constraints=constraints,
         hashes=hashes,
         allow_prereleases=allow_prereleases,
+        formats=formats,
         build_dir=build_dir,
         log=log,
     )
@@ -657,7 +715,31 @@ def resolve(
             f"resolution for {target.name} gave up after {exc.round_count} rounds",
             "add constraints that pin the projects it keeps backtracking on (see -v)",
         ) from exc
-    return _packages(result.mapping.values(), provider)
+    packages = _packages(result.mapping.values(), provider)
+    for line in skipped_sdist_warnings(packages, provider.skipped_sdists, target):
+        if warn is not None:
+            warn(line)
+        else:
+            provider.log(f"warning: {line}")
+    return packages
+
+
+def skipped_sdist_warnings(
+    packages: Mapping[str, ResolvedPackage], skipped: Mapping[str, Version], target: Target
+) -> list[str]:
+    """One line per pin older than a matching version that has only an sdist for ``target``."""
+    lines = []
+    for name, newer in sorted(skipped.items()):
+        package = packages.get(name)
+        if package is None or package.built_from_sdist or Version(package.version) >= newer:
+            continue
+        lines.append(
+            f"pinned {name} {package.version}, not {newer}: {name} {newer} has no wheel for "
+            f"{target.name}, only an sdist; to build it, require {name}=={newer} or add "
+            f"--no-binary {name} to the requirements (--prefer-binary: keep {package.version} "
+            "without this warning)"
+        )
+    return lines
 
 
 def _packages(

@@ -86,6 +86,12 @@ class LocalStore:
         names = (p.name for p in folder.iterdir() if p.is_file())
         return sorted(n for n in names if wire.is_function_name(n))
 
+    def delete_name(self, name: str) -> None:
+        """Remove function ``name`` (its blobs stay: other functions may share them)."""
+        check_name(name)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "functions" / name).unlink()
+
     def _blob(self, digest: str) -> Path:
         check_digest(digest)
         return self.root / "blobs" / "sha256" / digest

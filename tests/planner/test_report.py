@@ -9,9 +9,11 @@ import subprocess
 import zlib
 from pathlib import Path
 
-from pip_lambda_pack.plan import Fleet, FunctionNeed, Package, PlanParams, make_plan, plan_to_json
-from pip_lambda_pack.report import render_html
-from projects import run
+from planfixtures import small_fleet
+
+from pip_lambda_pack.planner import Fleet, FunctionNeed, Package, PlanParams, make_plan
+from pip_lambda_pack.planner.report import plan_text, plan_to_json, render_html
+from projects import fleet_file, run
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -23,34 +25,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def fleet_file(tmp_path: Path) -> Path:
-    packages = {
-        f"{name}==1.0": {
-            "name": name,
-            "version": "1.0",
-            "size": size,
-            "popularity": 1,
-            "requires": [],
-        }
-        for name, size in [
-            ("numpy", 30_000_000),
-            ("requests", 400_000),
-            ("six", 11_000),
-            ("pyyaml", 700_000),
-        ]
-    }
-    functions = {
-        "api": {"requires": ["requests==1.0", "six==1.0"], "weight": 0.5},
-        "etl": {"requires": ["numpy==1.0", "pyyaml==1.0", "six==1.0"], "weight": 0.3},
-        "cron": {"requires": ["requests==1.0", "pyyaml==1.0"], "weight": 0.2},
-    }
-    path = tmp_path / "fleet.json"
-    path.write_text(
-        json.dumps({"format": "lambda-pack-fleet/1", "packages": packages, "functions": functions})
-    )
-    return path
 
 
 def test_report_has_the_matrix_and_figures(tmp_path: Path) -> None:
@@ -146,3 +120,15 @@ def test_plan_of_a_fleet_takes_the_model_flags(tmp_path: Path) -> None:
     assert report["model"]["bandwidth_bps"] == 20e6
     assert report["model"]["fetch"] == "serial"
     assert all(len(ids) <= 2 for ids in report["functions"].values())
+
+
+def test_report_has_expected_figures_per_function_and_layer() -> None:
+    fleet = small_fleet()
+    params = PlanParams(max_layers=3)
+    report = plan_to_json(make_plan(fleet, params), fleet, params)
+    stats = report["function_stats"]["b"]
+    assert set(stats) >= {"expected_ms", "expected_bytes", "cold_ms", "bytes", "layers"}
+    assert all(0.0 <= s["q"] <= 1.0 for s in report["layer_stats"].values())
+    text = "\n".join(plan_text(report))
+    assert "strategy expected-time, at most 3 layers per function" in text
+    assert "expected per cold start:" in text

@@ -1,6 +1,7 @@
 """The cost model: how likely a layer is cached and what a cold start costs in time and bytes.
 
-Pure arithmetic on numbers; the planner (``plan.py``) feeds it rates and sizes. See
+Pure arithmetic on numbers, then the same model applied to a fleet and a plan
+(``cache_view``, ``fleet_expected``): what the strategies price and the reports print. See
 ``docs/planner.md`` for the model, its assumptions and where the defaults come from.
 
 A worker keeps an LRU cache of ``cache_bytes``. Each of its cold starts needs a layer L with
@@ -15,10 +16,11 @@ characteristic time ``T`` (in cold starts of one worker) such that an object req
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-MB = 1_000_000
+from .model import MB, Fleet, LayerPlan, PlanParams, layer_size, layer_users, shares
+from .runtime_provided import closures, is_provided
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,3 +159,96 @@ def expected_fetch(layers: Iterable[tuple[int, float]], model: CostModel) -> Fet
 def empty_cache_fetch(sizes: Sequence[int], model: CostModel) -> Fetch:
     """Cost of a cold start on a worker whose cache is empty."""
     return expected_fetch(((s, 0.0) for s in sizes), model)
+
+
+# --- the model applied to a fleet and a plan ----------------------------------------------
+
+
+def cost_model(params: PlanParams) -> CostModel:
+    """The cost model the parameters describe."""
+    return CostModel(
+        latency_s=params.latency_s,
+        bandwidth_bps=params.bandwidth_bps,
+        cache_bytes=params.cache_bytes,
+        horizon=params.horizon,
+        parallel=params.parallel_fetch,
+        prior_weight=params.prior_weight,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheView:
+    """What the model needs to price a layer: each pin's size and rate beyond the fleet's
+    own use (``extra``: the PyPI prior and a store's observed usage), each function's share
+    of cold starts and Che's characteristic time ``horizon``."""
+
+    needs: Mapping[str, tuple[str, ...]]
+    share: Mapping[str, float]
+    extra: Mapping[str, float]
+    horizon: float
+    model: CostModel
+    runtime: frozenset[str]  # pins of packages the target runtime ships
+    price: float = 0.0  # seconds per cold start per byte a layer holds in a full cache
+
+
+def cache_view(fleet: Fleet, params: PlanParams) -> CacheView:
+    """Rates and Che's T for the fleet under ``params``."""
+    needs = closures(fleet, params)
+    share = shares(fleet)
+    fleet_rate: dict[str, float] = dict.fromkeys(fleet.packages, 0.0)
+    for name, members in needs.items():
+        for pin in members:
+            fleet_rate[pin] += share[name]
+    top = max([1, fleet.top_downloads, *(p.downloads for p in fleet.packages.values())])
+    observed = params.usage or {}
+    extra = {
+        pid: params.prior_weight * pkg.downloads / top
+        + max(0.0, observed.get(pid, 0.0) - fleet_rate[pid])
+        for pid, pkg in fleet.packages.items()
+    }
+    model = cost_model(params)
+    ids = sorted(fleet_rate)
+    rates = [fleet_rate[p] + extra[p] for p in ids]
+    sizes = [fleet.packages[p].size for p in ids]
+    horizon = characteristic_time(rates, sizes, model)
+    return CacheView(
+        needs=needs,
+        share=share,
+        extra=extra,
+        horizon=horizon,
+        model=model,
+        runtime=frozenset(p for p in fleet.packages if is_provided(fleet, params, p)),
+        price=cache_price(rates, sizes, horizon, model),
+    )
+
+
+def hit_rates(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> dict[str, float]:
+    """Layer id -> q, the model's probability that a worker has it cached already."""
+    view = cache_view(fleet, params)
+    q = {}
+    for lid, names in layer_users(plan).items():
+        rate = sum(view.share[n] for n in names)
+        rate += min((view.extra[p] for p in plan.layers[lid]), default=0.0)
+        q[lid] = hit_probability(rate, view.horizon, view.model.horizon)
+    return q
+
+
+def expected_figures(
+    fleet: Fleet, plan: LayerPlan, params: PlanParams, q: Mapping[str, float]
+) -> dict[str, Fetch]:
+    """Function -> the model's expected cost of one of its cold starts."""
+    model = cost_model(params)
+    return {
+        name: expected_fetch(((layer_size(fleet, plan, lid), q[lid]) for lid in ids), model)
+        for name, ids in plan.functions.items()
+    }
+
+
+def fleet_expected(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> Fetch:
+    """The model's expected cost of a cold start of the fleet (functions by weight)."""
+    figures = expected_figures(fleet, plan, params, hit_rates(fleet, plan, params))
+    share = shares(fleet)
+    return Fetch(
+        seconds=sum(share[n] * f.seconds for n, f in figures.items()),
+        bytes=sum(share[n] * f.bytes for n, f in figures.items()),
+    )

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pip_lambda_pack.cost import (
+from pip_lambda_pack.planner.cost import (
     CostModel,
     cache_price,
     characteristic_time,

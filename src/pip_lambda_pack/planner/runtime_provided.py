@@ -21,9 +21,11 @@ from collections.abc import Mapping
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from ..errors import ConfigError
+from .model import RUNTIME_POLICIES as POLICIES
+from .model import Fleet, LayerPlan, PlanParams
+
 SNAPSHOT = "AWS Lambda base images public.ecr.aws/lambda/python, 2025 (verify with pip list)"
-POLICIES = ("bundle", "exclude")
-DEFAULT_POLICY = "bundle"
 
 _AL2 = {
     "boto3": "1.34.42",
@@ -99,3 +101,41 @@ def shadow_warning(target: str, pin: str, where: str, policy: str) -> str | None
             f"runtime's {name} {theirs}"
         )
     return f"{where} ships {pin}, shadowing the {runtime} runtime's {name} {theirs}"
+
+
+# --- the policy applied to a fleet --------------------------------------------------------
+
+
+def closures(fleet: Fleet, params: PlanParams) -> dict[str, tuple[str, ...]]:
+    """Function -> the pins its layers must carry under the runtime-provided policy."""
+    if params.runtime_provided not in POLICIES:
+        raise ConfigError(
+            f"runtime-provided = {params.runtime_provided!r} is not a policy",
+            "use one of: " + ", ".join(POLICIES),
+        )
+    if params.runtime_provided == "bundle":
+        return {name: f.pins for name, f in fleet.functions.items()}
+    return {
+        name: tuple(p for p in f.pins if not is_provided(fleet, params, p))
+        for name, f in fleet.functions.items()
+    }
+
+
+def is_provided(fleet: Fleet, params: PlanParams, pin: str) -> bool:
+    """Does the target's runtime ship a copy (any version) of this pin's package?"""
+    return provided_version(params.target, fleet.packages[pin].name) is not None
+
+
+def runtime_warnings(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> tuple[str, ...]:
+    """Where the plan conflicts with the runtime's own copies."""
+    found: list[str | None] = []
+    if params.runtime_provided == "bundle":
+        for lid, members in sorted(plan.layers.items()):
+            found += [shadow_warning(params.target, p, f"layer {lid}", "bundle") for p in members]
+    else:
+        for name, function in sorted(fleet.functions.items()):
+            found += [
+                shadow_warning(params.target, p, f"function {name}", "exclude")
+                for p in function.pins
+            ]
+    return tuple(w for w in found if w)

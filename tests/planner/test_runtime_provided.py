@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pip_lambda_pack.runtime import (
+import pytest
+from planfixtures import package
+
+from pip_lambda_pack.errors import ConfigError
+from pip_lambda_pack.planner import Fleet, FunctionNeed, PlanParams, make_plan
+from pip_lambda_pack.planner.runtime_provided import (
     incompatible,
     provided_version,
     runtime_packages,
@@ -54,3 +59,26 @@ def test_shadow_warnings_name_the_place_the_pin_and_the_runtime_copy() -> None:
     )
     assert shadow_warning("python3.12-x86_64", "urllib3==1.26.16", "layer L", "bundle") is None
     assert shadow_warning("python3.12-x86_64", "numpy==1.26.0", "layer L", "bundle") is None
+
+
+def test_runtime_provided_exclude_leaves_the_sdk_out_and_warns() -> None:
+    packages = {
+        p.id: p for p in (package("boto3==1.20.0"), package("urllib3==2.0.4"), package("a==1"))
+    }
+    fleet = Fleet(
+        packages=packages,
+        functions={"f": FunctionNeed(pins=("a==1", "boto3==1.20.0", "urllib3==2.0.4"))},
+    )
+    excluded = make_plan(fleet, PlanParams(runtime_provided="exclude"))
+    assert [excluded.layers[lid] for lid in excluded.functions["f"]] == [("a==1",)]
+    assert excluded.warnings == (
+        "function f pins boto3==1.20.0 but runtime-provided = exclude gives it the "
+        "python3.12 runtime's boto3 1.34.145",
+        "function f pins urllib3==2.0.4 but runtime-provided = exclude gives it the "
+        "python3.12 runtime's urllib3 1.26.19",
+    )
+    bundled = make_plan(fleet, PlanParams(runtime_provided="bundle"))
+    assert len(bundled.warnings) == 2
+    assert "shadowing the python3.12 runtime's urllib3 1.26.19" in bundled.warnings[1]
+    with pytest.raises(ConfigError, match="runtime-provided = 'maybe' is not a policy"):
+        make_plan(fleet, PlanParams(runtime_provided="maybe"))

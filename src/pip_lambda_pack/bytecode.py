@@ -1,0 +1,160 @@
+"""Bytecode for the target: PEP 552 hash-based ``.pyc`` compiled by the target's Python.
+
+Lambda's ``/opt`` and ``/var/task`` are read-only, so a module without a valid ``.pyc``
+beside it is compiled again at every cold start. Hash-based ``.pyc`` files carry the
+source's hash instead of its mtime, so no zip timestamp can make them stale, and their
+bytes depend only on the source and the compiling interpreter's version.
+
+Compiling runs in subprocesses of the target interpreter (``-S``, hash seed 0, no
+``PYTHON*`` variables), a fixed number of files per process in path order: marshal's
+output can depend on what the process compiled before, so the batches never depend on
+the CPU count. Optimisation level 0, as Lambda runs Python.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .errors import BuildError, ConfigError
+from .interpreters import Interpreter
+from .target import Target
+
+MODES = ("checked-hash", "unchecked-hash", "none")
+DEFAULT_MODE = "checked-hash"
+CHUNK = 200  # sources per compile process; fixed, so the output never depends on the pool
+_LIMIT = threading.BoundedSemaphore(max(os.cpu_count() or 1, 1))  # compile processes at once
+_WORKER = """\
+import struct, sys
+from importlib.util import source_hash
+from importlib._bootstrap_external import _code_to_hash_pyc
+data = sys.stdin.buffer.read()
+checked = sys.argv[1] == "checked-hash"
+out = sys.stdout.buffer
+pos = 0
+while pos < len(data):
+    n, m = struct.unpack_from("<II", data, pos)
+    dfile = data[pos + 8:pos + 8 + n].decode("utf-8")
+    source = data[pos + 8 + n:pos + 8 + n + m]
+    pos += 8 + n + m
+    try:
+        code = compile(source, dfile, "exec", dont_inherit=True, optimize=0)
+        pyc = bytes(_code_to_hash_pyc(code, source_hash(source), checked))
+        del code
+    except Exception:
+        pyc = b""
+    out.write(struct.pack("<I", len(pyc)) + pyc)
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compiler:
+    """How ``.py`` files become ``.pyc``: the mode and the interpreter that compiles."""
+
+    mode: str  # checked-hash or unchecked-hash
+    interpreter: Interpreter
+
+    @property
+    def key(self) -> list[str]:
+        """What the bytes of a ``.pyc`` depend on, for cache keys and build stamps."""
+        return [self.mode, self.interpreter.cache_tag, self.interpreter.full_version]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """A module to compile: its path in the zip and the file name its code object keeps."""
+
+    path: str  # pkg/mod.py inside the zip (after python/ for a layer)
+    dfile: str  # /opt/python/pkg/mod.py: where it lives at run time, for tracebacks
+    data: bytes
+
+
+def target_cache_tag(target: Target) -> str:
+    """The target's ``sys.implementation.cache_tag``: ``cpython-312``."""
+    return "cpython-%d%d" % target.python_version
+
+
+def check_mode(value: object, where: str) -> str:
+    """``value`` when it is a bytecode mode; ConfigError naming ``where`` otherwise."""
+    if value not in MODES:
+        raise ConfigError(
+            f"{where}: bytecode must be one of {', '.join(MODES)}, not {value!r}",
+            f'write bytecode = "{DEFAULT_MODE}" (the default) or "none"',
+        )
+    return str(value)
+
+
+def pyc_path(source: str, cache_tag: str) -> str:
+    """``pkg/mod.py`` -> ``pkg/__pycache__/mod.cpython-312.pyc`` (PEP 3147, level 0)."""
+    folder, _, name = source.rpartition("/")
+    pyc = f"__pycache__/{name.removesuffix('.py')}.{cache_tag}.pyc"
+    return f"{folder}/{pyc}" if folder else pyc
+
+
+def compile_sources(compiler: Compiler, sources: Sequence[Source]) -> dict[str, bytes]:
+    """The ``.pyc`` bytes of each source by its path; sources that do not compile for the
+    target (a syntax error there) are left out, as pip and compileall do."""
+    ordered = sorted(sources, key=lambda source: source.path)
+    chunks = [ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)]
+    if not chunks:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+        results = list(pool.map(lambda chunk: _compile_chunk(compiler, chunk), chunks))
+    return {path: pyc for result in results for path, pyc in result.items()}
+
+
+def _compile_chunk(compiler: Compiler, chunk: Sequence[Source]) -> dict[str, bytes]:
+    payload = b"".join(_frame(source) for source in chunk)
+    command = [str(compiler.interpreter.path), "-S", "-s", "-c", _WORKER, compiler.mode]
+    with _LIMIT:
+        try:
+            done = subprocess.run(command, input=payload, capture_output=True, env=_worker_env())
+        except OSError as exc:
+            raise _failed(compiler, str(exc)) from None
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise _failed(compiler, f"exit code {done.returncode}: {last}")
+    return _parse_output(compiler, chunk, done.stdout)
+
+
+def _frame(source: Source) -> bytes:
+    name = source.dfile.encode("utf-8")
+    return struct.pack("<II", len(name), len(source.data)) + name + source.data
+
+
+def _parse_output(compiler: Compiler, chunk: Sequence[Source], output: bytes) -> dict[str, bytes]:
+    compiled: dict[str, bytes] = {}
+    pos = 0
+    for source in chunk:
+        if pos + 4 > len(output):
+            raise _failed(compiler, "its output ended early")
+        (size,) = struct.unpack_from("<I", output, pos)
+        pyc = output[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+        if len(pyc) != size:
+            raise _failed(compiler, "its output ended early")
+        if size:
+            compiled[source.path] = pyc
+    if pos != len(output):
+        raise _failed(compiler, "it wrote more than was asked for")
+    return compiled
+
+
+def _worker_env() -> dict[str, str]:
+    """This environment without ``PYTHON*`` variables, and hash seed 0 (set and frozenset
+    constants are marshalled in iteration order, which the seed decides)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def _failed(compiler: Compiler, detail: str) -> BuildError:
+    return BuildError(
+        f"compiling bytecode with {compiler.interpreter.path} failed ({detail})",
+        "build with --bytecode none, or give another interpreter with --target-python",
+    )

@@ -1,0 +1,664 @@
+"""Execution environments: a process per environment, each looping on a Runtime API we host.
+
+An environment is ``python bootstrap.py`` with Lambda's variables: it provisions its
+function from the store through the shim (the shared worker cache, its locks and its LRU
+cap), imports the handler, then asks ``/2018-06-01/runtime/invocation/next`` for work on
+its own loopback port, as a Lambda sandbox asks its own Runtime API. An idle environment
+takes the next invocation of its function (warm); a function has at most
+``max_concurrency`` environments and all functions together ``max_total``; past them
+invocations wait in a bounded queue, and past that they are throttled.
+
+Everything here runs on one asyncio loop; the processes are the only concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .. import bootstrap
+
+BOOTSTRAP = Path(bootstrap.__file__).resolve()
+API = f"/{bootstrap.API_VERSION}/runtime"
+MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
+LOG_TAIL = 4096  # bytes of log X-Amz-Log-Result carries
+ACCOUNT = "000000000000"
+
+
+class Throttled(Exception):
+    """Every environment of the function (or of the service) is busy and the queue is full."""
+
+
+class ShuttingDown(Exception):
+    """The service is stopping: no new invocation is taken."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionSettings:
+    """What an environment needs to know of its function."""
+
+    name: str
+    target: str  # e.g. python3.12-x86_64
+    python: str  # the interpreter that runs the target
+    handler: str = ""
+    memory_mb: int = 128
+    timeout_s: float = 3.0
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """One finished invocation: the payload or Lambda's error JSON, its log and figures."""
+
+    request_id: str
+    body: bytes
+    error_type: str | None  # None: the handler returned; else X-Amz-Function-Error is set
+    log: str
+    cold: bool
+    duration_ms: float
+    init_ms: float | None  # on a cold start
+    max_memory_mb: int
+    provisioning: Mapping[str, Any]  # hits, misses, bytes_fetched, provision_ms (cold only)
+
+    @property
+    def tail(self) -> bytes:
+        """The last 4 KB of the log, as X-Amz-Log-Result carries it (before base64)."""
+        return self.log.encode()[-LOG_TAIL:]
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Invocation:
+    """One invocation while it waits or runs."""
+
+    settings: FunctionSettings
+    payload: bytes
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    future: asyncio.Future[Outcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    lines: list[str] = field(default_factory=list)
+    flushed: asyncio.Event = field(default_factory=asyncio.Event)  # its end marker was read
+    started: float = 0.0
+    deadline_ms: int = 0
+    environment: Environment | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Environment:
+    """One process, its Runtime API site, and what it is doing."""
+
+    id: str
+    settings: FunctionSettings
+    process: asyncio.subprocess.Process
+    site: web.SockSite
+    port: int
+    spawned: float
+    init_ms: float | None = None
+    init_error: bytes | None = None
+    provisioning: dict[str, Any] = field(default_factory=dict)
+    waiter: asyncio.Future[Invocation | None] | None = None
+    current: Invocation | None = None
+    logging: deque[Invocation] = field(default_factory=deque)  # whose output the pipe carries
+    pending_log: list[str] = field(default_factory=list)  # output before the next invocation
+    idle_since: float = 0.0
+    invocations: int = 0
+    dead: bool = False
+    retired: bool = False  # its function changed: it takes no more work
+    returning: bool = False  # answered; its next /next is on the way
+    killed_for: str = ""
+    peak_mb: int = 0  # the last reading of its peak RSS
+    reader: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Pool:
+    """The environments of one function and its queue."""
+
+    name: str
+    environments: list[Environment] = field(default_factory=list)
+    idle: list[Environment] = field(default_factory=list)
+    queue: deque[Invocation] = field(default_factory=deque)
+    starting: int = 0  # environments not yet ready for work
+    returning: int = 0  # environments that answered and will ask for work again
+    spawning: int = 0  # processes being started (not yet in ``environments``)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """How many environments and queued invocations, and how long environments idle."""
+
+    max_concurrency: int = 10  # per function
+    max_total: int = 64  # all functions together
+    queue_size: int = 100  # per function, beyond the running ones
+    idle_s: float = 300.0
+    init_timeout_s: float = 120.0
+
+
+class Environments:
+    """Every environment of the service, and the Runtime API they call."""
+
+    def __init__(
+        self,
+        *,
+        limits: Limits,
+        base_env: Mapping[str, str],
+        region: str,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.limits = limits
+        self.base_env = dict(base_env)
+        self.region = region
+        self.log = log
+        self.pools: dict[str, Pool] = {}
+        self.by_port: dict[int, Environment] = {}
+        self.closing = False
+        self.tasks: set[asyncio.Task[None]] = set()
+        app = web.Application(client_max_size=MAX_PAYLOAD + 1024 * 1024)
+        app.add_routes(
+            [
+                web.get(f"{API}/invocation/next", self._next),
+                web.post(f"{API}/invocation/{{id}}/response", self._response),
+                web.post(f"{API}/invocation/{{id}}/error", self._error),
+                web.post(f"{API}/init/error", self._init_error),
+            ]
+        )
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+
+    async def start(self) -> None:
+        await self.runner.setup()
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- invoking -----------------------------------------------------------------------
+
+    async def invoke(self, settings: FunctionSettings, payload: bytes) -> Outcome:
+        """Run one invocation on a warm environment, a new one, or after a queued wait."""
+        if self.closing:
+            raise ShuttingDown
+        pool = self.pools.setdefault(settings.name, Pool(settings.name))
+        invocation = Invocation(settings=settings, payload=payload)
+        if pool.idle:
+            self._assign(pool.idle.pop(), invocation)
+        else:
+            if not self._can_spawn(pool) and len(pool.queue) >= self.limits.queue_size:
+                raise Throttled
+            pool.queue.append(invocation)
+            if self._can_spawn(pool) and pool.starting + pool.returning < len(pool.queue):
+                try:
+                    await self._spawn(pool, settings)
+                except OSError:
+                    pool.queue.remove(invocation)
+                    raise
+        return await invocation.future
+
+    def _can_spawn(self, pool: Pool) -> bool:
+        total = sum(len(p.environments) + p.spawning for p in self.pools.values())
+        per_function = len(pool.environments) + pool.spawning < self.limits.max_concurrency
+        return not self.closing and per_function and total < self.limits.max_total
+
+    def _assign(self, env: Environment, invocation: Invocation) -> None:
+        env.current = invocation
+        invocation.environment = env
+        waiter, env.waiter = env.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(invocation)
+
+    def warm(self) -> dict[str, int]:
+        """Function -> environments alive."""
+        return {name: len(p.environments) for name, p in self.pools.items() if p.environments}
+
+    # -- environments -------------------------------------------------------------------
+
+    async def _spawn(self, pool: Pool, settings: FunctionSettings) -> None:
+        pool.spawning += 1
+        pool.starting += 1
+        try:
+            await self._start_process(pool, settings)
+        except BaseException:
+            pool.starting -= 1
+            raise
+        finally:
+            pool.spawning -= 1
+
+    async def _start_process(self, pool: Pool, settings: FunctionSettings) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        site = web.SockSite(self.runner, sock, shutdown_timeout=0.5)
+        await site.start()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                settings.python,
+                str(BOOTSTRAP),
+                env=self._environment(settings, port),
+                cwd="/",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group: killed whole, no orphans
+            )
+        except OSError:
+            await site.stop()
+            raise
+        env = Environment(
+            id=uuid.uuid4().hex[:12],
+            settings=settings,
+            process=process,
+            site=site,
+            port=port,
+            spawned=time.monotonic(),
+        )
+        pool.environments.append(env)
+        self.by_port[port] = env
+        env.reader = asyncio.create_task(self._read_log(env))
+        self._keep(asyncio.create_task(self._watch(pool, env)))
+        asyncio.get_running_loop().call_later(self.limits.init_timeout_s, self._init_timed_out, env)
+        self.log(f"serve: {settings.name}: environment {env.id} started (pid {process.pid})")
+
+    def _environment(self, settings: FunctionSettings, port: int) -> dict[str, str]:
+        """Lambda's variables, the function's own, then the store's (scrubbed before import)."""
+        name = settings.name
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        python = settings.target.split("-")[0]
+        lambda_env = {
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{python}",
+            "AWS_REGION": self.region,
+            "_HANDLER": settings.handler,
+            "AWS_DEFAULT_REGION": self.region,
+            "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP.parent),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONUNBUFFERED": "1",  # output in the order it was written, as on Lambda
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            bootstrap.SERVE_LOG_ENV: "1",
+        }
+        return {**dict(settings.environment), **self.base_env, **lambda_env}
+
+    async def _read_log(self, env: Environment) -> None:
+        """Attribute the process's output to invocations, in the order it was written."""
+        assert env.process.stdout is not None
+        async for raw in env.process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line.startswith(bootstrap.CONTROL):
+                self._control(env, line[len(bootstrap.CONTROL) :])
+                continue
+            target = env.logging[0].lines if env.logging else env.pending_log
+            target.append(line)
+            self.log(f"[{env.settings.name} {env.id}] {line}")
+
+    def _control(self, env: Environment, line: str) -> None:
+        kind, _, rest = line.partition(" ")
+        if kind == "init":
+            with contextlib.suppress(ValueError):
+                env.provisioning = dict(json.loads(rest))
+        elif kind == "end" and env.logging and env.logging[0].request_id == rest:
+            env.logging.popleft().flushed.set()
+
+    async def _watch(self, pool: Pool, env: Environment) -> None:
+        """When the process ends: fail what it held, forget it, start one for the queue."""
+        code = await env.process.wait()
+        env.dead = True
+        if env.reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(env.reader, 2.0)
+        self._forget(pool, env)
+        await env.site.stop()
+        if env.current is not None and not env.current.future.done():
+            self._fail_current(env, code)
+        elif env.init_ms is None and pool.queue:
+            self._fail_init(pool, env, code)
+        self.log(f"serve: {pool.name}: environment {env.id} ended ({_exit_text(code)})")
+        if (
+            pool.queue
+            and self._can_spawn(pool)
+            and pool.starting + pool.returning < len(pool.queue)
+        ):
+            await self._spawn(pool, pool.queue[-1].settings)
+
+    def _forget(self, pool: Pool, env: Environment) -> None:
+        if env in pool.environments:
+            pool.environments.remove(env)
+        if env in pool.idle:
+            pool.idle.remove(env)
+        if env.init_ms is None:
+            pool.starting -= 1
+        if env.returning:
+            env.returning = False
+            pool.returning -= 1
+        self.by_port.pop(env.port, None)
+        if env.waiter is not None and not env.waiter.done():
+            env.waiter.set_result(None)
+
+    def _fail_current(self, env: Environment, code: int) -> None:
+        invocation = env.current
+        assert invocation is not None
+        if env.killed_for == "timeout":
+            message = f"Task timed out after {env.settings.timeout_s:.2f} seconds"
+            body = {
+                "errorMessage": f"{_stamp()} {invocation.request_id} {message}",
+                "errorType": "Sandbox.Timedout",
+            }
+            invocation.lines.append(f"{_stamp()} {invocation.request_id} {message}")
+        else:
+            error = f"Runtime exited with error: {_exit_text(code)}"
+            body = {
+                "errorMessage": f"RequestId: {invocation.request_id} Error: {error}",
+                "errorType": "Runtime.ExitError",
+            }
+            invocation.lines.append(f"RequestId: {invocation.request_id} Error: {error}")
+        self._finish(env, invocation, json.dumps(body).encode(), str(body["errorType"]))
+
+    def _fail_init(self, pool: Pool, env: Environment, code: int) -> None:
+        """An environment that died before it asked for work fails the oldest queued call."""
+        invocation = pool.queue.popleft()
+        invocation.lines = [*env.pending_log, *invocation.lines]
+        if env.init_error is not None:
+            body, kind = env.init_error, _error_type(env.init_error, "Runtime.Unknown")
+        else:
+            why = "init timed out" if env.killed_for == "init" else _exit_text(code)
+            error = {
+                "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited "
+                f"without providing a reason: {why}",
+                "errorType": "Runtime.ExitError",
+            }
+            body, kind = json.dumps(error).encode(), "Runtime.ExitError"
+        invocation.started = env.spawned
+        invocation.environment = env
+        self._finish(env, invocation, body, kind)
+
+    def _init_timed_out(self, env: Environment) -> None:
+        if env.init_ms is None and not env.dead:
+            env.killed_for = "init"
+            _kill(env)
+
+    def _on_timeout(self, env: Environment, invocation: Invocation) -> None:
+        if env.current is invocation and not invocation.future.done():
+            env.killed_for = "timeout"
+            _kill(env)
+
+    def _finish(
+        self, env: Environment, invocation: Invocation, body: bytes, error_type: str | None
+    ) -> None:
+        if invocation.timer is not None:
+            invocation.timer.cancel()
+        if env.current is invocation:
+            env.current = None
+        cold = env.invocations == 1 or env.init_ms is None
+        duration = (time.monotonic() - invocation.started) * 1000
+        env.peak_mb = max(env.peak_mb, _peak_rss_mb(env.process.pid))
+        memory = env.peak_mb
+        figures = env.provisioning if cold else {}
+        report = _report(invocation.request_id, duration, env, cold, memory, figures)
+        log = "\n".join(
+            [f"START RequestId: {invocation.request_id} Version: $LATEST", *invocation.lines]
+        )
+        log += f"\nEND RequestId: {invocation.request_id}\n{report}\n"
+        outcome = Outcome(
+            request_id=invocation.request_id,
+            body=body,
+            error_type=error_type,
+            log=log,
+            cold=cold,
+            duration_ms=duration,
+            init_ms=env.init_ms if cold else None,
+            max_memory_mb=memory,
+            provisioning=figures,
+        )
+        if not invocation.future.done():
+            invocation.future.set_result(outcome)
+
+    # -- the Runtime API ----------------------------------------------------------------
+
+    def _env_of(self, request: web.Request) -> Environment:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        env = self.by_port.get(sockname[1]) if sockname else None
+        if env is None or env.dead:
+            raise web.HTTPGone()
+        return env
+
+    async def _next(self, request: web.Request) -> web.StreamResponse:
+        env = self._env_of(request)
+        pool = self.pools[env.settings.name]
+        if env.init_ms is None:
+            env.init_ms = (time.monotonic() - env.spawned) * 1000
+            env.peak_mb = _peak_rss_mb(env.process.pid)
+            pool.starting -= 1
+        if env.returning:
+            env.returning = False
+            pool.returning -= 1
+        invocation = env.current
+        if env.retired and invocation is None:
+            _kill(env, signal.SIGTERM)
+            return web.Response(status=503, text="retired")
+        if invocation is None and pool.queue:
+            invocation = pool.queue.popleft()
+            self._assign(env, invocation)
+        if invocation is None:
+            env.waiter = asyncio.get_running_loop().create_future()
+            env.idle_since = time.monotonic()
+            pool.idle.append(env)
+            invocation = await env.waiter
+            if invocation is None:
+                return web.Response(status=503, text="shutting down")
+        return self._begin(env, invocation)
+
+    def _begin(self, env: Environment, invocation: Invocation) -> web.Response:
+        env.invocations += 1
+        invocation.lines = [*env.pending_log, *invocation.lines]
+        env.pending_log = []
+        env.logging.append(invocation)
+        invocation.started = time.monotonic()
+        timeout = env.settings.timeout_s
+        invocation.deadline_ms = int((time.time() + timeout) * 1000)
+        invocation.timer = asyncio.get_running_loop().call_later(
+            timeout, self._on_timeout, env, invocation
+        )
+        arn = f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{env.settings.name}"
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": arn,
+            "Lambda-Runtime-Trace-Id": _trace_id(),
+            "Content-Type": "application/json",
+        }
+        return web.Response(body=invocation.payload, headers=headers)
+
+    async def _response(self, request: web.Request) -> web.Response:
+        return await self._answer(request, None)
+
+    async def _error(self, request: web.Request) -> web.Response:
+        kind = request.headers.get("Lambda-Runtime-Function-Error-Type", "Unhandled")
+        return await self._answer(request, kind)
+
+    async def _answer(self, request: web.Request, error_type: str | None) -> web.Response:
+        env = self._env_of(request)
+        invocation = env.current
+        if invocation is None or invocation.request_id != request.match_info["id"]:
+            return _runtime_error(400, "InvalidRequestID", "no such invocation in progress")
+        size = request.content_length or 0
+        body = await request.read() if size <= MAX_PAYLOAD else b""
+        if error_type is not None:
+            error_type = _error_type(body, error_type)
+        elif size > MAX_PAYLOAD or len(body) > MAX_PAYLOAD:
+            message = f"Response payload size ({size} bytes) exceeded maximum allowed "
+            error = {
+                "errorMessage": message + f"payload size ({MAX_PAYLOAD} bytes).",
+                "errorType": "Function.ResponseSizeTooLarge",
+            }
+            body, error_type = json.dumps(error).encode(), "Function.ResponseSizeTooLarge"
+        env.current = None
+        env.returning = True
+        self.pools[env.settings.name].returning += 1
+        self._keep(asyncio.create_task(self._complete(env, invocation, body, error_type)))
+        return web.json_response({"status": "OK"}, status=202)
+
+    async def _complete(
+        self, env: Environment, invocation: Invocation, body: bytes, error_type: str | None
+    ) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(invocation.flushed.wait(), 1.0)
+        self._finish(env, invocation, body, error_type)
+
+    async def _init_error(self, request: web.Request) -> web.Response:
+        env = self._env_of(request)
+        env.init_error = await request.read()
+        return web.json_response({"status": "OK"}, status=202)
+
+    # -- stopping -----------------------------------------------------------------------
+
+    def reap_idle(self) -> int:
+        """Stop environments idle for longer than ``idle_s``; how many were stopped."""
+        now = time.monotonic()
+        stopped = 0
+        for pool in self.pools.values():
+            for env in list(pool.idle):
+                if now - env.idle_since >= self.limits.idle_s:
+                    pool.idle.remove(env)
+                    _kill(env, signal.SIGTERM)
+                    stopped += 1
+        return stopped
+
+    def stop_function(self, name: str) -> None:
+        """Stop every environment of ``name`` (its code changed or it was deleted)."""
+        pool = self.pools.get(name)
+        for env in list(pool.environments if pool else ()):
+            env.retired = True
+            if env.current is None:
+                _kill(env, signal.SIGTERM)
+        if pool is not None:
+            pool.idle.clear()
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Stop taking work, let running invocations finish within ``grace_s``, end all."""
+        self.closing = True
+        for pool in self.pools.values():
+            while pool.queue:
+                invocation = pool.queue.popleft()
+                if not invocation.future.done():
+                    invocation.future.set_exception(ShuttingDown())
+        running = [
+            e.current.future
+            for p in self.pools.values()
+            for e in p.environments
+            if e.current is not None
+        ]
+        if running:
+            await asyncio.wait(running, timeout=grace_s)
+        envs = [e for p in self.pools.values() for e in p.environments]
+        for env in envs:
+            _kill(env, signal.SIGTERM)
+        await _wait_all(envs, 2.0)
+        for env in envs:
+            _kill(env)
+        await _wait_all(envs, 2.0)
+        await self.runner.cleanup()
+
+
+async def _wait_all(envs: list[Environment], timeout: float) -> None:
+    waits = [asyncio.ensure_future(e.process.wait()) for e in envs if e.process.returncode is None]
+    if waits:
+        await asyncio.wait(waits, timeout=timeout)
+
+
+def _kill(env: Environment, sig: int = signal.SIGKILL) -> None:
+    """Signal the environment's whole process group (its handler's children too)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(env.process.pid, sig)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal: {signal.Signals(-code).name.removeprefix('SIG').lower()}"
+        except ValueError:
+            return f"signal: {-code}"
+    return f"exit status {code}"
+
+
+def _error_type(body: bytes, default: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return default
+    kind = data.get("errorType") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) and kind else default
+
+
+def _runtime_error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"errorType": kind, "errorMessage": message}, status=status)
+
+
+def _stamp() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def _trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
+
+
+def _peak_rss_mb(pid: int) -> int:
+    """The process's peak resident set (VmHWM) in MB, as Lambda's Max Memory Used."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return math.ceil(int(line.split()[1]) / 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _report(
+    request_id: str,
+    duration_ms: float,
+    env: Environment,
+    cold: bool,
+    memory_mb: int,
+    figures: Mapping[str, Any],
+) -> str:
+    """Lambda's REPORT line, with the layers hit and missed and the bytes fetched."""
+    parts = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
+        f"Memory Size: {env.settings.memory_mb} MB",
+        f"Max Memory Used: {memory_mb} MB",
+    ]
+    if cold and env.init_ms is not None:
+        parts.append(f"Init Duration: {env.init_ms:.2f} ms")
+    if cold and figures:
+        parts.append(f"Layers Hit: {figures.get('hits', 0)}")
+        parts.append(f"Layers Missed: {figures.get('misses', 0)}")
+        parts.append(f"Bytes Fetched: {figures.get('bytes_fetched', 0)}")
+    return "\t".join(parts) + "\t"
+
+
+def host_python() -> str:
+    """This interpreter, for environments of a target it matches."""
+    return sys.executable

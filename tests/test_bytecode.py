@@ -1,0 +1,261 @@
+"""Bytecode for the target: hash-based .pyc in layers and code zips, used as shipped."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import make_wheel
+from pip_lambda_pack.bytecode import Compiler, Source, compile_sources, pyc_path
+from pip_lambda_pack.config import load_project
+from pip_lambda_pack.errors import ConfigError
+from pip_lambda_pack.interpreters import Interpreter, find_interpreter
+from pip_lambda_pack.layers import LayerOptions, build_code_zip, build_layer
+from pip_lambda_pack.target import get_target
+from projects import fill_wheelhouse, run, write_project
+
+MODULES = {
+    "pkg/__init__.py": "from . import mod\n",
+    "pkg/mod.py": "VALUE = {'a', 'b', 'c'}\n\ndef f():\n    return sorted(VALUE)\n",
+    "pkg/legacy.py": 'print "python 2 only"\n',  # no .pyc: it does not compile for py3
+}
+
+
+def interpreter(minor: int) -> Interpreter:
+    try:
+        return find_interpreter(get_target(f"python3.{minor}-x86_64"), any_machine=True)
+    except Exception:  # whatever the reason, this machine lacks it
+        pytest.skip(f"needs a Python 3.{minor} interpreter (pyenv install 3.{minor})")
+
+
+def wheel_in(tmp_path: Path, name: str, version: str, files: dict[str, str | bytes]) -> Path:
+    (tmp_path / "w").mkdir(exist_ok=True)
+    return make_wheel(tmp_path / "w", name, version, files=files)
+
+
+def options(minor: int, mode: str = "checked-hash") -> LayerOptions:
+    compiler = Compiler(mode=mode, interpreter=interpreter(minor))
+    return LayerOptions(cache_tag=f"cpython-3{minor}", compiler=compiler)
+
+
+def extract_read_only(zip_path: Path, into: Path) -> Path:
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(into)
+    for folder, _, files in os.walk(into):
+        for name in files:
+            os.chmod(Path(folder, name), 0o444)
+        os.chmod(folder, 0o555)
+    return into
+
+
+def verbose_import(python: Path, path: Path, module: str) -> str:
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(path), "PATH": os.defpath}
+    done = subprocess.run(
+        [str(python), "-v", "-c", f"import {module}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stderr
+
+
+@pytest.mark.parametrize(("minor", "mode"), [(12, "checked-hash"), (10, "unchecked-hash")])
+def test_layer_pyc_are_used_as_shipped_from_a_read_only_layer(
+    tmp_path: Path, minor: int, mode: str
+) -> None:
+    wheel = wheel_in(tmp_path, "pkg", "1.0", MODULES)
+    layer = build_layer([wheel], tmp_path / "out", options(minor, mode))
+    with zipfile.ZipFile(layer.path) as archive:
+        names = set(archive.namelist())
+        pyc = archive.read(f"python/pkg/__pycache__/mod.cpython-3{minor}.pyc")
+    assert f"python/pkg/__pycache__/__init__.cpython-3{minor}.pyc" in names
+    assert not any("legacy.cpython" in name for name in names)
+    flags = int.from_bytes(pyc[4:8], "little")  # PEP 552: bit 0 hash-based, bit 1 checked
+    assert flags == (0b11 if mode == "checked-hash" else 0b01)
+    site = extract_read_only(layer.path, tmp_path / "opt") / "python"
+    log = verbose_import(interpreter(minor).path, site, "pkg")
+    for module in ("__init__", "mod"):
+        cached = site / "pkg" / "__pycache__" / f"{module}.cpython-3{minor}.pyc"
+        assert f"code object from '{cached}'" in log
+
+
+def test_code_object_keeps_the_run_time_file_name(tmp_path: Path) -> None:
+    wheel = wheel_in(tmp_path, "pkg", "1.0", MODULES)
+    layer = build_layer([wheel], tmp_path / "out", options(12))
+    site = extract_read_only(layer.path, tmp_path / "opt") / "python"
+    python = str(interpreter(12).path)
+    script = (
+        "import marshal, sys; data = open(sys.argv[1], 'rb').read()[16:];"
+        " print(marshal.loads(data).co_filename)"
+    )
+    pyc = site / "pkg" / "__pycache__" / "mod.cpython-312.pyc"
+    done = subprocess.run([python, "-c", script, str(pyc)], capture_output=True, text=True)
+    assert done.stdout.strip() == "/opt/python/pkg/mod.py"
+
+
+def test_layer_built_twice_is_byte_identical_across_compile_batches(tmp_path: Path) -> None:
+    files = {f"many/m{i:03d}.py": f"X{i} = {{'k{i}', 'v', {i}}}\n" for i in range(450)}
+    files["many/__init__.py"] = ""
+    wheel = wheel_in(tmp_path, "many", "1.0", files)
+    first = build_layer([wheel], tmp_path / "a", options(12))
+    again = build_layer([wheel], tmp_path / "b", options(12))
+    assert first.sha256 == again.sha256
+    assert first.path.read_bytes() == again.path.read_bytes()
+    with zipfile.ZipFile(first.path) as archive:
+        assert sum(name.endswith(".cpython-312.pyc") for name in archive.namelist()) == 451
+
+
+def test_pyc_of_other_pythons_are_dropped_and_the_targets_replaced(tmp_path: Path) -> None:
+    files = {
+        **MODULES,
+        "pkg/__pycache__/mod.cpython-39.pyc": b"stale 3.9 bytecode",
+        "pkg/__pycache__/mod.cpython-312.opt-1.pyc": b"stale optimised",
+        "pkg/__pycache__/mod.cpython-312.pyc": b"shipped by the wheel",
+        "pkg/sourceless.pyc": b"a legacy sourceless module stays",
+    }
+    wheel = wheel_in(tmp_path, "pkg", "1.0", files)
+    plain = build_layer([wheel], tmp_path / "plain", LayerOptions(cache_tag="cpython-312"))
+    with zipfile.ZipFile(plain.path) as archive:
+        pycs = sorted(n for n in archive.namelist() if n.endswith(".pyc"))
+        assert archive.read("python/pkg/__pycache__/mod.cpython-312.pyc") == (
+            b"shipped by the wheel"
+        )
+    assert pycs == [
+        "python/pkg/__pycache__/mod.cpython-312.opt-1.pyc",
+        "python/pkg/__pycache__/mod.cpython-312.pyc",
+        "python/pkg/sourceless.pyc",
+    ]
+    compiled = build_layer([wheel], tmp_path / "compiled", options(12))
+    with zipfile.ZipFile(compiled.path) as archive:
+        pycs = sorted(n for n in archive.namelist() if n.endswith(".pyc"))
+        ours = archive.read("python/pkg/__pycache__/mod.cpython-312.pyc")
+    assert pycs == [
+        "python/pkg/__pycache__/__init__.cpython-312.pyc",
+        "python/pkg/__pycache__/mod.cpython-312.pyc",
+        "python/pkg/sourceless.pyc",
+    ]
+    fresh = compile_sources(
+        options(12).compiler,  # type: ignore[arg-type]
+        [Source(path="m.py", dfile="/opt/python/pkg/mod.py", data=MODULES["pkg/mod.py"].encode())],
+    )
+    assert ours == fresh["m.py"]
+
+
+def test_code_zip_gets_bytecode_and_no_interpreter_means_none(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    (code / "lib").mkdir(parents=True)
+    (code / "app.py").write_text("def handler(event, context):\n    return event\n")
+    (code / "lib" / "util.py").write_text("X = 1\n")
+    artifact = build_code_zip(code, tmp_path / "out", "api", options(12))
+    with zipfile.ZipFile(artifact.path) as archive:
+        names = archive.namelist()
+        assert all(info.compress_type == zipfile.ZIP_DEFLATED for info in archive.infolist())
+    assert names == [
+        "__pycache__/app.cpython-312.pyc",
+        "app.py",
+        "lib/__pycache__/util.cpython-312.pyc",
+        "lib/util.py",
+    ]
+    site = extract_read_only(artifact.path, tmp_path / "task")
+    log = verbose_import(interpreter(12).path, site, "app")
+    assert f"code object from '{site / '__pycache__' / 'app.cpython-312.pyc'}'" in log
+    bare = build_code_zip(code, tmp_path / "bare", "api", LayerOptions(cache_tag="cpython-312"))
+    with zipfile.ZipFile(bare.path) as archive:
+        assert archive.namelist() == ["app.py", "lib/util.py"]
+
+
+def test_pyc_path() -> None:
+    assert pyc_path("python/a/b.py", "cpython-312") == "python/a/__pycache__/b.cpython-312.pyc"
+    assert pyc_path("app.py", "cpython-311") == "__pycache__/app.cpython-311.pyc"
+
+
+def test_bytecode_config_per_project_and_function(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    config = tmp_path / "lambda-pack.toml"
+    config.write_text(
+        'bytecode = "unchecked-hash"\nexclude = ["**/tests/**"]\n'
+        '[functions.f]\nhandler = "app.handler"\ncode = "a"\ndependencies = []\n'
+        'bytecode = "none"\n'
+        '[functions.g]\nhandler = "app.handler"\ncode = "a"\ndependencies = []\n'
+    )
+    project = load_project(config)
+    assert (project.bytecode, project.exclude) == ("unchecked-hash", ("**/tests/**",))
+    modes = {spec.name: (spec.bytecode, spec.exclude) for spec in project.functions}
+    assert modes == {"f": ("none", None), "g": (None, None)}
+    config.write_text(
+        'bytecode = "timestamp"\n[functions.f]\nhandler = "app.handler"\ncode = "a"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_project(config)
+    assert caught.value.message == (
+        f"{config}: bytecode must be one of checked-hash, unchecked-hash, none, not 'timestamp'"
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path, wheelhouse: Path) -> Path:
+    fill_wheelhouse(wheelhouse)
+    return write_project(tmp_path / "project", wheelhouse)
+
+
+def _pycs(zip_path: Path) -> list[str]:
+    with zipfile.ZipFile(zip_path) as archive:
+        return sorted(name for name in archive.namelist() if name.endswith(".pyc"))
+
+
+def test_lock_records_mode_and_compiler_and_the_cache_key_has_them(project: Path) -> None:
+    built = run(project, "build", "--out", "out")
+    assert built.returncode == 0, built.stderr
+    lock = (project / "lambda-pack.lock").read_text()
+    found = re.search(r'\[bytecode\]\nmode = "checked-hash"\npython = "(3\.\d+\.\d+)"', lock)
+    assert found, lock
+    layers = sorted((project / "out" / "layers").glob("*.zip"))
+    assert all(_pycs(layer) for layer in layers)
+    none = run(project, "build", "--out", "bare", "--bytecode", "none")
+    assert none.returncode == 0, none.stderr
+    assert "bytecode setting changed" in none.stdout + none.stderr
+    assert 'mode = "none"' in (project / "lambda-pack.lock").read_text()
+    bare = sorted((project / "bare" / "layers").glob("*.zip"))
+    assert {p.name for p in bare}.isdisjoint(p.name for p in layers)
+    assert not any(_pycs(layer) for layer in bare)
+    again = run(project, "build", "--out", "again")
+    assert again.returncode == 0, again.stderr
+    rebuilt = sorted((project / "again" / "layers").glob("*.zip"))
+    assert [p.read_bytes() for p in rebuilt] == [p.read_bytes() for p in layers]
+
+
+def test_target_without_interpreter_warns_once_and_builds_without_bytecode(
+    project: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    env = {"PATH": str(empty), "PYENV_ROOT": str(empty), "HOME": str(empty)}
+    done = run(project, "build", "--out", "out", "--target", "python3.14-x86_64", env=env)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    warning = (
+        "warning: no Python 3.14 interpreter found, so python3.14-x86_64 layers and code ship"
+        " without bytecode (install Python 3.14, or pass --target-python PATH)"
+    )
+    assert output.count(warning) == 1, output
+    zips = sorted((project / "out").rglob("*.zip"))
+    assert len(zips) >= 3
+    assert not any(_pycs(path) for path in zips)
+    assert 'python = ""' in (project / "lambda-pack.lock").read_text()
+
+
+def test_read_only_layer_modes_are_normal(tmp_path: Path) -> None:
+    wheel = wheel_in(tmp_path, "pkg", "1.0", MODULES)
+    layer = build_layer([wheel], tmp_path / "out", options(12))
+    with zipfile.ZipFile(layer.path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(".pyc"):
+                assert stat.S_IMODE(info.external_attr >> 16) == 0o644
+                assert info.date_time == (1980, 1, 1, 0, 0, 0)

@@ -1,0 +1,577 @@
+"""deploy against moto's server (Lambda, S3, IAM) on loopback, through boto3 as against AWS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import make_wheel
+from projects import fill_wheelhouse, run, write_project
+from servers import proxy, proxy_url
+
+boto3 = pytest.importorskip("boto3")
+
+from pip_lambda_pack.cli import main  # noqa: E402
+from pip_lambda_pack.config import load_project  # noqa: E402
+from pip_lambda_pack.deploy import (  # noqa: E402
+    DeployOptions,
+    Outcome,
+    aws_error,
+    deploy,
+)
+from pip_lambda_pack.errors import DeployError, UserError  # noqa: E402
+from pip_lambda_pack.manifest import read_manifest  # noqa: E402
+
+ROLE = "arn:aws:iam::123456789012:role/lambda-exec"
+KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+READS = ("Get", "List", "Head")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_moto(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    server = Path(sys.executable).parent / "moto_server"
+    process = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            return process, endpoint
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("moto_server did not start")
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """Our own moto_server on a free loopback port, for this module's tests."""
+    process, endpoint = _start_moto()
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh moto (reset), boto3 pointed at it by the environment, an execution role."""
+    request = urllib.request.Request(moto_endpoint + "/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+    for key, value in {
+        **KEYS,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_LAMBDA"):
+        monkeypatch.delenv(key, raising=False)
+    boto3.client("iam", region_name="us-east-1").create_role(
+        RoleName="lambda-exec", AssumeRolePolicyDocument="{}"
+    )
+    return moto_endpoint
+
+
+class Calls:
+    """Every AWS call boto3 makes through a session, by service and operation."""
+
+    def __init__(self, session: Any) -> None:
+        self.made: list[tuple[str, str, dict[str, Any]]] = []
+        session.events.register("before-parameter-build", self._seen)
+
+    def _seen(self, event_name: str, model: Any, params: Any, **_: Any) -> None:
+        service = event_name.split(".")[1]
+        self.made.append((service, model.name, dict(params)))
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(s, op) for s, op, _ in self.made if not op.startswith(READS)]
+
+    def clear(self) -> None:
+        self.made.clear()
+
+
+def _build(root: Path) -> None:
+    code = main(["build", "--config", str(root / "lambda-pack.toml"), "-q"])
+    assert code == 0
+
+
+def _deploy(root: Path, session: Any, **options: Any) -> tuple[Outcome, list[str]]:
+    """Build, then deploy the project at ``root`` through ``session``: outcome, step lines."""
+    _build(root)
+    project = load_project(root / "lambda-pack.toml")
+    out = root / ".lambda-pack" / "build"
+    lines: list[str] = []
+    opts = DeployOptions(prefix="demo", role=ROLE, **options)
+    outcome = deploy(project, read_manifest(out), out, opts, session, lines.append)
+    return outcome, lines
+
+
+@pytest.fixture
+def session(aws: str) -> Any:
+    """boto3's default session (the S3 store uses it too), fresh for each test."""
+    boto3.setup_default_session(region_name="us-east-1")
+    return boto3.DEFAULT_SESSION
+
+
+def _project(tmp_path: Path, extra: str = "") -> Path:
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    fill_wheelhouse(wheelhouse)
+    root = write_project(tmp_path / "project", wheelhouse)
+    config = root / "lambda-pack.toml"
+    config.write_text(config.read_text() + extra)
+    return root
+
+
+def _config(name: str) -> dict[str, Any]:
+    got: dict[str, Any] = boto3.client("lambda").get_function(FunctionName=name)
+    return got
+
+
+def _layer_versions(name: str) -> list[int]:
+    versions = boto3.client("lambda").list_layer_versions(LayerName=name)["LayerVersions"]
+    return sorted(v["Version"] for v in versions)
+
+
+def _layer_sha(arn: str) -> str:
+    """The CodeSha256 of a layer version (moto's GetLayerVersionByArn fails: by name)."""
+    name, version = arn.split(":")[-2], int(arn.split(":")[-1])
+    got = boto3.client("lambda").get_layer_version(LayerName=name, VersionNumber=version)
+    return str(got["Content"]["CodeSha256"])
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+SETTINGS = """
+[functions.hello.environment]
+GREETING = "hi"
+[functions.hello.tags]
+team = "web"
+"""
+
+
+def test_first_deploy_creates_layers_and_functions_in_merge_order(
+    tmp_path: Path, session: Any
+) -> None:
+    root = _project(tmp_path, SETTINGS)
+    text = (
+        (root / "lambda-pack.toml")
+        .read_text()
+        .replace(
+            'requirements = "requirements.txt"\n',
+            'requirements = "requirements.txt"\nmemory = 256\ntimeout = 30\n'
+            'ephemeral-storage-mb = 1024\ndescription = "says hello"\n',
+            1,
+        )
+    )
+    (root / "lambda-pack.toml").write_text(text)
+    calls = Calls(session)
+    outcome, lines = _deploy(root, session)
+    manifest = read_manifest(root / ".lambda-pack" / "build")
+    assert outcome.functions == {"hello": "created", "other": "created"}
+    for key, entry in manifest.functions.items():
+        got = _config(f"demo-{key}")
+        config = got["Configuration"]
+        layer_arns = [layer["Arn"] for layer in config["Layers"]]
+        assert [arn.split(":")[-2] for arn in layer_arns] == [
+            f"demo-{layer.sha256[:12]}" for layer in entry.layers
+        ]
+        for arn, layer in zip(layer_arns, entry.layers, strict=True):
+            assert _layer_sha(arn) == _b64(layer.sha256)
+        assert config["CodeSha256"] == _b64(entry.code.sha256)
+        assert (config["Handler"], config["Runtime"]) == ("app.handler", manifest_runtime())
+        assert config["Architectures"] == ["x86_64"]
+        assert config["Role"] == ROLE
+    hello = _config("demo-hello")
+    assert hello["Configuration"]["MemorySize"] == 256
+    assert hello["Configuration"]["Timeout"] == 30
+    assert hello["Configuration"]["EphemeralStorage"] == {"Size": 1024}
+    assert hello["Configuration"]["Description"] == "says hello"
+    assert hello["Configuration"]["Environment"] == {"Variables": {"GREETING": "hi"}}
+    assert hello["Tags"] == {"team": "web"}
+    assert _config("demo-other")["Configuration"]["MemorySize"] == 128  # Lambda's default
+    distinct = {layer.sha256 for e in manifest.functions.values() for layer in e.layers}
+    publishes = [op for s, op in calls.writes() if op == "PublishLayerVersion"]
+    assert len(publishes) == len(distinct)  # each distinct layer exactly once
+    assert sorted(calls.writes()) == sorted(
+        [("lambda", "PublishLayerVersion")] * len(distinct) + [("lambda", "CreateFunction")] * 2
+    )
+    assert "function demo-hello: created" in "\n".join(lines)
+
+
+def manifest_runtime() -> str:
+    return "python%d.%d" % sys.version_info[:2]
+
+
+def test_unchanged_redeploy_makes_no_write_call(tmp_path: Path, session: Any) -> None:
+    root = _project(tmp_path, SETTINGS)
+    _deploy(root, session)
+    layer_names = sorted(
+        f"demo-{layer.sha256[:12]}"
+        for e in read_manifest(root / ".lambda-pack" / "build").functions.values()
+        for layer in e.layers
+    )
+    calls = Calls(session)
+    outcome, lines = _deploy(root, session)
+    assert calls.writes() == []
+    assert calls.made  # it did look
+    assert outcome.calls == ()
+    assert outcome.functions == {"hello": "unchanged", "other": "unchanged"}
+    assert (
+        outcome.summary() == "no changes: 2 functions and 2 layers already deployed (0 write calls)"
+    )
+    assert lines == []
+    assert [_layer_versions(name) for name in layer_names] == [[1]] * len(layer_names)
+
+
+def test_changed_requirements_move_only_that_function(tmp_path: Path, session: Any) -> None:
+    root = _project(tmp_path)
+    _deploy(root, session)
+    before = _config("demo-hello")["Configuration"]
+    make_wheel(tmp_path / "wheels", "extra", "1.0")
+    config = root / "lambda-pack.toml"
+    config.write_text(config.read_text().replace('["tiny"]', '["tiny", "extra"]'))
+    calls = Calls(session)
+    outcome, _ = _deploy(root, session)
+    assert outcome.functions == {"hello": "unchanged", "other": "updated"}
+    touched = {p.get("FunctionName") for s, op, p in calls.made if not op.startswith(READS)}
+    assert touched == {None, "demo-other"}  # None: the new layer
+    assert calls.writes() == [
+        ("lambda", "PublishLayerVersion"),
+        ("lambda", "UpdateFunctionConfiguration"),
+    ]
+    entry = read_manifest(root / ".lambda-pack" / "build").functions["other"]
+    assert [x.wheels for x in entry.layers] == [("extra==1.0",), ("tiny==0.1",)]
+    layers = _config("demo-other")["Configuration"]["Layers"]
+    assert [x["Arn"].split(":")[-2] for x in layers] == [
+        f"demo-{x.sha256[:12]}" for x in entry.layers
+    ]
+    after = _config("demo-hello")["Configuration"]
+    assert (after["LastModified"], after["Layers"]) == (before["LastModified"], before["Layers"])
+
+
+def test_changed_code_updates_only_the_code(tmp_path: Path, session: Any) -> None:
+    root = _project(tmp_path)
+    _deploy(root, session)
+    (root / "other" / "app.py").write_text("def handler(event, context):\n    return 2\n")
+    calls = Calls(session)
+    _, lines = _deploy(root, session)
+    assert calls.writes() == [("lambda", "UpdateFunctionCode")]
+    assert lines == [lines[0]] and lines[0].startswith("function demo-other: code updated")
+    code = read_manifest(root / ".lambda-pack" / "build").functions["other"].code
+    assert _config("demo-other")["Configuration"]["CodeSha256"] == _b64(code.sha256)
+
+
+def test_publish_makes_a_version_once(tmp_path: Path, session: Any) -> None:
+    root = _project(tmp_path)
+    _deploy(root, session, publish=True)
+    versions = boto3.client("lambda").list_versions_by_function(FunctionName="demo-hello")
+    assert [v["Version"] for v in versions["Versions"]] == ["$LATEST", "1"]
+    calls = Calls(session)
+    _deploy(root, session, publish=True)
+    assert calls.writes() == []
+
+
+def test_dry_run_prints_the_calls_and_makes_none(tmp_path: Path, session: Any) -> None:
+    root = _project(tmp_path)
+    calls = Calls(session)
+    outcome, lines = _deploy(root, session, dry_run=True)
+    assert calls.writes() == []
+    assert len(lines) == len(outcome.calls) == 4  # two layers, two functions
+    create = next(line for line in lines if "CreateFunction" in line)
+    assert create.startswith("would call lambda.CreateFunction(FunctionName='demo-hello', ")
+    assert ":new" in create and "Role='" + ROLE + "'" in create
+    with pytest.raises(Exception, match="ResourceNotFoundException"):
+        boto3.client("lambda").get_function(FunctionName="demo-hello")
+
+
+def _big_wheel(wheelhouse: Path) -> None:
+    data = random.Random(7).randbytes(52 * 1000 * 1000)  # incompressible: a 52 MB zip
+    make_wheel(wheelhouse, "bigdata", "1.0", files={"bigdata/blob.bin": data})
+
+
+@pytest.mark.slow
+def test_layer_over_50_mb_goes_through_s3_once(tmp_path: Path, session: Any) -> None:
+    root = _project(tmp_path)
+    _big_wheel(tmp_path / "wheels")
+    config = root / "lambda-pack.toml"
+    config.write_text(config.read_text().replace('["tiny"]', '["tiny", "bigdata"]'))
+    with pytest.raises(UserError, match="over Lambda's 50.0 MB direct upload") as info:
+        _deploy(root, session)
+    assert "--s3-bucket" in info.value.tip
+    boto3.client("s3").create_bucket(Bucket="deploy-zips")
+    calls = Calls(session)
+    _deploy(root, session, s3_bucket="deploy-zips")
+    manifest = read_manifest(root / ".lambda-pack" / "build")
+    big = max((x for e in manifest.functions.values() for x in e.layers), key=lambda x: x.size)
+    assert big.size > 50 * 1000 * 1000
+    assert calls.writes().count(("s3", "PutObject")) == 1
+    key = f"lambda-pack/sha256/{big.sha256}.zip"
+    head = boto3.client("s3").head_object(Bucket="deploy-zips", Key=key)
+    assert head["ContentLength"] == big.size
+    arn = next(
+        x["Arn"]
+        for x in _config("demo-other")["Configuration"]["Layers"]
+        if big.sha256[:12] in x["Arn"]
+    )
+    assert _layer_sha(arn) == _b64(big.sha256)
+    calls.clear()
+    _deploy(root, session, s3_bucket="deploy-zips")
+    assert calls.writes() == []
+
+
+def test_shim_delivered_function_runs_from_its_store(tmp_path: Path, session: Any) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="shim-store")
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    store = f"s3://shim-store/tasks?endpoint_url={endpoint}&region=us-east-1"
+    root = _project(tmp_path)
+    config = root / "lambda-pack.toml"
+    text = config.read_text().replace(
+        'requirements = "requirements.txt"\n',
+        'requirements = "requirements.txt"\ndelivery = "shim"\nenvironment = { GREETING = "hi" }\n',
+    )
+    config.write_text(f'store = "{store}"\n' + text)
+    outcome, _ = _deploy(root, session)
+    assert outcome.functions == {"hello": "created", "other": "created"}
+    hello = _config("demo-hello")["Configuration"]
+    assert hello["Handler"] == "pip_lambda_pack.wrapper.handler"
+    variables = hello["Environment"]["Variables"]
+    assert variables["LAMBDA_PACK_STORE"] == store
+    assert variables["LAMBDA_PACK_TASK"] == "hello"
+    assert variables["GREETING"] == "hi"
+    [bootstrap] = hello["Layers"]
+    zips = sorted((root / ".lambda-pack" / "build" / "bootstrap").glob("*.zip"))
+    assert len(zips) == 1
+    assert _layer_sha(bootstrap["Arn"]) == _b64(zips[0].stem)
+    # moto cannot run handlers without Docker: run the wrapper from the bootstrap layer here,
+    # with the function's variables and an empty cache, against the same store.
+    opt = tmp_path / "opt"
+    with zipfile.ZipFile(zips[0]) as archive:
+        assert sorted(archive.namelist())[0] == "python/pip_lambda_pack/__init__.py"
+        archive.extractall(opt)
+    result = _run_wrapper(opt, variables, tmp_path / "tmp-cache", {"name": "moto"})
+    assert result == {
+        "message": "[1.0] hello moto",
+        "greet": "1.0",
+        "colors": "1.0",
+        "function": "demo-hello",
+    }
+    assert sorted((tmp_path / "tmp-cache").iterdir())  # fetched into the empty cache
+    calls = Calls(session)
+    _deploy(root, session)
+    assert calls.writes() == []  # the store too: it shares boto3's default session
+
+
+def _run_wrapper(opt: Path, variables: dict[str, str], cache: Path, event: object) -> Any:
+    script = (
+        "import json, sys, types\n"
+        f"sys.path[:0] = [{str(opt / 'python')!r}]\n"
+        "from pip_lambda_pack.wrapper import handler\n"
+        "context = types.SimpleNamespace(function_name='demo-hello')\n"
+        "print(json.dumps(handler(json.loads(sys.argv[1]), context)))\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        **KEYS,
+        **variables,
+        "LAMBDA_PACK_CACHE": str(cache),
+    }
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script, json.dumps(event)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=opt,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_cli_deploy_of_examples_style_project_and_errors(tmp_path: Path, aws: str) -> None:
+    root = _project(tmp_path)
+    env = {**KEYS, "AWS_ENDPOINT_URL": aws, "AWS_REGION": "us-east-1"}
+    done = run(root, "deploy", "--prefix", "demo", env=env)
+    assert done.returncode == 2
+    assert "ERROR: function demo-hello does not exist yet and no role is set for it" in done.stderr
+    assert "TIP: pass --role ARN" in done.stderr
+    done = run(root, "deploy", "--prefix", "demo", "--role", ROLE, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["functions"]["hello"]["action"] == "created"
+    assert data["functions"]["hello"]["arn"].endswith(":function:demo-hello")
+    assert data["writes"] == 4
+    done = run(root, "deploy", "--prefix", "demo", "--role", ROLE, env=env)
+    assert done.returncode == 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "no changes: 2 functions and 2 layers already deployed (0 write calls)"
+    )
+
+
+def test_missing_role_no_region_no_credentials(tmp_path: Path, aws: str) -> None:
+    root = _project(tmp_path)
+    base = {"AWS_ENDPOINT_URL": aws, "AWS_REGION": "us-east-1", **KEYS}
+    missing = "arn:aws:iam::123456789012:role/nope"
+    done = run(root, "deploy", "--role", missing, env=base)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-2:] == [
+        f"ERROR: the role {missing} does not exist",
+        "TIP: create it (with a trust policy for lambda.amazonaws.com) or fix role/--role",
+    ]
+    home = tmp_path / "home"  # no ~/.aws
+    no_region = {**base, "AWS_REGION": "", "HOME": str(home), "AWS_CONFIG_FILE": str(home / "c")}
+    done = run(root, "deploy", "--role", ROLE, env=no_region)
+    assert done.returncode == 2
+    assert "ERROR: no AWS region is set" in done.stderr and "TIP: pass --region" in done.stderr
+    no_keys = {
+        "AWS_ENDPOINT_URL": aws,
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "HOME": str(home),
+        "AWS_CONFIG_FILE": str(home / "c"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "k"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = run(root, "deploy", "--role", ROLE, "--region", "us-east-1", env=no_keys)
+    assert done.returncode == 2
+    assert "ERROR: no AWS credentials found" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert boto3.client("lambda").list_functions()["Functions"] == []
+
+
+def test_access_denied_is_a_user_error(tmp_path: Path) -> None:
+    process, endpoint = _start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        root = _project(tmp_path)
+        env = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", **KEYS}
+        done = run(root, "deploy", "--role", ROLE, env=env)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert done.returncode == 2, done.stderr
+    error, tip = done.stderr.strip().splitlines()[-2:]
+    assert error.startswith("ERROR: AWS denied lambda.")
+    assert tip.startswith("TIP: check AWS_PROFILE")
+
+
+def _throttle(path_part: str) -> Any:
+    def fault(handler: Any, method: str) -> bool:
+        if method != "PUT" or not handler.path.endswith(path_part):
+            return False
+        length = int(handler.headers.get("Content-Length") or 0)
+        handler.rfile.read(length)
+        body = json.dumps({"message": "Rate exceeded"}).encode()
+        handler.send_response(429)
+        handler.send_header("x-amzn-ErrorType", "TooManyRequestsException")
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        return True
+
+    return fault
+
+
+def test_throttled_code_update_leaves_the_function_as_it_was(
+    tmp_path: Path, session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path)
+    _deploy(root, session)
+    before = _config("demo-other")["Configuration"]
+    (root / "other" / "app.py").write_text("def handler(event, context):\n    return 3\n")
+    make_wheel(tmp_path / "wheels", "extra", "1.0")
+    config = root / "lambda-pack.toml"
+    config.write_text(config.read_text().replace('["tiny"]', '["tiny", "extra"]'))
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    with proxy(endpoint, _throttle("/code")) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy_url(server, ""))
+        boto3.setup_default_session(region_name="us-east-1")
+        with pytest.raises(DeployError) as info:
+            _deploy(root, boto3.DEFAULT_SESSION)
+        codes = [r for r in server.requests if r.startswith("PUT") and r.endswith("/code")]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    assert len(codes) == 2  # boto3's standard retry mode tried again
+    assert info.value.message.startswith("AWS throttled lambda.UpdateFunctionCode (demo-other)")
+    assert info.value.message.endswith("(demo-other left as it was)")
+    assert "deploy again" in info.value.tip
+    after = _config("demo-other")["Configuration"]
+    assert after["Layers"] == before["Layers"]  # the configuration was put back
+    assert after["CodeSha256"] == before["CodeSha256"]
+
+
+def _client_error(code: str, message: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message}}, "PublishLayerVersion")
+
+
+def test_aws_errors_become_one_error_and_one_tip() -> None:
+    quota = aws_error(
+        _client_error("CodeStorageExceededException", "Code storage limit exceeded."),
+        "lambda.PublishLayerVersion",
+        "demo-0123",
+    )
+    assert isinstance(quota, UserError)
+    assert quota.message.startswith("Lambda's code storage quota (75 GB) is full")
+    assert "delete old function and layer versions" in quota.tip
+    layers = aws_error(
+        _client_error("InvalidParameterValueException", "Cannot reference more than 5 layers."),
+        "lambda.UpdateFunctionConfiguration",
+        "demo-x",
+    )
+    assert isinstance(layers, UserError) and 'delivery = "shim"' in layers.tip
+    throttled = aws_error(
+        _client_error("TooManyRequestsException", "Rate exceeded"), "lambda.CreateFunction", "f"
+    )
+    assert isinstance(throttled, DeployError) and throttled.exit_code == 1
+
+
+def test_shim_delivery_plans_within_tmp_and_makes_the_lock_stale(tmp_path: Path) -> None:
+    from pip_lambda_pack.pipeline import plan_params, shim_size_limit
+
+    root = _project(tmp_path)
+    assert run(root, "lock", "-q").returncode == 0
+    config = root / "lambda-pack.toml"
+    config.write_text(
+        config.read_text().replace(
+            'code = "hello"\n', 'code = "hello"\ndelivery = "shim"\nephemeral-storage-mb = 2048\n'
+        )
+    )
+    params = plan_params(load_project(config))
+    assert (params.layers_for("hello"), params.size_for("hello")) == (64, shim_size_limit(2048))
+    assert shim_size_limit(2048) == int(2048 * 0.9 * 2**20) - 64 * 2**20
+    assert (params.layers_for("other"), params.size_for("other")) == (5, 250 * 2**20)
+    done = run(root, "check")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == (
+        "lambda-pack.lock is stale: delivery or ephemeral-storage-mb of function hello changed"
+    )

@@ -1,0 +1,54 @@
+"""pip's --only-binary / --no-binary / --prefer-binary / --trusted-host in requirements files,
+end to end through the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import make_sdist, make_wheel
+from projects import HOST_TARGET, run
+
+
+def _project(root: Path, wheelhouse: Path, requirements: str) -> Path:
+    (root / "fn").mkdir(parents=True)
+    (root / "fn" / "app.py").write_text("def handler(event, context):\n    return event\n")
+    (root / "requirements.txt").write_text(requirements)
+    (root / "lambda-pack.toml").write_text(
+        f'target = "{HOST_TARGET}"\nno-index = true\nfind-links = ["{wheelhouse}"]\n'
+        '[functions.fn]\nhandler = "app.handler"\ncode = "fn"\n'
+        'requirements = "requirements.txt"\n'
+    )
+    return root
+
+
+def test_only_binary_all_refuses_an_sdist_build(tmp_path: Path, wheelhouse: Path) -> None:
+    make_sdist(wheelhouse, "purepkg", "1.0")
+    root = _project(tmp_path / "p", wheelhouse, "--only-binary :all:\npurepkg\n")
+    result = run(root, "lock")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-2:] == [
+        f"ERROR: no file of purepkg fits {HOST_TARGET} (newest: purepkg-1.0.tar.gz, an sdist, "
+        "and --only-binary forbids building purepkg)",
+        "TIP: take purepkg out of --only-binary to build it from its sdist, "
+        f"or put a wheel built for {HOST_TARGET} in --find-links",
+    ]
+    assert not (root / "lambda-pack.lock").exists()
+
+
+def test_a_passed_over_sdist_release_is_a_warning(tmp_path: Path, wheelhouse: Path) -> None:
+    make_wheel(wheelhouse, "lib", "1.0")
+    make_sdist(wheelhouse, "lib", "2.0")
+    root = _project(tmp_path / "p", wheelhouse, "lib\n")
+    warning = (
+        f"warning: pinned lib 1.0, not 2.0: lib 2.0 has no wheel for {HOST_TARGET}, only an "
+        "sdist; to build it, require lib==2.0 or add --no-binary lib to the requirements "
+        "(--prefer-binary: keep 1.0 without this warning)"
+    )
+    for flags in ((), ("-v",)):
+        result = run(root, "lock", *flags)
+        assert result.returncode == 0, result.stderr
+        assert (result.stdout + result.stderr).count(warning) == 1, result.stderr
+    (root / "requirements.txt").write_text("--prefer-binary\nlib\n")
+    quiet = run(root, "lock")
+    assert quiet.returncode == 0 and "warning" not in quiet.stdout + quiet.stderr
+    assert 'version = "1.0"' in (root / "lambda-pack.lock").read_text()

@@ -1,0 +1,287 @@
+"""``serve`` through boto3: the Lambda API's shapes, warm environments, errors and faults.
+
+One service for the module (a real process on a free port) over a pushed two-function
+project; the other functions are made through CreateFunction, as a client would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from projects import fill_wheelhouse, run, write_project
+from serving import Served, create, serve, store_listing
+
+pytest.importorskip("aiohttp")
+
+FAULTS = """\
+import os, sys, time
+
+def handler(event, context):
+    what = event.get("do")
+    if what == "sleep":
+        time.sleep(event["s"])
+    if what == "forever":
+        while True:
+            time.sleep(1)
+    if what == "exit":
+        os._exit(3)
+    if what == "raise":
+        raise ValueError("no good: " + event.get("why", ""))
+    if what == "print":
+        print("hello from the handler")
+        print("to stderr", file=sys.stderr)
+    if what == "pidfile":
+        open(event["path"], "w").write(str(os.getpid()))
+        time.sleep(30)
+    if what == "append":
+        with open(event["path"], "a") as out:
+            out.write("x\\n")
+        raise RuntimeError("fail on purpose")
+    if what == "big":
+        return "x" * (7 * 1024 * 1024)
+    return {"pid": os.getpid(), "event": event, "remaining": context.get_remaining_time_in_millis()}
+"""
+ENVIRON = """\
+import os
+
+def handler(event, context):
+    return {k: v for k, v in os.environ.items()}
+"""
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("serve")
+    (base / "wheelhouse").mkdir()
+    fill_wheelhouse(base / "wheelhouse")
+    project = write_project(base / "project", base / "wheelhouse")
+    done = run(project, "push")
+    assert done.returncode == 0, done.stderr
+    return project
+
+
+@pytest.fixture(scope="module")
+def service(root: Path) -> Iterator[Served]:
+    wheelhouse = str(root.parent / "wheelhouse")
+    args = ["--no-index", "-f", wheelhouse, "--max-concurrency", "4", "--queue", "8"]
+    with serve(root, *args, env={"AWS_SECRET_ACCESS_KEY": "store-secret"}) as served:
+        client = served.client()
+        create(client, "faults", FAULTS, ["tiny"], Timeout=1)
+        create(
+            client,
+            "environ",
+            ENVIRON,
+            MemorySize=256,
+            Environment={"Variables": {"GREETING": "hi"}},
+        )
+        yield served
+
+
+@pytest.fixture(scope="module")
+def client(service: Served) -> Any:
+    return service.client()
+
+
+def call(client: Any, name: str, event: object, **extra: Any) -> tuple[dict[str, Any], Any]:
+    response = client.invoke(FunctionName=name, Payload=json.dumps(event).encode(), **extra)
+    return response, json.loads(response["Payload"].read())
+
+
+def log_of(response: dict[str, Any]) -> str:
+    return base64.b64decode(response["LogResult"]).decode()
+
+
+def test_list_and_get_functions(client: Any) -> None:
+    names = [f["FunctionName"] for f in client.list_functions()["Functions"]]
+    assert names == ["environ", "faults", "hello", "other"]
+    first = client.list_functions(MaxItems=3)
+    assert [f["FunctionName"] for f in first["Functions"]] == ["environ", "faults", "hello"]
+    rest = client.list_functions(MaxItems=3, Marker=first["NextMarker"])
+    assert [f["FunctionName"] for f in rest["Functions"]] == ["other"]
+    assert "NextMarker" not in rest
+    config = client.get_function(FunctionName="hello")["Configuration"]
+    assert config["Handler"] == "app.handler"
+    assert config["State"] == "Active"
+    assert config["Runtime"] == "python%d.%d" % sys.version_info[:2]
+    assert len(config["Layers"]) >= 1
+    assert all(":layer:sha256-" in layer["Arn"] for layer in config["Layers"])
+    same = client.get_function_configuration(FunctionName="hello")
+    assert same["CodeSha256"] == config["CodeSha256"]
+    assert same["FunctionArn"].endswith(":function:hello")
+
+
+def test_invoke_cold_then_warm_with_tail(client: Any) -> None:
+    response, body = call(client, "hello", {"name": "serve"}, LogType="Tail")
+    assert body == {
+        "message": "[1.0] hello serve",
+        "greet": "1.0",
+        "colors": "1.0",
+        "function": "hello",
+    }
+    assert response["StatusCode"] == 200
+    assert response["ExecutedVersion"] == "$LATEST"
+    first = log_of(response)
+    assert first.startswith("START RequestId: ")
+    report = first.splitlines()[-1]
+    assert report.startswith("REPORT RequestId: ")
+    assert "Init Duration: " in report and "Layers Missed: " in report
+    memory = int(report.split("Max Memory Used: ")[1].split(" MB")[0])
+    assert memory > 5
+    again, _ = call(client, "hello", {"name": "again"}, LogType="Tail")
+    assert "Init Duration" not in log_of(again)
+
+
+def test_warm_environment_is_reused(client: Any) -> None:
+    pids = {call(client, "faults", {})[1]["pid"] for _ in range(5)}
+    assert len(pids) == 1
+
+
+def test_handler_output_is_in_the_tail(client: Any) -> None:
+    response, _ = call(client, "faults", {"do": "print"}, LogType="Tail")
+    lines = log_of(response).splitlines()
+    assert lines[1:3] == ["hello from the handler", "to stderr"]
+    assert lines[3].startswith("END RequestId: ")
+
+
+def test_function_error_has_lambdas_shape(client: Any) -> None:
+    response, body = call(client, "faults", {"do": "raise", "why": "test"})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "ValueError"
+    assert body["errorMessage"] == "no good: test"
+    assert any("app.py" in frame for frame in body["stackTrace"])
+
+
+def test_environment_variables(client: Any) -> None:
+    _, env = call(client, "environ", {})
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "environ"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/environ"
+    assert env["_HANDLER"] == "app.handler"
+    assert env["AWS_REGION"] == "us-east-1"
+    assert env["GREETING"] == "hi"
+    assert Path(env["LAMBDA_TASK_ROOT"], "app.py").is_file()
+    assert not [k for k in env if k.startswith("LAMBDA_PACK_")]
+    assert "store-secret" not in json.dumps(env)
+
+
+def test_event_and_dry_run(client: Any, tmp_path: Path) -> None:
+    dry = client.invoke(FunctionName="faults", InvocationType="DryRun")
+    assert dry["StatusCode"] == 204
+    marker = tmp_path / "calls"
+    event = client.invoke(
+        FunctionName="faults",
+        InvocationType="Event",
+        Payload=json.dumps({"do": "append", "path": str(marker)}).encode(),
+    )
+    assert event["StatusCode"] == 202
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not marker.exists() or len(marker.read_text()) < 6):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert marker.read_text() == "x\nx\nx\n"  # the call and Lambda's two retries
+
+
+def test_timeout_kills_the_environment(client: Any) -> None:
+    response, body = call(client, "faults", {"do": "forever"})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    _, fine = call(client, "faults", {"n": 1})
+    assert fine["event"] == {"n": 1}
+
+
+def test_os_exit_fails_that_call_only(client: Any) -> None:
+    response, body = call(client, "faults", {"do": "exit"})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ExitError"
+    assert "exit status 3" in body["errorMessage"]
+    assert call(client, "faults", {"n": 2})[1]["event"] == {"n": 2}
+
+
+def test_environment_killed_mid_invocation(client: Any, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(call, client, "faults", {"do": "pidfile", "path": str(pidfile)})
+        deadline = time.monotonic() + 20
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        _, body = future.result(30)
+    assert body["errorType"] == "Runtime.ExitError"
+    assert "signal: kill" in body["errorMessage"]
+    assert call(client, "faults", {"n": 3})[1]["event"] == {"n": 3}
+
+
+def test_response_over_6mb_is_an_error(client: Any) -> None:
+    response, body = call(client, "faults", {"do": "big"})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Function.ResponseSizeTooLarge"
+
+
+def test_bad_invocations(client: Any, root: Path) -> None:
+    before = store_listing(root / ".lambda-pack" / "store")
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="hello", Payload=b"{not json")
+    assert _error(caught) == ("InvalidRequestContentException", 400)
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="nope", Payload=b"{}")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="hello", Qualifier="7", Payload=b"{}")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="hello", Payload=b'"' + b"x" * (6 * 1024 * 1024) + b'"')
+    assert _error(caught) == ("RequestTooLargeException", 413)
+    with pytest.raises(ClientError) as caught:
+        client.get_function(FunctionName="nope")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    assert store_listing(root / ".lambda-pack" / "store") == before
+
+
+def test_concurrency_cap_queue_then_429(service: Served) -> None:
+    client = service.client(timeout=120)
+
+    def one(i: int) -> str:
+        try:
+            _, body = call(client, "faults", {"do": "sleep", "s": 0.3})
+        except ClientError as exc:
+            return str(exc.response["Error"]["Code"])
+        return str(body["pid"])
+
+    with ThreadPoolExecutor(64) as pool:
+        results = list(pool.map(one, range(64)))
+    throttled = results.count("TooManyRequestsException")
+    pids = {r for r in results if r.isdigit()}
+    assert throttled > 0
+    assert throttled + sum(r.isdigit() for r in results) == 64
+    assert 1 <= len(pids) <= 4, service.output()[-3000:]
+    text = urllib.request.urlopen(service.url + "/metrics").read().decode()
+    assert 'lambda_pack_throttles_total{function="faults"}' in text
+
+
+def test_metrics(service: Served, client: Any) -> None:
+    call(client, "other", {"x": 1})
+    text = urllib.request.urlopen(service.url + "/metrics").read().decode()
+    assert 'lambda_pack_invocations_total{function="other"}' in text
+    assert 'lambda_pack_cold_starts_total{function="other"} 1.0' in text
+    assert 'lambda_pack_duration_seconds_bucket{function="other",le="+Inf"}' in text
+    assert "lambda_pack_fetched_bytes_total" in text
+
+
+def _error(caught: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
+    response = caught.value.response
+    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
