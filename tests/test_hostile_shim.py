@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from hostile import (
+    APP,
     SECRET,
     SHIM,
     can_mount,
@@ -159,12 +160,19 @@ def test_declared_unpacked_size_bounds_a_layer(tmp_path: Path) -> None:
     )
 
 
-def test_cache_cap_bounds_a_code_zip(tmp_path: Path) -> None:
-    big = code_zip([("zeros.bin", bytes(1 << 20))])
-    cap = {"LAMBDA_PACK_CACHE_MAX_BYTES": "100000"}
-    _refused(tmp_path, big, "more than 100000, the cache cap", env=cap)
-    store, cache = tmp_path / "store", tmp_path / "cache2"  # the same through the option
-    failed(run_shim(store, cache, "--cache-max-bytes", "100000"), 2, "the cache cap")
+def test_what_a_code_zip_unpacks_to_counts_against_the_cap(tmp_path: Path) -> None:
+    """A code zip declares no unpacked size; it runs, its size is recorded as written and
+    the cap evicts it once nobody uses it."""
+    store, cache = tmp_path / "store", tmp_path / "cache"
+    task = publish(store, code_zip([("zeros.bin", bytes(1 << 20))]))
+    done = run_shim(store, cache, "--cache-max-bytes", "100000")
+    assert done.returncode == 0, done.stderr
+    used = cache / f"{task.code.sha256}.used"
+    assert int(used.read_text()) == (1 << 20) + len(APP)
+    other = publish(store, code_zip([("b.txt", b"b")]), name="other")
+    assert run_shim(store, cache, "--cache-max-bytes", "100000", name="other").returncode == 0
+    assert not (cache / task.code.sha256).exists()  # evicted: over the cap, not in use
+    assert (cache / other.code.sha256 / VERIFIED).exists()
 
 
 def test_a_lying_central_directory_stops_at_the_declared_size(tmp_path: Path) -> None:

@@ -520,12 +520,13 @@ class Cache:
             os.unlink(download)
             shutil.rmtree(unpacked, ignore_errors=True)
 
-    def _limit(self, blob: BlobRef | TaskLayer) -> Limit:
-        """The most a blob may unpack to: a layer's declared size, else the cache cap."""
+    @staticmethod
+    def _limit(blob: BlobRef | TaskLayer) -> Limit:
+        """The most a blob may unpack to: a layer's declared size. A code zip declares none
+        (lambda-pack-task/1 has no field for it): each entry stops at its own declared size,
+        and what it unpacks to counts against the cap like any blob."""
         if isinstance(blob, TaskLayer):
             return Limit(blob.unzipped_size, "the unzipped_size its task manifest declares")
-        if self.max_bytes is not None:
-            return Limit(self.max_bytes, "the cache cap")
         return Limit(None, "")
 
     def _touch(self, digest: str, final: Path) -> None:
