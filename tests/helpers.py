@@ -84,11 +84,14 @@ def make_wheel(
 
 # A PEP 517 backend kept inside the sdist, so building it needs nothing from an index.
 _IN_TREE_BACKEND = """
-import base64, hashlib, os, zipfile
+import base64, hashlib, os, platform, sys, zipfile
 
 NAME, VERSION, REQUIRES, PURE = {name!r}, {version!r}, {requires!r}, {pure!r}
+REQUIRES_PYTHON, SHARED_OBJECT = {requires_python!r}, {shared_object!r}
+{build_time}
 DIST = NAME.replace("-", "_")
-TAG = "py3-none-any" if PURE else "cp312-cp312-linux_x86_64"
+PY = "cp%d%d" % sys.version_info[:2]  # the interpreter that builds it decides the tag
+TAG = "py3-none-any" if PURE else "%s-%s-linux_%s" % (PY, PY, platform.machine())
 
 
 def get_requires_for_build_wheel(config_settings=None):
@@ -97,6 +100,8 @@ def get_requires_for_build_wheel(config_settings=None):
 
 def _metadata():
     lines = ["Metadata-Version: 2.1", "Name: " + NAME, "Version: " + VERSION]
+    if REQUIRES_PYTHON:
+        lines.append("Requires-Python: " + REQUIRES_PYTHON)
     lines += ["Requires-Dist: " + r for r in REQUIRES]
     return "\\n".join(lines) + "\\n\\n"
 
@@ -107,10 +112,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
              info + "/WHEEL": "Wheel-Version: 1.0\\nRoot-Is-Purelib: %s\\nTag: %s\\n" % (
                  "true" if PURE else "false", TAG)}}
     if not PURE:
-        files[DIST + "/_speedups.so"] = "not really a shared object"
+        files[DIST + "/_speedups.so"] = base64.b64decode(SHARED_OBJECT or "bm90IGVsZg==")
     record = []
     for path, text in files.items():
-        data = text.encode()
+        data = text if isinstance(text, bytes) else text.encode()
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
         record.append("%s,sha256=%s,%d" % (path, digest, len(data)))
     record.append(info + "/RECORD,,")
@@ -130,8 +135,18 @@ def make_sdist(
     *,
     requires: Sequence[str] = (),
     pure: bool = True,
+    requires_python: str | None = None,
+    build_time: str = "",
+    shared_object: bytes = b"",
+    files: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``name-version.tar.gz`` whose in-tree backend builds a pure (or not) wheel."""
+    """Write ``name-version.tar.gz`` whose in-tree backend builds a pure (or not) wheel.
+
+    ``build_time`` is code the backend runs when it is imported, as a ``setup.py`` would
+    (``if sys.version_info < (3, 11): REQUIRES = REQUIRES + ["tomli"]``); the wheel's
+    tag names the interpreter that built it; ``shared_object`` is the ``.so`` a non-pure
+    build ships (default: bytes that are no ELF file); ``files`` are more sdist members.
+    """
     dist = canonicalize_name(name).replace("-", "_")
     root = f"{dist}-{version}"
     members = {
@@ -139,9 +154,16 @@ def make_sdist(
             '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
         ),
         f"{root}/backend.py": _IN_TREE_BACKEND.format(
-            name=name, version=version, requires=list(requires), pure=pure
+            name=name,
+            version=version,
+            requires=list(requires),
+            pure=pure,
+            requires_python=requires_python,
+            shared_object=base64.b64encode(shared_object).decode(),
+            build_time=build_time,
         ),
-        f"{root}/PKG-INFO": metadata_text(name, version, requires),
+        f"{root}/PKG-INFO": metadata_text(name, version, requires, requires_python),
+        **{f"{root}/{path}": text for path, text in (files or {}).items()},
     }
     path = Path(directory) / f"{root}.tar.gz"
     with tarfile.open(path, "w:gz") as archive:

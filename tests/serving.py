@@ -150,9 +150,13 @@ def store_listing(root: Path) -> dict[str, bytes]:
     found = {}
     for path in sorted(root.rglob("*")):
         data = path.read_bytes() if path.is_file() else b""
-        if path.is_file() and path.name != "lambda-pack-serve" and not data.startswith(RECORD):
+        if path.is_file() and path.name != "lambda-pack-serve" and not _record(data):
             found[str(path.relative_to(root))] = data
     return found
 
 
-RECORD = b'{"format":"lambda-pack-serve/1"'
+def _record(data: bytes) -> bool:
+    """The service's record, or the task manifest that names it."""
+    return data.startswith(b'{"format":"lambda-pack-serve/1"') or (
+        b'"name":"lambda-pack-serve"' in data and data.startswith(b'{"code":')
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -259,3 +260,62 @@ def test_read_only_layer_modes_are_normal(tmp_path: Path) -> None:
             if info.filename.endswith(".pyc"):
                 assert stat.S_IMODE(info.external_attr >> 16) == 0o644
                 assert info.date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_exclude_keeps_record_consistent_for_importlib_metadata(tmp_path: Path) -> None:
+    files = {
+        **MODULES,
+        "pkg/tests/__init__.py": "",
+        "pkg/tests/test_mod.py": "def test(): pass\n",
+        "pkg/mod.pyi": "VALUE: set[str]\n",
+        "pkg/data.txt": "kept\n",
+        "pkg/__pycache__/mod.cpython-39.pyc": b"stale",
+        "pkg-1.0.data/scripts/tool": "#!python\nprint('tool')\n",
+        "pkg-1.0.data/purelib/extra.py": "E = 1\n",
+    }
+    wheel = wheel_in(tmp_path, "pkg", "1.0", files)
+    opts = dataclasses.replace(options(12), exclude=("**/tests/**", "**/*.pyi"))
+    layer = build_layer([wheel], tmp_path / "out", opts)
+    with zipfile.ZipFile(layer.path) as archive:
+        names = set(archive.namelist())
+    assert not any("/tests/" in name or name.endswith(".pyi") for name in names)
+    assert {"python/pkg/data.txt", "python/extra.py", "bin/tool"} <= names
+    root = extract_read_only(layer.path, tmp_path / "opt")
+    site = root / "python"
+    script = (
+        "import hashlib, base64, sys, importlib.metadata as m\n"
+        "dist = m.distribution('pkg')\n"
+        "for f in dist.files:\n"
+        "    data = f.locate().read_bytes() if f.hash else b''\n"
+        "    ok = not f.hash or f.hash.value == base64.urlsafe_b64encode("
+        "hashlib.sha256(data).digest()).rstrip(b'=').decode()\n"
+        "    print(f, f.locate().exists(), ok, f.size == (len(data) if f.hash else None))\n"
+    )
+    python = str(interpreter(12).path)
+    env = {"PYTHONPATH": str(site), "PATH": os.defpath, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [python, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    listed = {}
+    for line in done.stdout.splitlines():
+        path, exists, ok, size_ok = line.rsplit(" ", 3)
+        listed[path] = (exists, ok, size_ok)
+    on_disk = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()} | {
+        "../" + p.relative_to(root).as_posix() for p in (root / "bin").rglob("*")
+    }
+    assert set(listed) == on_disk
+    assert all(value == ("True", "True", "True") for path, value in listed.items()), listed
+    assert "pkg/__pycache__/mod.cpython-312.pyc" in listed
+    assert "pkg/tests/test_mod.py" not in listed
+
+
+def test_exclude_globs() -> None:
+    from pip_lambda_pack.layers import exclude_matcher
+
+    match = exclude_matcher(["**/tests/**", "**/*.pyi", "pkg/docs/*.md", "top?.txt"])
+    assert match is not None
+    hits = ["tests/a.py", "pkg/tests/a.py", "a/b/tests/c/d.py", "x.pyi", "pkg/sub/y.pyi"]
+    hits += ["pkg/docs/a.md", "top1.txt"]
+    misses = ["pkg/testsuite.py", "pkg/docs/sub/a.md", "other/pkg/docs/a.md", "top12.txt"]
+    assert all(match.fullmatch(path) for path in hits)
+    assert not any(match.fullmatch(path) for path in misses)

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -285,3 +286,225 @@ def test_metrics(service: Served, client: Any) -> None:
 def _error(caught: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
     response = caught.value.response
     return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def _functions(root: Path) -> dict[str, bytes]:
+    return {
+        p.name: p.read_bytes()
+        for p in (root / ".lambda-pack" / "store" / "functions").iterdir()
+        if p.name != "lambda-pack-serve"
+    }
+
+
+def test_create_function_builds_and_pushes(client: Any, root: Path) -> None:
+    import hashlib
+
+    from serving import code_zip
+
+    before = _functions(root)
+    source = "import greet\n\ndef handler(event, context):\n    return greet.hello(event['n'])\n"
+    data = code_zip({"app.py": source, "requirements.txt": "greet\ncolors<2\n"})
+    version = "python%d.%d" % sys.version_info[:2]
+    config = client.create_function(
+        FunctionName="fresh",
+        Runtime=version,
+        Role="arn:aws:iam::000000000000:role/x",
+        Handler="app.handler",
+        Code={"ZipFile": data},
+        Timeout=5,
+        MemorySize=192,
+        Description="made by a test",
+    )
+    assert config["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert config["State"] == "Active"
+    assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert config["CodeSize"] == len(data)
+    assert (config["Timeout"], config["MemorySize"]) == (5, 192)
+    assert config["Description"] == "made by a test"
+    assert config["Layers"] and all(":layer:sha256-" in x["Arn"] for x in config["Layers"])
+    assert call(client, "fresh", {"n": "new"})[1] == "[1.0] hello new"
+    after = _functions(root)
+    assert {k: v for k, v in after.items() if k in before} == before  # others untouched
+    hello = client.get_function(FunctionName="hello")["Configuration"]["Layers"]
+    shared = {x["Arn"] for x in hello} & {x["Arn"] for x in config["Layers"]}
+    assert shared  # greet and colors<2 are hello's too: its layers are reused
+
+
+def test_update_and_delete_function(client: Any) -> None:
+    create(client, "changing", "def handler(event, context):\n    return 1\n")
+    assert call(client, "changing", {})[1] == 1
+    from serving import code_zip
+
+    data = code_zip({"app.py": "def handler(event, context):\n    return 2\n"})
+    updated = client.update_function_code(FunctionName="changing", ZipFile=data)
+    assert updated["Handler"] == "app.handler"
+    assert call(client, "changing", {})[1] == 2
+    client.delete_function(FunctionName="changing")
+    with pytest.raises(ClientError) as caught:
+        client.get_function(FunctionName="changing")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="changing", Payload=b"{}")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+
+
+def test_init_errors_have_lambdas_types(client: Any) -> None:
+    create(
+        client, "badimport", "import not_a_module_anywhere\n\ndef handler(e, c):\n    return 1\n"
+    )
+    response, body = call(client, "badimport", {})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ImportModuleError"
+    assert "not_a_module_anywhere" in body["errorMessage"]
+    create(client, "nohandler", "def other(e, c):\n    return 1\n")
+    response, body = call(client, "nohandler", {})
+    assert body["errorType"] == "Runtime.HandlerNotFound"
+
+
+def test_bad_create_requests_change_nothing(client: Any, root: Path) -> None:
+    from serving import code_zip
+
+    store = root / ".lambda-pack" / "store"
+    before = store_listing(store)
+    version = "python%d.%d" % sys.version_info[:2]
+    good = code_zip({"app.py": "def handler(e, c):\n    return 1\n"})
+    cases: list[tuple[dict[str, Any], str, int, str]] = [
+        ({"Code": {"ZipFile": b"not a zip"}}, "InvalidParameterValueException", 400, "unzip"),
+        (
+            {"Code": {"ZipFile": code_zip({"other.py": "x = 1\n"})}},
+            "InvalidParameterValueException",
+            400,
+            "no module for handler",
+        ),
+        (
+            {"Code": {"ZipFile": code_zip({"app.py": "", "requirements.txt": "no-such-pkg\n"})}},
+            "InvalidParameterValueException",
+            400,
+            "no-such-pkg",  # our one line, then our tip
+        ),
+        ({"Runtime": "python2.7"}, "InvalidParameterValueException", 400, "python2.7"),
+        ({"FunctionName": "bad name!"}, "InvalidParameterValueException", 400, "functionName"),
+        ({"FunctionName": "hello"}, "ResourceConflictException", 409, "already exist"),
+        ({"FunctionName": "lambda-pack-serve"}, "InvalidParameterValueException", 400, "reserved"),
+        (
+            {"Environment": {"Variables": {"AWS_REGION": "x"}}},
+            "InvalidParameterValueException",
+            400,
+            "AWS_REGION",
+        ),
+    ]
+    for change, code, status, words in cases:
+        request = {
+            "FunctionName": "wrong",
+            "Runtime": version,
+            "Role": "arn:aws:iam::000000000000:role/x",
+            "Handler": "app.handler",
+            "Code": {"ZipFile": good},
+            **change,
+        }
+        with pytest.raises(ClientError) as caught:
+            client.create_function(**request)
+        assert _error(caught) == (code, status), change
+        assert words in caught.value.response["Error"]["Message"], change
+    with pytest.raises(ClientError) as caught:
+        client.update_function_code(FunctionName="hello", ZipFile=b"not a zip")
+    assert _error(caught) == ("InvalidParameterValueException", 400)
+    with pytest.raises(ClientError) as caught:
+        client.update_function_code(FunctionName="nope", ZipFile=good)
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    assert store_listing(store) == before
+
+
+def aws(service: Served, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The AWS CLI (awscli from PyPI) against the service."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(cwd / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(cwd / "none"),
+    }
+    command = [sys.executable, "-m", "awscli", "lambda", *args, "--endpoint-url", service.url]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_aws_cli(service: Served, tmp_path: Path) -> None:
+    from serving import code_zip
+
+    listed = aws(service, "list-functions", "--max-items", "2", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    page = json.loads(listed.stdout)
+    names = [f["FunctionName"] for f in page["Functions"]]
+    assert len(names) == 2 and names == sorted(names) and "NextToken" in page
+    (tmp_path / "event.json").write_text('{"name": "cli"}')
+    done = aws(
+        service,
+        "invoke",
+        "--function-name",
+        "hello",
+        "--payload",
+        "fileb://event.json",
+        "--log-type",
+        "Tail",
+        "out.json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["message"] == "[1.0] hello cli"
+    meta = json.loads(done.stdout)
+    assert meta["StatusCode"] == 200 and meta["ExecutedVersion"] == "$LATEST"
+    assert "REPORT RequestId" in base64.b64decode(meta["LogResult"]).decode()
+    (tmp_path / "fn.zip").write_bytes(code_zip({"app.py": ENVIRON}))
+    created = aws(
+        service,
+        "create-function",
+        "--function-name",
+        "fromcli",
+        "--runtime",
+        "python%d.%d" % sys.version_info[:2],
+        "--role",
+        "arn:aws:iam::000000000000:role/x",
+        "--handler",
+        "app.handler",
+        "--zip-file",
+        "fileb://fn.zip",
+        cwd=tmp_path,
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["State"] == "Active"
+    missing = aws(service, "get-function", "--function-name", "nope", cwd=tmp_path)
+    assert missing.returncode == 255  # the AWS CLI v1's code for a service error
+    assert "ResourceNotFoundException" in missing.stderr
+
+
+def test_cold_starts_are_recorded_and_lock_reads_them(client: Any, root: Path) -> None:
+    from pip_lambda_pack.config import load_project
+    from pip_lambda_pack.graph import pin_graph
+    from pip_lambda_pack.lock import read_lock
+    from pip_lambda_pack.pipeline import plan_params, with_observed_usage
+    from pip_lambda_pack.serve.record import read_record
+    from pip_lambda_pack.store import LocalStore
+
+    call(client, "hello", {"name": "counted"})
+    call(client, "other", {})
+    store = LocalStore(root / ".lambda-pack" / "store")
+    deadline = time.monotonic() + 20
+    usage = read_record(store).usage
+    while not {"hello", "other"} <= set(usage) and time.monotonic() < deadline:
+        time.sleep(0.25)  # the service writes what it saw every few seconds
+        usage = read_record(store).usage
+    hello, other = usage["hello"], usage["other"]
+    assert hello.cold_starts >= 1 and other.cold_starts >= 1
+    assert hello.layer_misses >= 1  # the first cold start fetched its blobs
+    project = load_project(root / "lambda-pack.toml")
+    graph = pin_graph(read_lock(project.lock_path).closures())
+    params = with_observed_usage(project, graph, plan_params(project))
+    total = hello.cold_starts + other.cold_starts
+    assert params.usage == pytest.approx(
+        {
+            "tiny==0.1": 1.0,
+            "greet==1.0": hello.cold_starts / total,
+            "colors==1.0": hello.cold_starts / total,
+        }
+    )

@@ -5,7 +5,8 @@ Standard library only, Python 3.10 to 3.14, beside ``shim.py``: the same file is
 ``pip-lambda-pack serve``. It reads what Lambda's runtime reads:
 
 - ``AWS_LAMBDA_RUNTIME_API`` (host:port), ``_HANDLER`` (``module.function``),
-  ``LAMBDA_TASK_ROOT`` and ``/opt/python`` for the code and layers Lambda unpacked;
+  ``LAMBDA_TASK_ROOT`` and ``/opt/python`` for the code and layers Lambda unpacked
+  (``LAMBDA_PACK_OPT`` names another folder than ``/opt``);
 - or, with ``LAMBDA_PACK_STORE`` set, the function ``AWS_LAMBDA_FUNCTION_NAME`` is
   provisioned through the shim from that store (its cache: ``LAMBDA_PACK_CACHE``,
   ``LAMBDA_PACK_CACHE_MAX_BYTES``), which is how ``serve`` runs it and how a function past
@@ -111,11 +112,14 @@ def _json(data: object) -> bytes:
     return json.dumps(data).encode()
 
 
-def error_body(exc: BaseException) -> dict[str, Any]:
+def error_body(exc: BaseException, request_id: str | None = None) -> dict[str, Any]:
     """Lambda's error JSON for an exception the handler raised."""
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop this loop's own frame
     stack = traceback.format_list([(f.filename, f.lineno or 0, f.name, f.line) for f in frames])
-    return {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": stack}
+    body = {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": stack}
+    if request_id is not None:
+        body["requestId"] = request_id
+    return body
 
 
 def init_error_body(exc: shim.ShimError) -> dict[str, Any]:
@@ -135,7 +139,9 @@ def load() -> Handler:
         os.chdir(paths[0])  # Lambda runs handlers in the task root
     else:
         root = env.get("LAMBDA_TASK_ROOT", os.getcwd())
-        paths = [root, *(p for p in ("/opt/python",) if os.path.isdir(p))]
+        opt = env.get("LAMBDA_PACK_OPT", "/opt")  # where Lambda unpacked the layers
+        paths = [root, *(p for p in (os.path.join(opt, "python"),) if os.path.isdir(p))]
+        os.chdir(root)
     scrub()
     return shim.load_handler(env.get("_HANDLER", ""), paths)
 
@@ -192,14 +198,15 @@ def run(client: RuntimeClient, handler: Handler) -> None:
             result = handler(json.loads(body or b"null"), Context(request_id, headers))
         except Exception as exc:
             control(f"end {request_id}")
-            client.error(request_id, error_body(exc))
+            client.error(request_id, error_body(exc, request_id))
             continue
         try:
             payload = _json(result)
         except (TypeError, ValueError) as exc:
             control(f"end {request_id}")
             message = f"Unable to marshal response: {exc}"
-            client.error(request_id, {"errorMessage": message, "errorType": "Runtime.MarshalError"})
+            error = {"errorMessage": message, "errorType": "Runtime.MarshalError"}
+            client.error(request_id, {**error, "requestId": request_id, "stackTrace": []})
             continue
         control(f"end {request_id}")
         client.respond(request_id, payload)

@@ -27,6 +27,7 @@ from typing import BinaryIO, Protocol
 from .atomic import atomic_writer, write_bytes
 from .bytecode import Compiler, Source, compile_sources, pyc_path
 from .errors import BuildError
+from .records import RecordRow, parse_record, record_bytes, row_of
 
 DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: a constant, never SOURCE_DATE_EPOCH
 DOS_TIME = 0
@@ -60,11 +61,12 @@ class LayerOptions:
 
     cache_tag: str  # the target's sys.implementation.cache_tag: cpython-312
     compiler: Compiler | None = None  # None: no bytecode (mode none, or no interpreter)
+    exclude: tuple[str, ...] = ()  # globs of paths (under python/ in a layer) left out
 
     @property
     def key(self) -> list[object]:
         """What the output's bytes depend on besides the inputs, for cache keys."""
-        return [self.cache_tag, self.compiler.key if self.compiler else None]
+        return [self.cache_tag, self.compiler.key if self.compiler else None, list(self.exclude)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,14 +123,20 @@ class _HashingWriter:
 def finish_entries(
     entries: Sequence[ZipEntry], options: LayerOptions, *, prefix: str, root: str
 ) -> list[ZipEntry]:
-    """``entries`` without foreign ``.pyc`` files and with the target's compiled in.
+    """``entries`` without foreign ``.pyc`` files and excluded paths, with the target's
+    ``.pyc`` compiled in and each distribution's RECORD rewritten to list what is left.
 
     Only ``.py`` files under ``prefix`` are modules (a layer's ``bin/`` is not); each
     code object keeps the file name it will have at run time, ``root`` + its path.
     """
-    kept = [entry for entry in entries if _keeps_pyc(entry.path, options)]
+    match = exclude_matcher(options.exclude)
+    kept = [
+        entry
+        for entry in entries
+        if _keeps_pyc(entry.path, options) and not _excluded(entry.path, prefix, match)
+    ]
     if options.compiler is None:
-        return kept
+        return rewrite_records(kept, {}) if prefix else kept
     sources = [
         Source(path=entry.path, dfile=root + entry.path, data=_inflate(entry))
         for entry in kept
@@ -140,7 +148,120 @@ def finish_entries(
     pycs = [
         _stored(pyc_path(path, tag), 0o644, pyc, origins[path]) for path, pyc in compiled.items()
     ]
-    return merge_entries([*kept, *pycs])
+    merged = merge_entries([*kept, *pycs])
+    return rewrite_records(merged, {p: pyc_path(p, tag) for p in compiled}) if prefix else merged
+
+
+_PROTECTED = frozenset({"METADATA", "RECORD", "WHEEL"})  # what importlib.metadata and pip need
+
+
+def exclude_matcher(globs: Sequence[str]) -> re.Pattern[str] | None:
+    """One pattern for ``globs``: ``**`` any number of folders, ``*`` and ``?`` within one."""
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{_glob_regex(glob)})" for glob in globs))
+
+
+def _glob_regex(glob: str) -> str:
+    out = []
+    i = 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("/**", i) and i + 3 == len(glob):
+            out.append("(?:/.*)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        else:
+            out.append({"*": "[^/]*", "?": "[^/]"}.get(glob[i], re.escape(glob[i])))
+            i += 1
+    return "".join(out)
+
+
+def _excluded(path: str, prefix: str, match: re.Pattern[str] | None) -> bool:
+    """Whether an exclude glob matches ``path`` (below ``prefix``); dist-info's METADATA,
+    RECORD and WHEEL always stay."""
+    if match is None or not path.startswith(prefix):
+        return False
+    rel = path[len(prefix) :]
+    folder, _, name = rel.rpartition("/")
+    if folder.endswith(".dist-info") and "/" not in folder and name in _PROTECTED:
+        return False
+    return match.fullmatch(rel) is not None
+
+
+def rewrite_records(entries: list[ZipEntry], pycs: Mapping[str, str]) -> list[ZipEntry]:
+    """Each ``python/*.dist-info/RECORD`` made to list exactly its files in the layer:
+    rows of files that were left out dropped, the ``.pyc`` compiled for its ``.py`` files
+    (``pycs``: source path -> pyc path) added with their hashes, scripts re-hashed (their
+    shebang was rewritten). A RECORD that needs no change keeps its bytes."""
+    by_path = {entry.path: entry for entry in entries}
+    return [
+        _rewritten(entry, by_path, pycs) if _is_record(entry.path) else entry for entry in entries
+    ]
+
+
+def _is_record(path: str) -> bool:
+    parts = path.split("/")
+    return (
+        len(parts) == 3
+        and parts[0] == "python"
+        and parts[1].endswith(".dist-info")
+        and (parts[2] == "RECORD")
+    )
+
+
+def _rewritten(
+    record: ZipEntry, by_path: Mapping[str, ZipEntry], pycs: Mapping[str, str]
+) -> ZipEntry:
+    info = record.path.split("/")[1]
+    rows = parse_record(_inflate(record), f"{record.origin}: {info}")
+    data_dir = info.removesuffix(".dist-info") + ".data"
+    kept: list[RecordRow] = []
+    added: list[RecordRow] = []
+    for row in rows:
+        layer = _installed(row.path, data_dir)
+        if layer is None or layer == record.path or layer not in by_path:
+            continue
+        if layer.startswith("bin/"):
+            kept.append(row_of(_record_path(layer), _inflate(by_path[layer])))
+        else:
+            kept.append(RecordRow(path=_record_path(layer), hash=row.hash, size=row.size))
+        if layer in pycs and pycs[layer] in by_path:
+            added.append(row_of(_record_path(pycs[layer]), _inflate(by_path[pycs[layer]])))
+    new = [
+        *kept,
+        *sorted(added, key=lambda r: r.path),
+        RecordRow(path=f"{info}/RECORD", hash="", size=""),
+    ]
+    if new == [r for r in rows if _installed(r.path, data_dir) != record.path] + new[-1:]:
+        return record
+    return _stored(record.path, record.mode, record_bytes(new), record.origin)
+
+
+def _installed(row_path: str, data_dir: str) -> str | None:
+    """Where a RECORD row's file lies in the layer (None: not installed, e.g. headers)."""
+    top, _, rest = row_path.partition("/")
+    if top != data_dir:
+        return "python/" + row_path
+    scheme, _, inner = rest.partition("/")
+    if scheme in ("purelib", "platlib"):
+        return "python/" + inner
+    if scheme == "scripts":
+        return "bin/" + inner
+    return None
+
+
+def _record_path(layer_path: str) -> str:
+    """A layer path as RECORD writes it: relative to ``python/`` (scripts in ``../bin``)."""
+    return (
+        layer_path.removeprefix("python/")
+        if layer_path.startswith("python/")
+        else "../" + layer_path
+    )
 
 
 def _keeps_pyc(path: str, options: LayerOptions) -> bool:

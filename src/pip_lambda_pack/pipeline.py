@@ -27,13 +27,14 @@ from .config import (
     PlannerOptions,
     Project,
     function_bytecode,
+    function_exclude,
     function_index,
 )
 from .credentials import public_url
 from .errors import BuildError, ConfigError, LockError, PlanError
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
-from .interpreters import Interpreter, find_optional
+from .interpreters import Interpreter, find_optional, for_project
 from .layers import Artifact, LayerOptions, build_code_zip, build_layer, code_fingerprint
 from .lock import (
     Lock,
@@ -72,6 +73,7 @@ from .planner.runtime_provided import runtime_warnings
 from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
+from .sdists import PythonLookup
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
 
@@ -189,7 +191,8 @@ def resolve_project(
         settings.say(f"resolving {spec.name} for {target.name}")
         finder = finders.get(function_index(project, spec))
         resolved = _resolve_function(spec, roots[spec.name], project, target, finder, settings)
-        closures[spec.name] = _pins(resolved, target, finder, settings)
+        python = python_lookup(project, target)
+        closures[spec.name] = _pins(resolved, target, finder, settings, python)
     return closures
 
 
@@ -213,7 +216,18 @@ def _resolve_function(
         build_dir=settings.cache_dir / "built",
         log=settings.log,
         warn=lambda line: settings.say(f"warning: {line}"),
+        python=python_lookup(project, target),
     )
+
+
+def python_lookup(project: Project, target: Target) -> PythonLookup:
+    """The target's interpreter for sdist builds: ``--target-python``, the ``python`` config
+    key, ``python3.X`` on PATH, then pyenv (looked up only when an sdist is built)."""
+
+    def lookup(any_machine: bool) -> Interpreter:
+        return for_project(project, target, any_machine=any_machine)
+
+    return lookup
 
 
 def _pins(
@@ -221,25 +235,27 @@ def _pins(
     target: Target,
     finder: Finder,
     settings: Settings,
+    python: PythonLookup,
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
-    sizes = finder.remote_sizes(wheels)  # read off the zips' ends: no need to download these
+    sizes = finder.sizes(wheels)  # read off the zips' ends or their METADATA: not downloaded
     paths = download(finder, [link for link in wheels if link.url not in sizes], settings)
     pins = []
     for package in resolved.values():
         if package.built_from_sdist:
             path = wheel_path(
-                package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
+                package,
+                target=target,
+                finder=finder,
+                build_dir=settings.cache_dir / "built",
+                python=python,
             )
         elif package.link.url in sizes:
             pins.append(_pin(package, *sizes[package.link.url]))
             continue
         else:
             path = paths[package.link.url]
-        known = None if package.built_from_sdist else finder.known_unpacked_size(package.link)
-        pins.append(
-            _pin(package, path.stat().st_size, unpacked_size(path) if known is None else known)
-        )
+        pins.append(_pin(package, path.stat().st_size, unpacked_size(path)))
     return pins
 
 
@@ -278,6 +294,15 @@ def unpacked_size(wheel: Path) -> int:
             return sum(info.file_size for info in archive.infolist())
     except zipfile.BadZipFile as exc:
         raise BuildError(f"{wheel.name} is not a valid wheel: {exc}", "clear the cache") from exc
+
+
+def with_observed_usage(project: Project, graph: PinGraph, params: PlanParams) -> PlanParams:
+    """``params`` with the store's observed usage (what ``serve`` recorded of the project's
+    functions' cold starts), so the plan follows real traffic; unchanged without one."""
+    from .serve.record import observed_usage
+
+    usage = observed_usage(project.store, project.root, graph.functions)
+    return replace(params, usage=usage) if usage else params
 
 
 def plan_params(project: Project, previous: LayerPlan | None = None) -> PlanParams:
@@ -459,7 +484,7 @@ def plan_lock(
     """
     graph = pin_graph(closures)
     fleet = fleet_of(project, graph)
-    params = plan_params(project, previous)
+    params = with_observed_usage(project, graph, plan_params(project, previous))
     if lenient:
         largest = max(size_of(fleet, name, pins) for name, pins in needs(fleet, params).items())
         own = {n: (k, max(size, largest)) for n, (k, size) in (params.limits or {}).items()}
@@ -544,8 +569,9 @@ def plan_report(
     what ``plan`` prints is what ``build`` writes, ``manifest.json`` and the templates name.
     """
     lock = shown.lock
-    fleet = fleet_of(project, pin_graph(lock.closures()))
-    params = plan_params(project)
+    graph = pin_graph(lock.closures())
+    fleet = fleet_of(project, graph)
+    params = with_observed_usage(project, graph, plan_params(project))
     plan = locked_plan(lock)
     plan = dataclasses.replace(plan, warnings=runtime_warnings(fleet, plan, params))
     ids = {
@@ -818,7 +844,11 @@ def _wheel_paths(
                 built_from_sdist=True,
             )
             paths[pid] = wheel_path(
-                package, target=target, finder=finder, build_dir=settings.cache_dir / "built"
+                package,
+                target=target,
+                finder=finder,
+                build_dir=settings.cache_dir / "built",
+                python=python_lookup(project, target),
             )
     return paths
 
@@ -928,26 +958,34 @@ def layer_options(
     project: Project, lock: Lock, lid: str, compiler: Interpreter | None
 ) -> LayerOptions:
     """How layer ``lid`` is built: with the bytecode mode of the functions that use it
-    when they agree, else the project's."""
+    when they agree (else the project's), leaving out what all of them exclude."""
     users = [spec for spec in project.functions if lid in lock.functions[spec.name].layers]
     modes = {function_bytecode(project, spec) for spec in users}
     mode = modes.pop() if len(modes) == 1 else project.bytecode
-    return _options(project, mode, compiler)
+    excludes = [function_exclude(project, spec) for spec in users] or [project.exclude]
+    common = tuple(glob for glob in excludes[0] if all(glob in other for other in excludes))
+    return _options(project, mode, compiler, common)
 
 
 def function_options(
     project: Project, spec: FunctionSpec, compiler: Interpreter | None
 ) -> LayerOptions:
     """How the code zip of ``spec`` is built."""
-    return _options(project, function_bytecode(project, spec), compiler)
+    return _options(
+        project, function_bytecode(project, spec), compiler, function_exclude(project, spec)
+    )
 
 
-def _options(project: Project, mode: str, compiler: Interpreter | None) -> LayerOptions:
+def _options(
+    project: Project, mode: str, compiler: Interpreter | None, exclude: tuple[str, ...]
+) -> LayerOptions:
     target = get_target(project.target)
     if compiler is None or mode == "none":
-        return LayerOptions(cache_tag=target_cache_tag(target))
+        return LayerOptions(cache_tag=target_cache_tag(target), exclude=exclude)
     return LayerOptions(
-        cache_tag=target_cache_tag(target), compiler=Compiler(mode=mode, interpreter=compiler)
+        cache_tag=target_cache_tag(target),
+        compiler=Compiler(mode=mode, interpreter=compiler),
+        exclude=exclude,
     )
 
 

@@ -7,17 +7,10 @@ be built from its sdist, and is accepted only when the result is pure Python.
 
 from __future__ import annotations
 
-import contextlib
 import email.message
 import email.parser
 import functools
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +28,7 @@ from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
 from .formats import FormatControl
 from .index import FileLink, Finder, metadata_is_cheap
 from .rangezip import read_wheel_metadata
+from .sdists import PythonLookup, Source, build_wheel, default_lookup, twin_tip
 from .target import Target
 from .wire import redact
 
@@ -44,7 +38,6 @@ if TYPE_CHECKING:
 PYTHON = "<python>"  # the identifier of the target's interpreter, for Requires-Python
 MAX_ROUNDS = 20000
 _ZERO = Version("0")
-BUILD_TIMEOUT = 1800  # seconds for one sdist build
 ANY_FORMAT = FormatControl()  # wheels and sdists for every project
 _PREBUILT = "or put a wheel built for TARGET in --find-links"
 CONFLICT_TIP = "loosen one of these requirements or add a constraint"
@@ -268,8 +261,10 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         formats: FormatControl = ANY_FORMAT,
         build_dir: Path,
         log: Log | None = None,
+        python: PythonLookup | None = None,
     ) -> None:
         self.target = target
+        self.python_lookup = python
         self.finder = finder
         self.allow_prereleases = allow_prereleases
         self.formats = formats
@@ -458,6 +453,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
             finder=self.finder,
             build_dir=self.build_dir,
             log=self.log,
+            python=self.python_lookup,
         )
         return read_wheel_metadata(wheel)
 
@@ -684,6 +680,7 @@ def resolve(
     build_dir: Path,
     log: Log | None = None,
     warn: Log | None = None,
+    python: PythonLookup | None = None,
 ) -> dict[str, ResolvedPackage]:
     """Pin ``requirements`` (and their closure) for ``target``; keyed and sorted by name.
 
@@ -702,6 +699,7 @@ def resolve(
         formats=formats,
         build_dir=build_dir,
         log=log,
+        python=python,
     )
     roots = [_requirement(r, "the requirements") for r in requirements if target.evaluate(r.marker)]
     provider.lookahead.start(roots)
@@ -775,12 +773,19 @@ def _packages(
 
 
 def wheel_path(
-    package: ResolvedPackage, *, target: Target, finder: Finder, build_dir: Path
+    package: ResolvedPackage,
+    *,
+    target: Target,
+    finder: Finder,
+    build_dir: Path,
+    python: PythonLookup | None = None,
 ) -> Path:
     """A verified local wheel for ``package``: downloaded, or built from its sdist (cached)."""
     if not package.built_from_sdist:
         return finder.download(package.link)
-    return build_sdist(package.link, target=target, finder=finder, build_dir=build_dir)
+    return build_sdist(
+        package.link, target=target, finder=finder, build_dir=build_dir, python=python
+    )
 
 
 def build_sdist(
@@ -790,94 +795,51 @@ def build_sdist(
     finder: Finder,
     build_dir: Path,
     log: Log | None = None,
+    python: PythonLookup | None = None,
 ) -> Path:
-    """The pure wheel built from the sdist ``link``, cached by sdist sha256 and target.
+    """The wheel built from the sdist ``link`` by the target's interpreter (``python``,
+    default: PATH then pyenv), cached by sdist sha256 and target.
 
-    Raises NoWheelError when the build fails or its wheel is not pure Python.
+    Raises NoWheelError when the build fails or its wheel cannot run on the target.
     """
     sdist = finder.download(link)
-    out = Path(build_dir) / f"{link.sha256 or sha256_of(sdist)}-{target.name}"
-    built = sorted(out.glob("*.whl"))
-    if not built:
-        if log:
-            log(f"building {link.filename} (no wheel fits {target.name})")
-        _run_pip_wheel(sdist, out, link=link, target=target, finder=finder)
-        built = sorted(out.glob("*.whl"))
-    if len(built) != 1 or not _is_pure(built[0]):
-        raise _impure(link, built, target, finder)
-    return built[0]
-
-
-def _pip_wheel_command(sdist: Path, dest: Path, name: str, finder: Finder) -> list[str]:
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", name]
-    command += ["--disable-pip-version-check", "--no-input", "-q", "-w", str(dest)]
-    if finder.offline or not finder.index_urls:
-        command.append("--no-index")
-    else:
-        command += ["--index-url", finder.index_urls[0]]
-        for url in finder.index_urls[1:]:
-            command += ["--extra-index-url", url]
-    for location in finder.find_links:
-        command += ["--find-links", location]
-    return [*command, str(sdist)]
-
-
-def _run_pip_wheel(
-    sdist: Path, out: Path, *, link: FileLink, target: Target, finder: Finder
-) -> None:
-    """Build into a temp dir beside ``out``, then move it into place in one rename."""
-    name = parse_sdist_filename(link.filename)[0]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".build-"))
-    try:
-        done = subprocess.run(
-            _pip_wheel_command(sdist, temp, name, finder),
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-        if done.returncode != 0:
-            lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
-            reason = lines[-1].strip() if lines else f"exit code {done.returncode}"
-            raise _ways_out(
-                f"building {link.filename} for {target.name} failed: {reason}", name, target, finder
-            )
-        with contextlib.suppress(OSError):  # another process built it first: keep theirs
-            os.rename(temp, out)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _is_pure(wheel: Path) -> bool:
-    """``Root-Is-Purelib: true`` and only ``none-any`` tags."""
-    tags = parse_wheel_filename(wheel.name)[3]
-    if not all(tag.abi == "none" and tag.platform == "any" for tag in tags):
-        return False
-    with zipfile.ZipFile(wheel) as archive:
-        names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/WHEEL")]
-        names = [n for n in names if n.split("/")[0].endswith(".dist-info")]
-        if not names:
-            return False
-        message = email.parser.BytesParser().parsebytes(archive.read(names[0]))
-    return str(message.get("Root-Is-Purelib", "")).strip().lower() == "true"
-
-
-def _impure(link: FileLink, built: Sequence[Path], target: Target, finder: Finder) -> NoWheelError:
-    name, version = parse_sdist_filename(link.filename)
-    what = built[0].name if built else "no wheel"
-    return _ways_out(
-        f"{name} {version} has no wheel for {target.name}, and its sdist builds a "
-        f"platform-specific wheel ({what})",
-        name,
-        target,
-        finder,
+    source = Source(
+        path=sdist,
+        name=canonicalize_name(parse_sdist_filename(link.filename)[0]),
+        label=link.filename,
+        key=link.sha256 or sha256_of(sdist),
     )
+    return build_wheel(
+        source,
+        target=target,
+        build_dir=build_dir,
+        python=python or default_lookup(target),
+        pip_args=pip_index_args(finder),
+        ways_out=lambda message, name: _ways_out(message, name, target, finder),
+        log=log,
+    )
+
+
+def pip_index_args(finder: Finder) -> list[str]:
+    """``pip wheel`` options that take build dependencies from where the finder looks."""
+    args = []
+    if finder.offline or not finder.index_urls:
+        args.append("--no-index")
+    else:
+        args += ["--index-url", finder.index_urls[0]]
+        for url in finder.index_urls[1:]:
+            args += ["--extra-index-url", url]
+    for location in finder.find_links:
+        args += ["--find-links", location]
+    return args
 
 
 def _ways_out(message: str, name: str, target: Target, finder: Finder) -> NoWheelError:
     newest = newest_with_wheel(name, target, finder)
     prebuilt = f"or put a prebuilt wheel for {target.name} in --find-links"
+    twin = twin_tip(name)
+    if twin:
+        return NoWheelError(message, f"{twin}use another --target, {prebuilt}")
     if newest is not None:
         tip = (
             f"require {name}=={newest} (the newest version with a wheel for {target.name}), "

@@ -81,6 +81,8 @@ else:  # pragma: no cover - run as a script, in a fresh interpreter
 
 DEFAULT_CACHE = "/tmp/lambda-pack-cache"
 CAP_ENV = "LAMBDA_PACK_CACHE_MAX_BYTES"
+LAYERS_ENV = "LAMBDA_PACK_LAYERS"  # extract (default) or zip: how layers go on sys.path
+LAYER_ZIP = "layer.zip"  # a zipimported layer's file in its cache directory
 T = TypeVar("T")
 CHUNK = 1 << 20
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -507,7 +509,12 @@ class Cache:
             with os.fdopen(fd, "wb") as out, reader.open_blob(blob.sha256) as stream:
                 actual, size = _copy(stream, out)
             _verify(reader, blob.sha256, actual)
-            written = extract(Path(download), unpacked, blob.sha256, self._limit(blob))
+            if isinstance(blob, TaskLayer) and zip_layer(Path(download), blob.sha256):
+                os.chmod(download, 0o644)
+                os.rename(download, unpacked / LAYER_ZIP)  # zipimport reads it in place
+                written = size
+            else:
+                written = extract(Path(download), unpacked, blob.sha256, self._limit(blob))
             (unpacked / VERIFIED).write_text(blob.sha256)
             (self.root / f"{blob.sha256}.used").write_text(f"{written}\n")
             os.rename(unpacked, final)
@@ -517,7 +524,8 @@ class Cache:
                 raise disk_full(self.root) from None
             raise
         finally:
-            os.unlink(download)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(download)
             shutil.rmtree(unpacked, ignore_errors=True)
 
     @staticmethod
@@ -673,6 +681,38 @@ def _copy(stream: BinaryIO, out: BinaryIO) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def zip_layer(archive_path: Path, digest: str) -> bool:
+    """Whether a layer stays a zip on ``sys.path`` (zipimport) instead of being unpacked.
+
+    Only with $LAMBDA_PACK_LAYERS=zip, and only a layer of nothing but modules and their
+    metadata (no extension module, data file or script needs a real file). Unpacking is the
+    default because it is faster with bytecode: zipimport only reads a ``.pyc`` that sits
+    beside its ``.py``, never ``__pycache__/``, so a zipped layer compiles every module it
+    imports (docs/benchmarks.md, Cold start).
+    """
+    if os.environ.get(LAYERS_ENV, "extract") != "zip":
+        return False
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ShimError(
+            f"blob sha256:{digest} is not a readable zip: {exc}", "push the function again"
+        ) from None
+    return all(name.startswith("python/") and _module_file(name) for name in names)
+
+
+def _module_file(name: str) -> bool:
+    top = name.split("/")[1] if name.count("/") > 1 else ""
+    return top.endswith(".dist-info") or name.endswith((".py", ".pyc", ".pyi", "/py.typed"))
+
+
+def layer_path(unpacked: Path) -> str:
+    """The ``sys.path`` entry of a provisioned layer: its ``python/``, in the zip or not."""
+    archive = unpacked / LAYER_ZIP
+    return str(archive / "python") if archive.is_file() else str(unpacked / "python")
+
+
 def extract(archive_path: Path, dest: Path, digest: str, limit: Limit | None = None) -> int:
     """Unpack a zip, refusing absolute paths, ``..``, symlinks and more bytes than ``limit``
     (the central directory's sizes are checked before anything is written, and each entry
@@ -798,7 +838,7 @@ def provision(task: TaskManifest, reader: StoreReader, cache: Cache) -> tuple[li
         bytes_fetched=sum(p.fetched for p in done),
         ms=round((time.monotonic() - start) * 1000),
     )
-    paths = [str(code.path)] + [str(p.path / "python") for p in reversed(layers)]
+    paths = [str(code.path)] + [layer_path(p.path) for p in reversed(layers)]
     return paths, stats
 
 

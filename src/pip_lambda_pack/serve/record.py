@@ -1,6 +1,7 @@
 """What ``serve`` keeps in the store beside the functions: their settings and observed usage.
 
-One canonical JSON blob named ``lambda-pack-serve`` (a reserved function name):
+One canonical JSON blob, the code blob of a task manifest named ``lambda-pack-serve`` (a
+reserved function name, so every kind of store can name it):
 
     {"format": "lambda-pack-serve/1",
      "functions": {NAME: {"memory": 128, "timeout": 3.0, "environment": {...},
@@ -21,11 +22,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BlobNotFoundError, LambdaPackError
+from ..errors import BlobNotFoundError, BuildError, LambdaPackError
+from ..manifest import parse_task
 from ..store import BlobStore
+from ..target import DEFAULT_TARGET
+from ..wire import BlobRef, TaskManifest, as_digest
 
 RECORD_NAME = "lambda-pack-serve"
 RECORD_FORMAT = "lambda-pack-serve/1"
+RECORD_HANDLER = "lambda_pack_serve_record.none"  # a record is not a function to run
 RESERVED = frozenset({RECORD_NAME})
 
 
@@ -122,18 +127,27 @@ class ServeRecord:
 def read_record(store: BlobStore) -> ServeRecord:
     """The store's record; an empty one when there is none (or it is unreadable)."""
     try:
-        digest = store.get_name(RECORD_NAME)
+        task = parse_task(store.read_bytes(store.get_name(RECORD_NAME)), RECORD_NAME)
+        return ServeRecord.from_bytes(store.read_bytes(task.code.sha256))
     except BlobNotFoundError:
         return ServeRecord()
-    try:
-        return ServeRecord.from_bytes(store.read_bytes(digest))
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (BuildError, ValueError, TypeError, KeyError, AttributeError):
         return ServeRecord()
 
 
 def write_record(store: BlobStore, record: ServeRecord) -> None:
-    """Store the record and point the reserved name at it."""
-    store.set_name(RECORD_NAME, store.put_bytes(record.to_bytes()))
+    """Store the record and point the reserved name at it.
+
+    Every store names task manifests (an OCI tag must point at one), so the record is the
+    code blob of a task manifest of its own, which no environment ever runs.
+    """
+    data = record.to_bytes()
+    code = BlobRef(sha256=as_digest(store.put_bytes(data)), size=len(data))
+    task = TaskManifest(
+        name=RECORD_NAME, target=DEFAULT_TARGET, handler=RECORD_HANDLER, code=code, layers=()
+    )
+    store.put_bytes(task.to_bytes())
+    store.set_name(RECORD_NAME, task.sha256)
 
 
 def pin_usage(

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import ConfigError
 from ..store import BlobStore, LocalStore
 from .api import Api
 from .catalog import Catalog
@@ -142,7 +143,16 @@ class Service:
         self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, shutdown_timeout=1)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.environments.close(0)
+            await self._runner.cleanup()
+            where = f"{self.options.host}:{self.options.port}"
+            raise ConfigError(
+                f"cannot listen on {where}: {exc.strerror or exc}",
+                "pick another --port (0: any free one), or stop what is using it",
+            ) from None
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         if sockets:

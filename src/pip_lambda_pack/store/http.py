@@ -80,6 +80,14 @@ class HttpStore:
         text = check(send(self.client, self.location, what, "GET", url), self.location, what).text
         return name_digest(text, self.location, name)
 
+    def delete_name(self, name: str) -> None:
+        """Remove function ``name`` (WebDAV DELETE; its blobs stay, shared)."""
+        check_name(name)
+        what = f"function {name!r}"
+        response = send(self.client, self.location, what, "DELETE", f"{self.base}/functions/{name}")
+        if response.status_code != 404:
+            check(response, self.location, what)
+
     def names(self) -> list[str]:
         what = "the functions/ listing"
         url = f"{self.base}/functions/"

@@ -167,6 +167,20 @@ class OciStore:
         except ValueError as exc:
             raise StoreError(str(exc), "push the function again with pip-lambda-pack") from None
 
+    def delete_name(self, name: str) -> None:
+        """Untag function ``name``: its manifest is deleted (blobs stay, shared)."""
+        check_name(name)
+        what = f"function {name!r}"
+        url = f"{self.base}/v2/{self.repository}/manifests/{name}"
+        response = self._send(what, "HEAD", url, headers={"Accept": OCI_MANIFEST})
+        if response.status_code == 404:
+            return
+        digest = check(response, *self._at(what)).headers.get("Docker-Content-Digest", "")
+        if not digest.startswith("sha256:"):
+            raise StoreError(f"{self.location}: {what}: no manifest digest", "check the registry")
+        gone = f"{self.base}/v2/{self.repository}/manifests/{digest}"
+        check(self._send(what, "DELETE", gone), *self._at(what))
+
     def names(self) -> list[str]:
         what = "the tag list"
         url: str | None = f"{self.base}/v2/{self.repository}/tags/list"

@@ -95,6 +95,11 @@ class S3Store:
         text = self._read(self._key(f"functions/{name}"), f"function {name!r}").decode()
         return name_digest(text, self.location, name)
 
+    def delete_name(self, name: str) -> None:
+        """Remove function ``name`` (its blobs stay: other functions may share them)."""
+        check_name(name)
+        self._call("delete_object", f"function {name!r}", Key=self._key(f"functions/{name}"))
+
     def names(self) -> list[str]:
         prefix = self._key("functions/")
         pages = self._call("get_paginator", "the function list", operation_name="list_objects_v2")

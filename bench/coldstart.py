@@ -1,0 +1,301 @@
+"""Cold start with and without bytecode: import time, full cold start through the shim, sizes.
+
+    .venv/bin/python bench/coldstart.py [--rounds 7] [--build-rounds 3] [--work DIR]
+        [--targets 3.11,3.12]
+
+For each target (python3.11-x86_64 and python3.12-x86_64 by default) one project holds the
+two examples and import-heavy sets (boto3, pydantic, numpy+pandas, sqlalchemy, requests,
+boto3+pydantic+requests); it is locked once against PyPI and built three ways:
+``--bytecode none``, ``checked-hash`` and ``unchecked-hash``. Then, side by side in one run,
+with the modes' order rotated every round and medians of ``--rounds``:
+
+- import: each function's layers merged into a read-only ``opt/python`` and its code into a
+  read-only ``task`` (as Lambda has them), the handler module imported by the target
+  interpreter with ``-B`` (nothing written, like PYTHONDONTWRITEBYTECODE=1) and timed
+  inside the process (``perf_counter`` around the import);
+- cold start: the whole shim process (interpreter start, fetch from a local store into an
+  empty cache, unpack or zipimport, import, one invocation), wall time; for pure-Python
+  layers both ways the shim can put them on ``sys.path`` ($LAMBDA_PACK_LAYERS=extract|zip);
+- sizes of every function's layers (zip and unzipped);
+- build time: ``build`` from the lock with the wheels in the cache but no cached layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SRC = ROOT / "src"
+SHIM = SRC / "pip_lambda_pack" / "shim.py"
+MODES = ("none", "checked-hash", "unchecked-hash")
+SETS = {
+    "boto3": ["boto3"],
+    "pydantic": ["pydantic>=2.7,<3"],
+    "numpy-pandas": ["numpy", "pandas"],
+    "sqlalchemy": ["sqlalchemy"],
+    "requests": ["requests"],
+    "boto3-pydantic": ["boto3", "pydantic>=2.7,<3", "requests"],
+}
+IMPORTS = {
+    "boto3": "import boto3\nCLIENT = boto3.client('s3', region_name='us-east-1')\n",
+    "pydantic": "import pydantic\n",
+    "numpy-pandas": "import numpy\nimport pandas\n",
+    "sqlalchemy": "import sqlalchemy\nimport sqlalchemy.orm\n",
+    "requests": "import requests\n",
+    "boto3-pydantic": (
+        "import boto3\nimport pydantic\nimport requests\n"
+        "CLIENT = boto3.client('s3', region_name='us-east-1')\n"
+    ),
+}
+HANDLER = "\ndef handler(event, context):\n    return {'ok': True}\n"
+IMPORT_TIMER = (
+    "import sys, time; sys.path[:0] = sys.argv[1:]; start = time.perf_counter();"
+    " import app; print(time.perf_counter() - start)"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--build-rounds", type=int, default=3)
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--targets", default="3.11,3.12")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="coldstart-"))
+    results = {}
+    for version in args.targets.split(","):
+        results[version] = bench_target(work / f"py{version}", version, args)
+    print(json.dumps(results, indent=1, sort_keys=True), file=sys.stderr)
+    print_tables(results)
+    return 0
+
+
+def bench_target(work: Path, version: str, args: argparse.Namespace) -> dict[str, object]:
+    target = f"python{version}-x86_64"
+    python = target_python(target)
+    project = make_project(work / "project", target)
+    cli(project, "lock", "-q")
+    warm = work / "warm-cache"
+    cli(project, "build", "-q", "--out", str(work / "warmup"), cache=warm)
+    builds = {mode: [] for mode in MODES}
+    for round_ in range(args.build_rounds):
+        for mode in rotated(MODES, round_):
+            builds[mode].append(timed_build(project, work, mode, warm))
+    outs = {mode: work / f"out-{mode}" for mode in MODES}
+    figures: dict[str, object] = {"python": python, "build_s": medians(builds)}
+    figures["sizes"] = {mode: sizes(outs[mode]) for mode in MODES}
+    figures["import_s"] = import_times(work, outs, python, args.rounds)
+    figures["coldstart_s"] = cold_starts(work, project, outs, python, args.rounds)
+    return figures
+
+
+def target_python(target: str) -> str:
+    sys.path.insert(0, str(SRC))
+    from pip_lambda_pack.interpreters import find_interpreter
+    from pip_lambda_pack.target import get_target
+
+    return str(find_interpreter(get_target(target)).path)
+
+
+def make_project(root: Path, target: str) -> Path:
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(ROOT / "examples" / "functions", root / "functions")
+    shutil.copytree(ROOT / "examples" / "requirements", root / "requirements")
+    shutil.copytree(ROOT / "examples" / "events", root / "events")
+    tables = [
+        '[functions.fetch]\nhandler = "app.handler"\ncode = "functions/fetch"\n'
+        'requirements = "requirements/fetch.txt"\n',
+        '[functions.validate]\nhandler = "app.handler"\ncode = "functions/validate"\n'
+        'dependencies = ["pydantic>=2.7,<3"]\n',
+    ]
+    for name, requirements in SETS.items():
+        code = root / "sets" / name
+        code.mkdir(parents=True)
+        (code / "app.py").write_text(IMPORTS[name] + HANDLER)
+        tables.append(
+            f'[functions.{name}]\nhandler = "app.handler"\ncode = "sets/{name}"\n'
+            f"dependencies = {json.dumps(requirements)}\n"
+        )
+    config = f'target = "{target}"\nmax-layers = 5\n\n' + "\n".join(tables)
+    (root / "lambda-pack.toml").write_text(config)
+    return root
+
+
+def cli(project: Path, *args: str, cache: Path | None = None) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    if cache is not None:
+        env["LAMBDA_PACK_CACHE_DIR"] = str(cache)
+    subprocess.run(
+        [sys.executable, "-m", "pip_lambda_pack", *args], cwd=project, env=env, check=True
+    )
+
+
+def timed_build(project: Path, work: Path, mode: str, warm: Path) -> float:
+    """``build --bytecode MODE`` with the wheels cached but no layer cached."""
+    cache = work / f"cache-{mode}"
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.copytree(warm, cache, ignore=shutil.ignore_patterns("layers"))
+    out = work / f"out-{mode}"
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    cli(project, "build", "-q", "--bytecode", mode, "--out", str(out), cache=cache)
+    return time.perf_counter() - start
+
+
+def rotated(items: tuple[str, ...], by: int) -> list[str]:
+    return list(items[by % len(items) :] + items[: by % len(items)])
+
+
+def medians(samples: dict[str, list[float]]) -> dict[str, float]:
+    return {key: round(statistics.median(values), 4) for key, values in samples.items()}
+
+
+def manifest(out: Path) -> dict[str, dict[str, object]]:
+    return json.loads((out / "manifest.json").read_text())["functions"]  # type: ignore[no-any-return]
+
+
+def sizes(out: Path) -> dict[str, list[int]]:
+    """Per function: [zip bytes, unzipped bytes] of its layers."""
+    found = {}
+    for name, entry in manifest(out).items():
+        layers = entry["layers"]
+        assert isinstance(layers, list)
+        found[name] = [
+            sum(lay["size"] for lay in layers),
+            sum(lay["unzipped_size"] for lay in layers),
+        ]
+    return found
+
+
+def read_only_layout(out: Path, name: str, into: Path) -> tuple[Path, Path]:
+    """The function's layers merged into ``into/opt`` and its code in ``into/task``."""
+    entry = manifest(out)[name]
+    opt, task = into / "opt", into / "task"
+    if not opt.exists():
+        for layer in entry["layers"]:  # type: ignore[attr-defined]
+            with zipfile.ZipFile(out / layer["path"]) as archive:
+                archive.extractall(opt)
+        code = entry["code"]["path"]  # type: ignore[index]
+        with zipfile.ZipFile(out / code) as archive:
+            archive.extractall(task)
+        for path in (opt, task):
+            subprocess.run(["chmod", "-R", "a-w", str(path)], check=True)
+    return opt / "python", task
+
+
+def import_times(
+    work: Path, outs: dict[str, Path], python: str, rounds: int
+) -> dict[str, dict[str, float]]:
+    names = sorted(manifest(outs["none"]))
+    samples: dict[str, dict[str, list[float]]] = {n: {m: [] for m in MODES} for n in names}
+    for round_ in range(rounds):
+        for name in names:
+            for mode in rotated(MODES, round_):
+                site, task = read_only_layout(outs[mode], name, work / "ro" / mode / name)
+                command = [python, "-s", "-E", "-B", "-c", IMPORT_TIMER, str(task), str(site)]
+                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                samples[name][mode].append(float(done.stdout.strip().splitlines()[-1]))
+    return {name: medians(by_mode) for name, by_mode in samples.items()}
+
+
+def cold_starts(
+    work: Path, project: Path, outs: dict[str, Path], python: str, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Wall time of the shim process from an empty cache, per function, mode and layer way."""
+    stores = {}
+    for mode in MODES:
+        store = work / f"store-{mode}"
+        shutil.rmtree(store, ignore_errors=True)
+        cli(project, "push", "-q", "--out", str(outs[mode]), "--store", str(store))
+        stores[mode] = store
+    ways = [(mode, way) for mode in MODES for way in ("extract", "zip")]
+    keys = [f"{mode}/{way}" for mode, way in ways]
+    names = ["validate", "fetch", "boto3-pydantic", "pydantic", "boto3"]
+    samples = {name: {key: [] for key in keys} for name in names}
+    event = project / "events" / "validate.json"
+    for round_ in range(rounds):
+        for name in names:
+            for key in rotated(tuple(keys), round_):
+                mode, way = key.split("/")
+                samples[name][key].append(shim_run(python, stores[mode], name, event, way, work))
+    return {name: medians(by_key) for name, by_key in samples.items()}
+
+
+def shim_run(python: str, store: Path, name: str, event: Path, way: str, work: Path) -> float:
+    cache = work / "shim-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "LAMBDA_PACK_STORE": str(store),
+        "LAMBDA_PACK_LAYERS": way,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    command = [python, str(SHIM), "--name", name, "--event", str(event), "--cache", str(cache)]
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def print_tables(results: dict[str, dict[str, object]]) -> None:
+    for version, figures in results.items():
+        print(f"\n### python{version}-x86_64 ({figures['python']})\n")
+        print_imports(figures["import_s"])  # type: ignore[arg-type]
+        print_coldstarts(figures["coldstart_s"])  # type: ignore[arg-type]
+        print_sizes(figures["sizes"])  # type: ignore[arg-type]
+        build = figures["build_s"]
+        assert isinstance(build, dict)
+        added = {m: build[m] / build["none"] - 1 for m in MODES[1:]}
+        print(
+            f"\nBuild from the lock (wheels cached, no layer cached): none {build['none']:.2f} s,"
+            f" checked-hash {build['checked-hash']:.2f} s ({added['checked-hash']:+.0%}),"
+            f" unchecked-hash {build['unchecked-hash']:.2f} s ({added['unchecked-hash']:+.0%})"
+        )
+
+
+def print_imports(times: dict[str, dict[str, float]]) -> None:
+    print("Import time, read-only layout, nothing written (median, ms):\n")
+    print("| function | no bytecode | checked-hash | vs none | unchecked-hash | vs none |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, by_mode in times.items():
+        none = by_mode["none"]
+        cells = [f"{none * 1000:.0f}"]
+        for mode in MODES[1:]:
+            cells += [f"{by_mode[mode] * 1000:.0f}", f"{by_mode[mode] / none - 1:+.0%}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def print_coldstarts(times: dict[str, dict[str, float]]) -> None:
+    print("\nFull cold start through the shim, empty cache (median wall ms):\n")
+    keys = [f"{m}/{w}" for m in MODES for w in ("extract", "zip")]
+    print("| function | " + " | ".join(keys) + " | best vs none/extract |")
+    print("|---|" + "---:|" * (len(keys) + 1))
+    for name, by_key in times.items():
+        base = by_key["none/extract"]
+        best = min(by_key.values())
+        cells = [f"{by_key[k] * 1000:.0f}" for k in keys]
+        print(f"| {name} | " + " | ".join(cells) + f" | {best / base - 1:+.0%} |")
+
+
+def print_sizes(found: dict[str, dict[str, list[int]]]) -> None:
+    print("\nLayers per function (MB zip / MB unzipped):\n")
+    print("| function | no bytecode | checked-hash | unchecked-hash |")
+    print("|---|---:|---:|---:|")
+    for name in found["none"]:
+        cells = [f"{found[m][name][0] / 1e6:.1f} / {found[m][name][1] / 1e6:.1f}" for m in MODES]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
