@@ -6,6 +6,7 @@ never opens a config or requirements file itself.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -312,7 +313,7 @@ _OPTION_ALIASES = {
 }
 _IGNORED_OPTIONS = {"--use-feature"}
 _SUPPORTED = (
-    "-r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre, --only-binary, "
+    "-r, -c, -e, --hash, -i, --extra-index-url, -f, --no-index, --pre, --only-binary, "
     "--no-binary, --prefer-binary, --trusted-host"
 )
 
@@ -325,7 +326,7 @@ def _read_line(
         return
     words = shlex.split(line, posix=True)
     hashes = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--hash=")]
-    requirement = _parse_requirement(_requirement_text(line), where)
+    requirement = _parse_requirement(_requirement_text(line), where, base)
     (out.constraints if constraint else out.requirements).append(str(requirement))
     if hashes:
         name = canonicalize_name(requirement.name)
@@ -350,7 +351,11 @@ def _sha256_values(values: list[str], where: str) -> list[str]:
     return digests
 
 
-def _parse_requirement(text: str, where: str) -> Requirement:
+def _parse_requirement(text: str, where: str, base: Path | None = None) -> Requirement:
+    """A requirement line as a Requirement; a local path (``./lib``, ``dist/x.whl``) or a
+    ``name @ URL`` direct reference becomes ``name @ file:///absolute/path`` or the URL."""
+    if base is not None and _looks_like_path(text):
+        return local_requirement(text, base, where)
     try:
         requirement = Requirement(text)
     except InvalidRequirement as exc:
@@ -360,11 +365,91 @@ def _parse_requirement(text: str, where: str) -> Requirement:
             "write it as NAME[extras] SPECIFIER [; marker], e.g. requests>=2.31",
         ) from None
     if requirement.url:
-        raise ConfigError(
-            f"{where}: direct references are not supported: {text!r}",
-            "publish the package to an index or put its wheel in --find-links",
-        )
+        return _direct_reference(requirement, base, where)
     return requirement
+
+
+def _looks_like_path(text: str) -> bool:
+    """pip's rule: a line that starts like a path, or names an archive, is a path."""
+    if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@", text):
+        return False  # name @ URL: a direct reference
+    head = re.split(r"\s*;", text, maxsplit=1)[0].split("[", 1)[0].strip()
+    if head.startswith((".", "/", "~")) or os.sep in head:
+        return True
+    return head.endswith((".whl", ".tar.gz", ".zip"))
+
+
+def local_requirement(text: str, base: Path, where: str) -> Requirement:
+    """``./lib[extra] ; marker`` (or a wheel or sdist path) as ``name @ file:///...``."""
+    head, _, marker = text.partition(";")
+    path_text, _, extras = head.strip().partition("[")
+    path = (base / Path(path_text.strip()).expanduser()).resolve()
+    if not path.exists():
+        raise ConfigError(f"{where}: {path_text.strip()} does not exist", "fix the path")
+    name = local_project_name(path, where)
+    extra = f"[{extras}" if extras else ""
+    tail = f" ; {marker.strip()}" if marker.strip() else ""
+    return Requirement(f"{name}{extra} @ {path.as_uri()}{tail}")
+
+
+def local_project_name(path: Path, where: str) -> str:
+    """The project name of a local wheel, sdist or source tree (pyproject.toml's
+    ``[project] name``, or setup.cfg's ``[metadata] name``)."""
+    if path.is_file():
+        from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+        try:
+            if path.name.endswith(".whl"):
+                return str(parse_wheel_filename(path.name)[0])
+            return str(parse_sdist_filename(path.name)[0])
+        except ValueError:
+            raise ConfigError(f"{where}: {path.name} is not a wheel or sdist name", "") from None
+    name = _static_name(path)
+    if name is None:
+        raise ConfigError(
+            f"{where}: cannot tell the project name of {path}",
+            "give it a [project] name in pyproject.toml (or [metadata] name in setup.cfg), "
+            "or write NAME @ file:///path",
+        )
+    return name
+
+
+def _static_name(path: Path) -> str | None:
+    pyproject = path / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            name = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        except tomllib.TOMLDecodeError:
+            name = {}
+        if isinstance(name.get("name"), str):
+            return str(name["name"])
+    setup_cfg = path / "setup.cfg"
+    if setup_cfg.is_file():
+        import configparser
+
+        parser = configparser.ConfigParser()
+        with contextlib.suppress(configparser.Error):
+            parser.read(setup_cfg, encoding="utf-8")
+            if parser.has_option("metadata", "name"):
+                return parser.get("metadata", "name")
+    return None
+
+
+def _direct_reference(requirement: Requirement, base: Path | None, where: str) -> Requirement:
+    """``name @ URL``: file and http(s) URLs of wheels, sdists or (file) source trees."""
+    url = str(requirement.url)
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "file" or ("://" not in url and base is not None):
+        if scheme != "file":  # name @ ./lib: not PEP 508, but what a monorepo means
+            path = (base / url).resolve() if base is not None else Path(url)
+            requirement = Requirement(str(requirement).replace(url, path.as_uri(), 1))
+        return requirement
+    if scheme in ("http", "https"):
+        return requirement
+    raise ConfigError(
+        f"{where}: {scheme} references are not supported: {requirement}",
+        "build a wheel of it and reference the file (name @ file:///path/x.whl) or its URL",
+    )
 
 
 def _read_option(
@@ -375,6 +460,8 @@ def _read_option(
     if option in ("--requirement", "--constraint"):
         nested = base / value
         _read_into(nested, out, constraint=option == "--constraint", seen=seen)
+    elif option == "--editable":  # a layer cannot point back at a tree: built like ./lib
+        out.requirements.append(str(local_requirement(value, base, where)))
     elif option == "--index-url":
         out.index = out.index.merged(IndexOptions(index_url=value))
     elif option == "--extra-index-url":
@@ -660,7 +747,7 @@ def _function_requirements(
     if "requirements" in value and "dependencies" in value:
         raise ConfigError(f"{where} has both requirements and dependencies", "keep one of the two")
     if "requirements" not in value:
-        return _inline_requirements(value, where), None
+        return _inline_requirements(value, where, root), None
     from .inputs import input_kind, pyproject_file_requirements
 
     path = root / str(value["requirements"])
@@ -674,12 +761,12 @@ def _function_requirements(
     return RequirementSet(), path.resolve()
 
 
-def _inline_requirements(value: Mapping[str, Any], where: str) -> RequirementSet:
+def _inline_requirements(value: Mapping[str, Any], where: str, root: Path) -> RequirementSet:
     dependencies = value.get("dependencies", [])
     if not isinstance(dependencies, list):
         raise ConfigError(f"{where}.dependencies must be a list", 'write ["requests>=2"]')
     lines = [
-        str(_parse_requirement(str(d), f"{where}.dependencies[{i}]"))
+        str(_parse_requirement(str(d), f"{where}.dependencies[{i}]", root))
         for i, d in enumerate(dependencies)
     ]
     return RequirementSet(requirements=tuple(lines))

@@ -192,8 +192,25 @@ def resolve_project(
         finder = finders.get(function_index(project, spec))
         resolved = _resolve_function(spec, roots[spec.name], project, target, finder, settings)
         python = python_lookup(project, target)
-        closures[spec.name] = _pins(resolved, target, finder, settings, python)
+        left = _left_to_runtime(project, target, resolved)
+        closures[spec.name] = _pins(resolved, target, finder, settings, python, left)
     return closures
+
+
+def _left_to_runtime(
+    project: Project, target: Target, resolved: Mapping[str, ResolvedPackage]
+) -> frozenset[str]:
+    """URLs of wheels ``runtime-provided = "exclude"`` keeps out of every layer: pinned in
+    the lock, never downloaded."""
+    if project.planner.values.get("runtime-provided") != "exclude":
+        return frozenset()
+    from .planner.runtime_provided import provided_version
+
+    return frozenset(
+        p.link.url
+        for p in resolved.values()
+        if not p.built_from_sdist and provided_version(target.name, p.name) is not None
+    )
 
 
 def _resolve_function(
@@ -236,9 +253,13 @@ def _pins(
     finder: Finder,
     settings: Settings,
     python: PythonLookup,
+    left_to_runtime: frozenset[str] = frozenset(),
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
-    sizes = finder.sizes(wheels)  # read off the zips' ends or their METADATA: not downloaded
+    # in no layer: not fetched at all; the index's size will do, the unpacked size is unknown
+    sizes = {link.url: (link.size or 0, 0) for link in wheels if link.url in left_to_runtime}
+    # read off the zips' ends or their METADATA: not downloaded
+    sizes |= finder.sizes([link for link in wheels if link.url not in sizes])
     paths = download(finder, [link for link in wheels if link.url not in sizes], settings)
     pins = []
     for package in resolved.values():
@@ -376,7 +397,7 @@ def fleet_of(project: Project, graph: PinGraph) -> Fleet:
 
 
 def load_fleet(path: Path) -> Fleet:
-    """Read a ``lambda-pack-fleet/1`` file (see DESIGN.md) for ``plan --fleet``."""
+    """Read a ``lambda-pack-fleet/1`` file (see docs/design.md) for ``plan --fleet``."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
