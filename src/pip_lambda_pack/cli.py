@@ -392,6 +392,7 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
         say=say,
         index_defaults=pip.index,
         network=pip.network,
+        formats=pip.formats,
         progress=progress,
     )
 
