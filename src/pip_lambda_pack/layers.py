@@ -553,8 +553,14 @@ def _deflate_new(entries: Sequence[ZipEntry]) -> list[ZipEntry]:
 
 def _code_entries(code_dir: Path, out_dir: Path) -> Iterable[ZipEntry]:
     for path, rel in _code_files(code_dir, out_dir):
-        mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-        yield _deflated(rel, mode, path.read_bytes(), str(code_dir))
+        try:
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            data = path.read_bytes()
+        except (PermissionError, IsADirectoryError) as exc:
+            raise BuildError(
+                f"{code_dir}: cannot read {rel}: {exc.strerror}", "fix its mode"
+            ) from None
+        yield _deflated(rel, mode, data, str(code_dir))
 
 
 def _code_files(code_dir: Path, out_dir: Path) -> Iterator[tuple[Path, str]]:
@@ -569,6 +575,11 @@ def _code_files(code_dir: Path, out_dir: Path) -> Iterator[tuple[Path, str]]:
             path = here / filename
             rel = path.relative_to(code_dir).as_posix()
             check_entry_path(code_dir.name, rel)
+            if path.is_symlink() and not path.exists():
+                raise BuildError(
+                    f"{code_dir}: {rel} is a symlink to {os.readlink(path)}, which does not exist",
+                    "remove the link or make it point at a file",
+                )
             yield path, rel
 
 
