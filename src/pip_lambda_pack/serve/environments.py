@@ -673,6 +673,7 @@ def _report(
         parts.append(f"Layers Hit: {figures.get('hits', 0)}")
         parts.append(f"Layers Missed: {figures.get('misses', 0)}")
         parts.append(f"Bytes Fetched: {figures.get('bytes_fetched', 0)}")
+        parts.append(f"Provision Duration: {float(figures.get('provision_ms', 0)):.2f} ms")
     return "\t".join(parts) + "\t"
 
 
