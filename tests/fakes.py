@@ -79,8 +79,5 @@ class FakeFinder:
     ) -> dict[str, Path]:
         return {link.url: self.download(link) for link in links}
 
-    def remote_sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
+    def sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
         return {link.url: (link.size or 0, 2 * (link.size or 0)) for link in links}
-
-    def known_unpacked_size(self, link: FileLink) -> int | None:
-        return None

@@ -6,6 +6,9 @@ import base64
 import json
 import os
 import random
+import re
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -382,6 +385,10 @@ def test_shim_delivered_function_runs_from_its_store(tmp_path: Path, session: An
         "function": "demo-hello",
     }
     assert sorted((tmp_path / "tmp-cache").iterdir())  # fetched into the empty cache
+    env = {**KEYS, "AWS_DEFAULT_REGION": "us-east-1"}
+    invoked = run(root, "invoke", "hello", "--event", "-", stdin='{"name": "cli"}', env=env)
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(invoked.stdout)["message"] == "[1.0] hello cli"  # the same store
     calls = Calls(session)
     _deploy(root, session)
     assert calls.writes() == []  # the store too: it shares boto3's default session
@@ -575,3 +582,247 @@ def test_shim_delivery_plans_within_tmp_and_makes_the_lock_stale(tmp_path: Path)
     assert done.stderr.splitlines()[0] == (
         "lambda-pack.lock is stale: delivery or ephemeral-storage-mb of function hello changed"
     )
+
+
+# -- from PyPI (network) ------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+HEX = re.compile(r"\b[0-9a-f]{12}\b")
+SIZE = re.compile(r"\(\d+(\.\d+)? [kMG]?B\)")
+
+
+def _readme_deploy_block() -> list[tuple[str, list[str]]]:
+    """The commands of the README's Deploy example, each with the lines it prints."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Deploy", 1)[1]
+    block = section.split("```\n", 2)[1]
+    steps: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:].split("  #")[0].strip(), []))
+        else:
+            steps[-1][1].append(line)
+    return steps
+
+
+def _shape(lines: list[str]) -> list[str]:
+    return [SIZE.sub("(SIZE)", HEX.sub("HEX", line)) for line in lines]
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_readme_deploy_of_the_examples_into_moto(tmp_path: Path, aws: str, session: Any) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "examples", root / "examples", ignore=shutil.ignore_patterns(".l*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["LAMBDA_PACK_CACHE_DIR"] = str(tmp_path / "cache")
+    cwd = root
+    seen = []
+    for command, printed in _readme_deploy_block():
+        words = shlex.split(command)
+        if words[0] == "moto_server":
+            continue  # ours runs already, on another port
+        if words[0] == "export":
+            env.update(dict(word.split("=", 1) for word in words[1:]))
+            env["AWS_ENDPOINT_URL"] = aws
+        elif words[0] == "cd":
+            cwd = cwd / words[1]
+        elif words[0] == "python":
+            done = subprocess.run([sys.executable, *words[1:]], env=env, capture_output=True)
+            assert done.returncode == 0 or b"EntityAlreadyExists" in done.stderr
+        else:
+            assert words[0] == "pip-lambda-pack"
+            done = subprocess.run(
+                [sys.executable, "-m", "pip_lambda_pack", *words[1:]],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert done.returncode == 0, done.stderr
+            shown = [line for line in done.stderr.splitlines() if not _build_line(line)]
+            if printed:
+                assert _shape(shown) == _shape(printed)
+            seen.append(command)
+    assert len(seen) == 3
+    names = [f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]]
+    assert sorted(names) == ["demo-fetch", "demo-validate"]
+
+
+def _build_line(line: str) -> bool:
+    """The lines build prints before deploy's own."""
+    starts = ("resolving ", "warning: ", "wrote ", "fetching ", "building ", "built ", "using ")
+    return line.startswith(starts) or line.startswith("would call ")
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_bench_corpus_deploy_uploads_each_layer_once(tmp_path: Path, session: Any) -> None:
+    root = tmp_path / "corpus"
+    boto3.client("s3").create_bucket(Bucket="corpus-zips")
+    store = f"s3://corpus-zips/store?endpoint_url={os.environ['AWS_ENDPOINT_URL']}"
+    lines = ['target = "python3.12-x86_64"', f'store = "{store}"', ""]
+    for req in sorted((REPO / "bench" / "corpus").glob("*.txt")):
+        (root / "functions" / req.stem).mkdir(parents=True)
+        (root / "functions" / req.stem / "app.py").write_text("def handler(e, c):\n    return 1\n")
+        shutil.copyfile(req, root / f"{req.stem}.txt")
+        lines += [f"[functions.{req.stem}]", 'handler = "app.handler"']
+        lines += [f'code = "functions/{req.stem}"', f'requirements = "{req.stem}.txt"']
+        if req.stem == "etl":  # pandas + pyarrow: 291 MB, over Lambda's 250 MiB
+            lines += ['delivery = "shim"', "ephemeral-storage-mb = 1024"]
+        lines.append("")
+    (root / "lambda-pack.toml").write_text("\n".join(lines))
+    calls = Calls(session)
+    outcome, _ = _deploy(root, session, s3_bucket="corpus-zips")
+    manifest = read_manifest(root / ".lambda-pack" / "build")
+    on_lambda = {k: e for k, e in manifest.functions.items() if k != "etl"}
+    distinct = {x.sha256: x for e in on_lambda.values() for x in e.layers}
+    uses = sum(len(e.layers) for e in on_lambda.values())
+    assert uses > len(distinct)  # layers are shared, so uploading per function would repeat
+    [bootstrap] = (root / ".lambda-pack" / "build" / "bootstrap").glob("*.zip")
+    published = [p for s, op, p in calls.made if op == "PublishLayerVersion"]
+    assert sorted(p["LayerName"] for p in published) == sorted(
+        f"demo-{sha[:12]}" for sha in [*distinct, bootstrap.stem]
+    )
+    big = [x for x in distinct.values() if x.size > 50 * 1000 * 1000]
+    keys = [p["Key"] for s, op, p in calls.made if s == "s3" and not op.startswith(READS)]
+    assert sorted(k for k in keys if k.startswith("lambda-pack/")) == sorted(
+        f"lambda-pack/sha256/{x.sha256}.zip" for x in big
+    )
+    etl = manifest.functions["etl"]
+    blobs = {etl.code.sha256, *(x.sha256 for x in etl.layers)}
+    written = {k for k in keys if k.startswith("store/")}
+    assert len(written) == len(blobs) + 2  # each blob once, the task manifest, the name
+    assert {f"store/blobs/sha256/{d}" for d in blobs} < written
+    assert set(outcome.functions.values()) == {"created"}
+    calls.clear()
+    _deploy(root, session, s3_bucket="corpus-zips")
+    assert calls.writes() == []
+
+
+POLARS_HANDLER = """\
+import polars as pl
+import pyarrow as pa
+
+
+def handler(event, context):
+    frame = pl.DataFrame({"n": event["numbers"]})
+    table = frame.to_arrow()
+    return {"sum": int(frame["n"].sum()), "rows": table.num_rows,
+            "arrow": pa.__version__.split(".")[0].isdigit(), "function": context.function_name}
+"""
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_polars_and_pyarrow_past_250_mb_through_the_shim(tmp_path: Path, session: Any) -> None:
+    boto3.client("s3").create_bucket(Bucket="big-store")
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    store = f"s3://big-store/tasks?endpoint_url={endpoint}&region=us-east-1"
+    root = tmp_path / "big"
+    (root / "etl").mkdir(parents=True)
+    (root / "etl" / "app.py").write_text(POLARS_HANDLER)
+    target = "python%d.%d-x86_64" % sys.version_info[:2]
+    (root / "lambda-pack.toml").write_text(
+        f'target = "{target}"\nstore = "{store}"\n[functions.hello]\nhandler = "app.handler"\n'
+        'code = "etl"\ndependencies = ["polars", "pyarrow"]\ndelivery = "shim"\n'
+        "ephemeral-storage-mb = 2048\nmemory = 1024\n"
+    )
+    outcome, _ = _deploy(root, session)
+    assert outcome.functions == {"hello": "created"}
+    entry = read_manifest(root / ".lambda-pack" / "build").functions["hello"]
+    unzipped = sum(x.unzipped_size for x in entry.layers)
+    assert unzipped > 250 * 1024 * 1024  # past Lambda's limit for layers
+    config = _config("demo-hello")["Configuration"]
+    assert config["Handler"] == "pip_lambda_pack.wrapper.handler"
+    assert len(config["Layers"]) == 1 and config["EphemeralStorage"] == {"Size": 2048}
+    [bootstrap] = sorted((root / ".lambda-pack" / "build" / "bootstrap").glob("*.zip"))
+    opt = tmp_path / "opt"
+    with zipfile.ZipFile(bootstrap) as archive:
+        archive.extractall(opt)
+    variables = config["Environment"]["Variables"]
+    result = _run_wrapper(opt, variables, tmp_path / "tmp-cache", {"numbers": [1, 2, 39]})
+    assert result == {"sum": 42, "rows": 3, "arrow": True, "function": "demo-hello"}
+
+
+# -- the checks before any write (pure) -----------------------------------------------------
+
+
+def _manifest(layer_count: int, unzipped: int = 1000) -> Any:
+    from pip_lambda_pack.manifest import BuildManifest, CodeEntry, FunctionEntry, LayerEntry
+
+    layers = tuple(
+        LayerEntry(
+            path=f"layers/{i:064x}.zip",
+            sha256=f"{i:064x}",
+            size=100,
+            unzipped_size=unzipped,
+            wheels=(f"p{i}==1",),
+        )
+        for i in range(1, layer_count + 1)
+    )
+    code = CodeEntry(path="functions/hello.zip", sha256="f" * 64, size=10)
+    entry = FunctionEntry(handler="app.handler", code=code, layers=layers)
+    return BuildManifest(target="python3.12-x86_64", functions={"hello": entry})
+
+
+def _one_function(tmp_path: Path) -> Any:
+    (tmp_path / "src").mkdir(exist_ok=True)
+    config = tmp_path / "lambda-pack.toml"
+    config.write_text('[functions.hello]\nhandler = "app.handler"\ncode = "src"\n')
+    return load_project(config)
+
+
+def test_more_layers_than_lambda_takes_is_refused_before_any_call(tmp_path: Path) -> None:
+    from pip_lambda_pack.deploy import wanted
+
+    project = _one_function(tmp_path)
+    layers, functions = wanted(project, _manifest(5), tmp_path, DeployOptions(prefix="p"))
+    assert len(layers) == 5 and functions[0].name == "p-hello"
+    with pytest.raises(UserError) as info:
+        wanted(project, _manifest(6), tmp_path, DeployOptions(prefix="p"))
+    assert info.value.message == "function hello has 6 layers, over Lambda's 5"
+    assert 'delivery = "shim"' in info.value.tip
+    with pytest.raises(UserError, match="layers unzip to 315.0 MB, over Lambda's 262.1 MB"):
+        wanted(project, _manifest(3, 105 * 10**6), tmp_path, DeployOptions(prefix="p"))
+
+
+def test_a_full_code_storage_quota_is_refused_before_any_call(tmp_path: Path) -> None:
+    from pip_lambda_pack.deploy import State, plan_calls, wanted
+
+    project = _one_function(tmp_path)
+    options = DeployOptions(prefix="p", role=ROLE)
+    layers, functions = wanted(project, _manifest(2), tmp_path, options)
+    gb = 10**9
+    room = State(layers={}, functions={"p-hello": None}, code_storage=(70 * gb, 75 * gb))
+    assert [c.operation for c in plan_calls(layers, functions, room, options)] == [
+        "PublishLayerVersion",
+        "PublishLayerVersion",
+        "CreateFunction",
+    ]
+    full = State(layers={}, functions={"p-hello": None}, code_storage=(75 * gb - 100, 75 * gb))
+    with pytest.raises(UserError) as info:
+        plan_calls(layers, functions, full, options)
+    assert info.value.message == (
+        "Lambda's code storage would be over its quota: 75.0 GB used + 210 B new > 75.0 GB"
+    )
+    assert info.value.tip.startswith("delete old function and layer versions")
+
+
+def test_long_names_and_local_stores_for_the_shim_are_refused(tmp_path: Path) -> None:
+    from pip_lambda_pack.deploy import wanted
+
+    project = _one_function(tmp_path)
+    with pytest.raises(UserError, match="'x{59}-hello' is 65 characters, over Lambda's 64"):
+        wanted(project, _manifest(1), tmp_path, DeployOptions(prefix="x" * 59))
+    config = tmp_path / "lambda-pack.toml"
+    config.write_text(config.read_text() + 'delivery = "shim"\n')
+    project = load_project(config)
+    with pytest.raises(UserError) as info:
+        wanted(project, _manifest(1), tmp_path, DeployOptions(prefix="p"), project.store)
+    assert "the store .lambda-pack/store is a local directory" in info.value.message
+    assert info.value.tip.startswith('set store = "s3://BUCKET/PREFIX"')
+    secret = "s3://b/p?endpoint_url=http://user:pw@127.0.0.1:1"
+    with pytest.raises(UserError, match="holds a credential"):
+        wanted(project, _manifest(1), tmp_path, DeployOptions(prefix="p"), secret)

@@ -237,3 +237,101 @@ def test_unknown_data_scheme_is_refused(tmp_path: Path) -> None:
     assert info.value.message == (
         "odd-1.0-py3-none-any.whl: 'odd-1.0.data/weird/x.py' is in no known .data scheme"
     )
+
+
+CLI_MODULE = """\
+def main():
+    print("hi from main")
+
+
+class App:
+    @staticmethod
+    def run():
+        print("hi from App.run")
+"""
+ENTRY_POINTS = """\
+[console_scripts]
+hello = pkg.cli:main
+hello-app = pkg.cli:App.run [extra]
+
+[gui_scripts]
+hello-gui = pkg.cli:main
+
+[other.group]
+ignored = pkg.cli:main
+"""
+
+
+def test_console_scripts_are_written_as_pip_install_target_writes_them(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    wheels = tmp_path / "w"
+    wheels.mkdir()
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/cli.py": CLI_MODULE,
+        "pkg-1.0.dist-info/entry_points.txt": ENTRY_POINTS,
+    }
+    wheel = make_wheel(wheels, "pkg", "1.0", files=files)
+    pip_target = tmp_path / "pip"
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-compile"]
+    subprocess.run(
+        [*pip, "--target", str(pip_target), str(wheel)],
+        check=True,
+        env=env,
+    )
+    theirs = {p.name: p.read_bytes() for p in (pip_target / "bin").iterdir()}
+    layer = build_layer([wheel], tmp_path / "out")
+    with zipfile.ZipFile(layer.path) as archive:
+        ours = {
+            i.filename.removeprefix("bin/"): (archive.read(i), stat.S_IMODE(i.external_attr >> 16))
+            for i in archive.infolist()
+            if i.filename.startswith("bin/")
+        }
+    assert sorted(ours) == sorted(theirs) == ["hello", "hello-app", "hello-gui"]
+    for name, (data, mode) in ours.items():
+        assert mode == 0o755
+        first, _, rest = data.partition(b"\n")
+        assert first == b"#!/usr/bin/env python3"
+        assert rest == theirs[name].partition(b"\n")[2], name
+    root = tmp_path / "opt"
+    with zipfile.ZipFile(layer.path) as archive:
+        archive.extractall(root)
+    run_env = {"PYTHONPATH": str(root / "python"), "PATH": os.defpath}
+    for name, said in (("hello", "hi from main"), ("hello-app", "hi from App.run")):
+        done = subprocess.run(
+            [sys.executable, str(root / "bin" / name)], env=run_env, capture_output=True, text=True
+        )
+        assert done.stdout == said + "\n"
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib.metadata as m\n"
+            "for f in m.files('pkg'): print(f, f.locate().exists())",
+        ],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    for name in ("hello", "hello-app", "hello-gui"):
+        assert f"../bin/{name} True" in listed
+
+
+def test_bad_entry_point_is_a_build_error(tmp_path: Path) -> None:
+    wheels = tmp_path / "w"
+    wheels.mkdir()
+    files = {
+        "pkg/__init__.py": "",
+        "pkg-1.0.dist-info/entry_points.txt": "[console_scripts]\nx = pkg\n",
+    }
+    wheel = make_wheel(wheels, "pkg", "1.0", files=files)
+    with pytest.raises(BuildError) as caught:
+        build_layer([wheel], tmp_path / "out")
+    assert caught.value.message == (
+        "pkg-1.0-py3-none-any.whl: entry_points.txt: x = pkg is not NAME = module:function"
+    )

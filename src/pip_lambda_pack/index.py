@@ -100,13 +100,9 @@ class Finder(Protocol):
         """``download`` of each link, keyed by URL (in parallel where it can)."""
         ...
 
-    def remote_sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
-        """``(bytes, unpacked bytes)`` by URL of those links whose sizes are known without
+    def sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
+        """``(bytes, unpacked bytes)`` by URL of those wheels whose sizes are known without
         downloading them; the others are left out."""
-        ...
-
-    def known_unpacked_size(self, link: FileLink) -> int | None:
-        """The unpacked size of ``link`` if reading its metadata already told it, else None."""
         ...
 
 
@@ -405,6 +401,17 @@ class PackageFinder:
         return final
 
     # ------------------------------------------------------------------ sizes
+
+    def sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
+        """``(bytes, unpacked bytes)`` by URL of the wheels whose sizes are known without a
+        download: remote ones read by ranges (``remote_sizes``), local ones whose METADATA
+        was read (verified again, as ``download`` would)."""
+        found = self.remote_sizes(links)
+        for link in links:
+            unpacked = self.known_unpacked_size(link)
+            if unpacked is not None and link.url.startswith("file:"):
+                found[link.url] = (self._verified_local(link).stat().st_size, unpacked)
+        return found
 
     def remote_sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
         """``(bytes, unpacked bytes)`` by URL of the remote wheels whose sizes could be read

@@ -10,6 +10,7 @@ The same wheels in any order, on any machine and any day, give one sha256.
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import io
 import os
@@ -27,7 +28,7 @@ from typing import BinaryIO, Protocol
 from .atomic import atomic_writer, write_bytes
 from .bytecode import Compiler, Source, compile_sources, pyc_path
 from .errors import BuildError
-from .records import RecordRow, parse_record, record_bytes, row_of
+from .records import RecordCheck, RecordRow, parse_record, record_bytes, row_of
 
 DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: a constant, never SOURCE_DATE_EPOCH
 DOS_TIME = 0
@@ -95,6 +96,8 @@ def build_layer(
     entries = merge_entries(entry for wheel in wheels for entry in wheel_entries(wheel))
     if options is not None:
         entries = finish_entries(entries, options, prefix="python/", root=LAYER_ROOT)
+    else:
+        entries = rewrite_records(entries, {})
     # Streamed to a staging file while hashed (a layer can be hundreds of MB), then named.
     staging = out_dir / "layers" / f".building-{uuid.uuid4().hex}.zip"
     with atomic_writer(staging) as handle:
@@ -232,6 +235,10 @@ def _rewritten(
             kept.append(RecordRow(path=_record_path(layer), hash=row.hash, size=row.size))
         if layer in pycs and pycs[layer] in by_path:
             added.append(row_of(_record_path(pycs[layer]), _inflate(by_path[pycs[layer]])))
+    listed = {row.path for row in kept}
+    for path in _launchers(by_path, info, record.origin):
+        if _record_path(path) not in listed:
+            added.append(row_of(_record_path(path), _inflate(by_path[path])))
     new = [
         *kept,
         *sorted(added, key=lambda r: r.path),
@@ -240,6 +247,15 @@ def _rewritten(
     if new == [r for r in rows if _installed(r.path, data_dir) != record.path] + new[-1:]:
         return record
     return _stored(record.path, record.mode, record_bytes(new), record.origin)
+
+
+def _launchers(by_path: Mapping[str, ZipEntry], info: str, origin: str) -> list[str]:
+    """The ``bin/`` launchers written for the entry points of distribution ``info``."""
+    entry_points = by_path.get(f"python/{info}/entry_points.txt")
+    if entry_points is None:
+        return []
+    text = _inflate(entry_points).decode("utf-8", errors="replace")
+    return [path for path in console_scripts(origin, text) if path in by_path]
 
 
 def _installed(row_path: str, data_dir: str) -> str | None:
@@ -300,17 +316,87 @@ def wheel_entries(wheel: Path) -> list[ZipEntry]:
     """The layer entries of one wheel, with their paths mapped by the wheel install rules."""
     try:
         with zipfile.ZipFile(wheel) as archive, open(wheel, "rb") as raw:
-            data_dir = _dist_info(wheel, archive).removesuffix(".dist-info") + ".data"
-            entries = []
+            dist_info = _dist_info(wheel, archive)
+            data_dir = dist_info.removesuffix(".dist-info") + ".data"
+            record = RecordCheck(
+                wheel.name, dist_info, _read_optional(archive, dist_info, "RECORD")
+            )
+            scripts = console_scripts(wheel.name, _entry_points(archive, dist_info))
+            entries = list(scripts.values())
             for info in archive.infolist():
-                entry = _wheel_entry(wheel, archive, raw, info, data_dir)
-                if entry is not None:
+                entry = _wheel_entry(wheel, (archive, raw), info, data_dir, record)
+                if entry is not None and entry.path not in scripts:  # as pip: entry points win
                     entries.append(entry)
             return entries
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error) as exc:
         raise BuildError(
             f"{wheel.name}: not a readable wheel: {exc}", "delete it from the cache and build again"
         ) from exc
+
+
+# pip's (distlib's) launcher, byte for byte after the shebang line
+_LAUNCHER = """# -*- coding: utf-8 -*-
+import re
+import sys
+from {module} import {name}
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit({call}())
+"""
+_ENTRY_NAME = re.compile(r"^[\w.+-]+$")
+_ENTRY_VALUE = re.compile(
+    r"^(?P<module>\w+(?:\.\w+)*)\s*:\s*(?P<attr>\w+(?:\.\w+)*)\s*(?:\[.*\])?$"
+)
+
+
+def _entry_points(archive: zipfile.ZipFile, dist_info: str) -> str:
+    data = _read_optional(archive, dist_info, "entry_points.txt")
+    return "" if data is None else data.decode("utf-8", errors="replace")
+
+
+def _read_optional(archive: zipfile.ZipFile, dist_info: str, name: str) -> bytes | None:
+    try:
+        return archive.read(f"{dist_info}/{name}")
+    except KeyError:
+        return None
+
+
+def console_scripts(origin: str, text: str) -> dict[str, ZipEntry]:
+    """``bin/NAME`` launchers of the ``console_scripts`` and ``gui_scripts`` entry points,
+    as pip writes them (its launcher text, mode 0755), with the target's shebang
+    ``#!/usr/bin/env python3``: Lambda puts its runtime's ``/var/lang/bin`` first on PATH,
+    so this finds the runtime's Python there, and the one of a local run elsewhere."""
+    if not text:
+        return {}
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text)
+    except configparser.Error as exc:
+        raise _bad_entry_points(origin, str(exc).splitlines()[0]) from None
+    scripts = {}
+    for group in ("console_scripts", "gui_scripts"):
+        if parser.has_section(group):
+            for name, value in sorted(parser.items(group)):
+                entry = _launcher(origin, name, value)
+                scripts[entry.path] = entry
+    return scripts
+
+
+def _launcher(origin: str, name: str, value: str) -> ZipEntry:
+    match = _ENTRY_VALUE.match(value.strip())
+    if not _ENTRY_NAME.match(name) or match is None or name in (".", ".."):
+        raise _bad_entry_points(origin, f"{name} = {value} is not NAME = module:function")
+    call = match["attr"]
+    text = _LAUNCHER.format(module=match["module"], name=call.split(".")[0], call=call)
+    return _stored("bin/" + name, 0o755, SHEBANG + b"\n" + text.encode(), origin)
+
+
+def _bad_entry_points(origin: str, detail: str) -> BuildError:
+    return BuildError(
+        f"{origin}: entry_points.txt: {detail}",
+        "the wheel is malformed; use another build of the package",
+    )
 
 
 def _dist_info(wheel: Path, archive: zipfile.ZipFile) -> str:
@@ -325,8 +411,14 @@ def _dist_info(wheel: Path, archive: zipfile.ZipFile) -> str:
 
 
 def _wheel_entry(
-    wheel: Path, archive: zipfile.ZipFile, raw: BinaryIO, info: zipfile.ZipInfo, data_dir: str
+    wheel: Path,
+    files: tuple[zipfile.ZipFile, BinaryIO],
+    info: zipfile.ZipInfo,
+    data_dir: str,
+    record: RecordCheck,
 ) -> ZipEntry | None:
+    """The layer entry of one wheel file (None: not installed), checked against RECORD."""
+    archive, raw = files
     if info.is_dir():
         return None
     check_entry_path(wheel.name, info.filename)
@@ -338,13 +430,16 @@ def _wheel_entry(
         )
     path, is_script = _layer_path(wheel, info.filename, data_dir)
     if path is None:
+        record.check(info.filename, archive.read(info))
         return None
     mode = 0o755 if mode & 0o111 else 0o644
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         data = archive.read(info)  # zipfile checks the CRC
+        record.check(info.filename, data)
         return _stored(path, 0o755 if is_script else mode, _script(data, is_script), wheel.name)
     payload = _raw_payload(raw, info)
     data = _checked(payload, info)  # the CRC holds, so the raw copy is a valid copy
+    record.check(info.filename, data)
     if is_script:
         return _stored(path, 0o755, _fix_shebang(data), wheel.name)
     return ZipEntry(
@@ -458,8 +553,14 @@ def _deflate_new(entries: Sequence[ZipEntry]) -> list[ZipEntry]:
 
 def _code_entries(code_dir: Path, out_dir: Path) -> Iterable[ZipEntry]:
     for path, rel in _code_files(code_dir, out_dir):
-        mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-        yield _deflated(rel, mode, path.read_bytes(), str(code_dir))
+        try:
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            data = path.read_bytes()
+        except (PermissionError, IsADirectoryError) as exc:
+            raise BuildError(
+                f"{code_dir}: cannot read {rel}: {exc.strerror}", "fix its mode"
+            ) from None
+        yield _deflated(rel, mode, data, str(code_dir))
 
 
 def _code_files(code_dir: Path, out_dir: Path) -> Iterator[tuple[Path, str]]:
@@ -474,6 +575,11 @@ def _code_files(code_dir: Path, out_dir: Path) -> Iterator[tuple[Path, str]]:
             path = here / filename
             rel = path.relative_to(code_dir).as_posix()
             check_entry_path(code_dir.name, rel)
+            if path.is_symlink() and not path.exists():
+                raise BuildError(
+                    f"{code_dir}: {rel} is a symlink to {os.readlink(path)}, which does not exist",
+                    "remove the link or make it point at a file",
+                )
             yield path, rel
 
 
