@@ -260,6 +260,8 @@ def read_lock(path: Path) -> Lock:
         raise LockError(f"no lock file at {path}", "run: pip-lambda-pack lock") from None
     except tomllib.TOMLDecodeError as exc:
         raise LockError(f"{path}: not valid TOML: {exc}", "run lock again") from None
+    except UnicodeDecodeError as exc:
+        raise LockError(f"{path} is not UTF-8 text (byte {exc.start})", "run lock again") from None
     if data.get("version") != LOCK_VERSION:
         raise LockError(
             f"{path}: lock version {data.get('version')!r} is not {LOCK_VERSION}",

@@ -32,6 +32,7 @@ from .config import (
 )
 from .credentials import public_url
 from .errors import BuildError, ConfigError, LockError, PlanError
+from .formats import FormatControl
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
 from .interpreters import Interpreter, find_optional, for_project
@@ -72,7 +73,7 @@ from .planner.runtime_provided import closures as needs
 from .planner.runtime_provided import runtime_warnings
 from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
-from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
+from .resolve import ANY_FORMAT, ResolvedPackage, prefetch, resolve, wheel_path
 from .sdists import PythonLookup
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
@@ -105,6 +106,7 @@ class Settings:
     # pip's configuration under `pip lambda-pack`: indexes under the project's, and the network
     index_defaults: IndexOptions = field(default_factory=IndexOptions)
     network: NetworkOptions | None = None  # None: httpx's defaults
+    formats: FormatControl = ANY_FORMAT  # pip's --only-binary & co., under the requirements'
     progress: Progress = field(default_factory=QuietProgress)  # bars or lines for long steps
 
 
@@ -229,7 +231,7 @@ def _resolve_function(
         constraints=reqs.parsed_constraints(),
         hashes=reqs.hash_map(),
         allow_prereleases=function_index(project, spec).pre,
-        formats=reqs.formats,
+        formats=settings.formats.then(reqs.formats),
         build_dir=settings.cache_dir / "built",
         log=settings.log,
         warn=lambda line: settings.say(f"warning: {line}"),
