@@ -324,7 +324,10 @@ def _read_line(
     if line.startswith("-"):
         _read_option(line, where, base, out, seen)
         return
-    words = shlex.split(line, posix=True)
+    try:
+        words = shlex.split(line, posix=True)
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"{where}: {exc.args[0].lower()} in {line!r}", "close it") from None
     hashes = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--hash=")]
     requirement = _parse_requirement(_requirement_text(line), where, base)
     (out.constraints if constraint else out.requirements).append(str(requirement))

@@ -143,11 +143,19 @@ def _broken_login(rest: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """``url`` fit for a message: no password in the user info, no secret query values."""
+    """``url`` fit for a message: no password in the user info, no secret query values.
+
+    An '@' past the authority may end a login with an unencoded '/', '?' or '#' in it, so
+    all before the last '@' is hidden then; a URL that does not parse shows its scheme only.
+    """
     scheme, sep, rest = url.partition("://")
-    if sep and _broken_login(rest):  # a login with an unencoded '/': hide all of it
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if sep and "@" not in authority and "@" in rest:
         return f"{scheme}://***@{rest.rpartition('@')[2]}"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, say
+        return f"{scheme}://***" if sep else "***"
     netloc = parts.netloc
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
