@@ -6,8 +6,8 @@ HTML and PEP 691 JSON), wheel filenames and METADATA. docs/reliability.md lists 
 
 from __future__ import annotations
 
-import contextlib
 import atexit
+import contextlib
 import json
 import shutil
 import string
