@@ -45,7 +45,8 @@ STORE_SECRETS = (
 NAME_TIP = "use letters, digits, '-' and '_' (at most 64 characters), as Lambda does"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SECRET_KEYS = ("sig", "token", "credential", "key", "password", "secret")
+# query keys whose values are secrets (signed URLs, tokens): hidden or dropped when shown
+SECRET_QUERY_KEYS = ("sig", "token", "credential", "key", "password", "secret")
 _T = TypeVar("_T")
 
 FunctionName = NewType("FunctionName", str)
@@ -162,7 +163,7 @@ def redact(url: str) -> str:
         netloc = f"{user.partition(':')[0]}:***@{host}" if ":" in user else f"***@{host}"
     query = urlencode(
         [
-            (k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v)
+            (k, "***" if any(s in k.lower() for s in SECRET_QUERY_KEYS) else v)
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         ],
         safe="/:*",
