@@ -386,7 +386,11 @@ def local_requirement(text: str, base: Path, where: str) -> Requirement:
     """``./lib[extra] ; marker`` (or a wheel or sdist path) as ``name @ file:///...``."""
     head, _, marker = text.partition(";")
     path_text, _, extras = head.strip().partition("[")
-    path = (base / Path(path_text.strip()).expanduser()).resolve()
+    try:
+        path = (base / Path(path_text.strip()).expanduser()).resolve()
+    except RuntimeError:  # ~user of a user this machine does not have
+        message = f"{where}: no such user's home in {path_text.strip()}"
+        raise ConfigError(message, "write the path in full") from None
     if not path.exists():
         raise ConfigError(f"{where}: {path_text.strip()} does not exist", "fix the path")
     name = local_project_name(path, where)

@@ -323,7 +323,7 @@ def open_reader(url: str) -> StoreReader:
     """A reader for a directory, ``file://``, ``http(s)://``, ``oci://`` or ``s3://`` URL."""
     match = _SCHEME.match(url)
     if match is None:
-        return LocalReader(Path(url).expanduser().resolve())
+        return LocalReader(Path(os.path.expanduser(url)).resolve())
     scheme = match.group(1).lower()
     check_login(url)
     if scheme == "file":
