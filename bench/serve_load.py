@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -250,6 +251,47 @@ def invoke_load(project: Path, name: str, python: str, concurrency: int, calls: 
     return Load(tuple(r[0] for r in results), seconds, sum(r[1] for r in results))
 
 
+BARE = """\
+import sys
+from aiohttp import web
+
+async def echo(request):
+    return web.Response(body=await request.read(), content_type="application/json")
+
+app = web.Application()
+app.add_routes([web.post("/2015-03-31/functions/{name}/invocations", echo)])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def bare_rows() -> list[str]:
+    """The HTTP stack alone: an aiohttp app that answers the Invoke path with the body."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe, contextlib.suppress(OSError):
+                probe.connect(("127.0.0.1", port))
+                break
+            time.sleep(0.1)
+        rows = []
+        for concurrency in (1, 8, 32):
+            found = load(f"http://127.0.0.1:{port}", "echo", concurrency, 2000)
+            rows.append(
+                f"| bare aiohttp (no environment) | {concurrency} | {found.p(0.5):.2f} | "
+                f"{found.p(0.99):.2f} | {found.rate:.0f} | | | | | {found.failures} |"
+            )
+        return rows
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def warm_table(project: Path, service: Service, python: str) -> list[str]:
     rows = [
         "| function | concurrency | serve p50 ms | serve p99 ms | serve calls/s | "
@@ -269,7 +311,7 @@ def warm_table(project: Path, service: Service, python: str) -> list[str]:
                 f"{theirs.rate:.1f} | {ratio:.0f}x | {ours.failures + theirs.failures} |"
             )
             print(rows[-1], file=sys.stderr)
-    return rows
+    return [*rows, *bare_rows()]
 
 
 # -- cold starts ----------------------------------------------------------------------------
