@@ -436,10 +436,11 @@ def zipf_rows(work: Path, wheelhouse: Path, calls: int) -> list[str]:
     for strategy in STRATEGIES:
         project = write_project(work / f"zipf-{strategy}", functions, strategy)
         cli("push", *offline, cwd=project)
-        lock = json.loads((project / "lambda-pack.lock").read_text())
+        from pip_lambda_pack.lock import read_lock
+
+        lock = read_lock(project / "lambda-pack.lock")
         if not cap:  # one cap for all: 40% of the distinct wheels' unpacked bytes
-            unpacked = sum(w["unpacked_size"] for w in lock["wheels"].values())
-            cap = int(unpacked * 0.4)
+            cap = int(sum(pin.unpacked_size for pin in lock.wheels.values()) * 0.4)
         cache = work / f"zipf-cache-{strategy}"
         shutil.rmtree(cache, ignore_errors=True)
         args = ["--cache", str(cache), "--cache-max-bytes", str(cap), "--max-environments", "2"]
@@ -454,7 +455,7 @@ def zipf_rows(work: Path, wheelhouse: Path, calls: int) -> list[str]:
                     missed += figures.get("Layers Missed", 0)
         colds.sort()
         rows.append(
-            f"| {strategy} | {len(lock['layers'])} | {len(colds)} | "
+            f"| {strategy} | {len(lock.layers)} | {len(colds)} | "
             f"{statistics.mean(colds):.0f} | {colds[int(0.9 * len(colds))]:.0f} | "
             f"{missed:.0f} | {fetched / 1e6:.1f} | {sum(colds) / 1000:.1f} |"
         )
