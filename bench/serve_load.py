@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -52,12 +53,15 @@ import speed  # noqa: E402  (bench/speed.py: the corpus download options)
 
 TARGET = "python3.12-x86_64"
 ECHO = "def handler(event, context):\n    return event\n"
+# ml (scikit-learn, scipy, numpy) unzips past Lambda's 250 MB once its layers carry bytecode,
+# and etl (pandas, pyarrow) without it, so neither is in the mix.
 PAIRS = [
-    ("auth", "db"), ("http", "templ"), ("llm", "web-api"), ("image", "http"), ("ml", "http"),
+    ("auth", "db"), ("http", "templ"), ("llm", "web-api"), ("image", "http"),
     ("powertools", "http"), ("db", "web-api"), ("templ", "llm"), ("auth", "image"),
-    ("db", "templ"), ("powertools", "db"), ("auth", "llm"),
+    ("db", "templ"), ("powertools", "db"), ("auth", "llm"), ("image", "templ"),
+    ("web-api", "http"),
 ]  # fmt: skip
-SINGLES = ["auth", "db", "http", "image", "llm", "ml", "powertools", "templ", "web-api"]
+SINGLES = ["auth", "db", "http", "image", "llm", "powertools", "templ", "web-api"]
 STRATEGIES = ["expected-time", "single", "popularity-topk", "nixery"]
 MAX_SECONDS = 20.0  # per load step
 REPORT = re.compile(r"(\w+(?: \w+)?): ([\d.]+)")
@@ -250,6 +254,47 @@ def invoke_load(project: Path, name: str, python: str, concurrency: int, calls: 
     return Load(tuple(r[0] for r in results), seconds, sum(r[1] for r in results))
 
 
+BARE = """\
+import sys
+from aiohttp import web
+
+async def echo(request):
+    return web.Response(body=await request.read(), content_type="application/json")
+
+app = web.Application()
+app.add_routes([web.post("/2015-03-31/functions/{name}/invocations", echo)])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def bare_rows() -> list[str]:
+    """The HTTP stack alone: an aiohttp app that answers the Invoke path with the body."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe, contextlib.suppress(OSError):
+                probe.connect(("127.0.0.1", port))
+                break
+            time.sleep(0.1)
+        rows = []
+        for concurrency in (1, 8, 32):
+            found = load(f"http://127.0.0.1:{port}", "echo", concurrency, 2000)
+            rows.append(
+                f"| bare aiohttp (no environment) | {concurrency} | {found.p(0.5):.2f} | "
+                f"{found.p(0.99):.2f} | {found.rate:.0f} | | | | | {found.failures} |"
+            )
+        return rows
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def warm_table(project: Path, service: Service, python: str) -> list[str]:
     rows = [
         "| function | concurrency | serve p50 ms | serve p99 ms | serve calls/s | "
@@ -269,7 +314,7 @@ def warm_table(project: Path, service: Service, python: str) -> list[str]:
                 f"{theirs.rate:.1f} | {ratio:.0f}x | {ours.failures + theirs.failures} |"
             )
             print(rows[-1], file=sys.stderr)
-    return rows
+    return [*rows, *bare_rows()]
 
 
 # -- cold starts ----------------------------------------------------------------------------
@@ -391,10 +436,11 @@ def zipf_rows(work: Path, wheelhouse: Path, calls: int) -> list[str]:
     for strategy in STRATEGIES:
         project = write_project(work / f"zipf-{strategy}", functions, strategy)
         cli("push", *offline, cwd=project)
-        lock = json.loads((project / "lambda-pack.lock").read_text())
+        from pip_lambda_pack.lock import read_lock
+
+        lock = read_lock(project / "lambda-pack.lock")
         if not cap:  # one cap for all: 40% of the distinct wheels' unpacked bytes
-            unpacked = sum(w["unpacked_size"] for w in lock["wheels"].values())
-            cap = int(unpacked * 0.4)
+            cap = int(sum(pin.unpacked_size for pin in lock.wheels.values()) * 0.4)
         cache = work / f"zipf-cache-{strategy}"
         shutil.rmtree(cache, ignore_errors=True)
         args = ["--cache", str(cache), "--cache-max-bytes", str(cap), "--max-environments", "2"]
@@ -409,7 +455,7 @@ def zipf_rows(work: Path, wheelhouse: Path, calls: int) -> list[str]:
                     missed += figures.get("Layers Missed", 0)
         colds.sort()
         rows.append(
-            f"| {strategy} | {len(lock['layers'])} | {len(colds)} | "
+            f"| {strategy} | {len(lock.layers)} | {len(colds)} | "
             f"{statistics.mean(colds):.0f} | {colds[int(0.9 * len(colds))]:.0f} | "
             f"{missed:.0f} | {fetched / 1e6:.1f} | {sum(colds) / 1000:.1f} |"
         )
@@ -431,6 +477,7 @@ def main() -> int:
     parser.add_argument("--zipf-calls", type=int, default=150)
     parser.add_argument("--skip-zipf", action="store_true")
     parser.add_argument("--skip-warm", action="store_true")
+    parser.add_argument("--only-zipf", action="store_true")
     args = parser.parse_args()
     work: Path = args.work.resolve()
     wheelhouse = work / "wheelhouse"
@@ -459,11 +506,12 @@ def main() -> int:
         f"environments on {python}",
         "",
     ]
-    if not args.skip_warm:
+    if not (args.skip_warm or args.only_zipf):
         with serve(project, "--max-concurrency", "32") as service:
             out += ["### Warm invocations", "", *warm_table(project, service, python), ""]
-    out += ["### Cold start", "", *cold_split(project, work, python), ""]
-    out += ["### Memory", "", *memory_rows(project), ""]
+    if not args.only_zipf:
+        out += ["### Cold start", "", *cold_split(project, work, python), ""]
+        out += ["### Memory", "", *memory_rows(project), ""]
     if not args.skip_zipf:
         out += ["### Zipf mix by strategy", "", *zipf_rows(work, wheelhouse, args.zipf_calls)]
     out.append(f"load average at the end: {os.getloadavg()[0]:.1f}")

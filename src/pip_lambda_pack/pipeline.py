@@ -288,7 +288,7 @@ def download(finder: Finder, links: Sequence[FileLink], settings: Settings) -> d
     if not remote:
         return finder.download_many(links)
     total = sum(link.size or 0 for link in remote)
-    task = settings.progress.task(f"fetching {len(remote)} wheels", total, "B")
+    task = settings.progress.task(f"fetching {plural(len(remote), 'wheel')}", total, "B")
     try:
         return finder.download_many(links, progress=task)
     finally:
@@ -729,7 +729,7 @@ def _build_layers(
     # Largest first so the two ends of a small pool finish together; zlib and sha256 release
     # the GIL, so threads overlap the inflating (CRC checks), hashing and writing.
     missing.sort(key=lambda lid: -sum(lock.wheels[pin].size for pin in lock.layers[lid]))
-    task = settings.progress.task(f"building {len(missing)} layers", len(missing))
+    task = settings.progress.task(f"building {plural(len(missing), 'layer')}", len(missing))
     with ThreadPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 1, 4)) as pool:
         built = pool.map(
             build_layer,
