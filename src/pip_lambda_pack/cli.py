@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import re
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -63,6 +65,35 @@ def main(
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:  # anything else: one line, never a raw traceback
+        return _unexpected(exc, args)
+
+
+def _unexpected(exc: Exception, args: argparse.Namespace) -> int:
+    """A full disk said so; any other exception (a bug of ours) as one ERROR line, exit 1.
+
+    ``-v`` prints the traceback first. URLs in the message are redacted.
+    """
+    from .wire import redact_text
+
+    if args.verbose:
+        traceback.print_exception(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f": {exc.filename}" if exc.filename else ""
+        _error(
+            redact_text(f"no space left on the device{where}"),
+            "free some space, or point --out / --cache-dir / the store at a bigger disk",
+            as_json=args.json_output,
+        )
+        return 1
+    text = str(exc).strip().splitlines()
+    message = f"unexpected {type(exc).__name__}" + (f": {text[0]}" if text else "")
+    _error(
+        redact_text(message),
+        "rerun with -v to see the traceback; if it is not your input, please report it",
+        as_json=args.json_output,
+    )
+    return 1
 
 
 def _error(message: str, tip: str, as_json: bool = False) -> None:
@@ -736,15 +767,22 @@ def _read_event(source: str | None) -> bytes:
         return Path(source).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"event file not found: {source}", "pass --event FILE or -") from None
+    except IsADirectoryError:
+        raise ConfigError(f"event {source} is a directory", "pass --event FILE or -") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read event {source}: {exc.strerror}", "pass --event FILE or -"
+        ) from None
 
 
 def _ls(args: argparse.Namespace) -> int:
     from .store import open_store
+    from .wire import redact
 
     store_url, base, _ = _store_location(args)
     names = open_store(store_url, base).names()
     if args.json_output:
-        _emit_json({"store": store_url, "functions": names})
+        _emit_json({"store": redact(store_url), "functions": names})
     else:
         for name in names:
             print(name)
