@@ -7,6 +7,7 @@ never opens a config or requirements file itself.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 import shlex
@@ -34,6 +35,55 @@ DEFAULT_MAX_LAYERS = 5
 DEFAULT_STORE = ".lambda-pack/store"
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+
+# Every key a config may hold, in one place: any other key is an error with a did-you-mean.
+# Adding a key? Add it here: top level (PROJECT_KEYS) or in a [functions.NAME] table
+# (FUNCTION_KEYS). The planner's keys come from planner.model.OPTIONS (and their old names).
+PLANNER_KEYS = frozenset(k for o in OPTIONS.values() for k in (o.key, *o.aliases))
+PROJECT_KEYS = PLANNER_KEYS | frozenset(
+    {
+        "target",
+        "store",
+        "max-layers",
+        "strategy",
+        "functions",
+        "prefix",
+        "python",
+        "cache-max-bytes",
+        # where packages come from
+        "index-url",
+        "extra-index-urls",
+        "find-links",
+        "no-index",
+        "pre",
+        # the layers (bytecode.py)
+        "bytecode",
+        "exclude",
+    }
+)
+FUNCTION_KEYS = frozenset(
+    {
+        "handler",
+        "code",
+        "requirements",
+        "dependencies",
+        "extras",
+        "groups",
+        "weight",
+        # Lambda's settings (deploy, export, serve)
+        "memory",
+        "timeout",
+        "environment",
+        "role",
+        "ephemeral-storage-mb",
+        "description",
+        "tags",
+        "delivery",
+        # the layers (bytecode.py)
+        "bytecode",
+        "exclude",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +276,12 @@ def _read_into(path: Path, out: _Collected, *, constraint: bool, seen: tuple[Pat
         raise ConfigError(
             f"requirements file not found: {path}", "check the path in the config or on -r"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path} is a directory, not a requirements file", "name a file"
+        ) from None
     for number, line in _logical_lines(text):
         where = f"{path}:{number}"
         _read_line(line, where, path.parent, out, constraint, (*seen, resolved))
@@ -268,7 +324,10 @@ def _read_line(
     if line.startswith("-"):
         _read_option(line, where, base, out, seen)
         return
-    words = shlex.split(line, posix=True)
+    try:
+        words = shlex.split(line, posix=True)
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"{where}: {exc.args[0].lower()} in {line!r}", "close it") from None
     hashes = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--hash=")]
     requirement = _parse_requirement(_requirement_text(line), where, base)
     (out.constraints if constraint else out.requirements).append(str(requirement))
@@ -327,7 +386,11 @@ def local_requirement(text: str, base: Path, where: str) -> Requirement:
     """``./lib[extra] ; marker`` (or a wheel or sdist path) as ``name @ file:///...``."""
     head, _, marker = text.partition(";")
     path_text, _, extras = head.strip().partition("[")
-    path = (base / Path(path_text.strip()).expanduser()).resolve()
+    try:
+        path = (base / Path(path_text.strip()).expanduser()).resolve()
+    except RuntimeError:  # ~user of a user this machine does not have
+        message = f"{where}: no such user's home in {path_text.strip()}"
+        raise ConfigError(message, "write the path in full") from None
     if not path.exists():
         raise ConfigError(f"{where}: {path_text.strip()} does not exist", "fix the path")
     name = local_project_name(path, where)
@@ -461,7 +524,7 @@ def find_config(start: Path) -> Path | None:
 def _has_table(pyproject: Path) -> bool:
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         return False
     return "lambda-pack" in data.get("tool", {})
 
@@ -470,6 +533,7 @@ def load_project(path: Path) -> Project:
     """Read the project config at ``path`` (lambda-pack.toml or pyproject.toml)."""
     table = _config_table(path)
     root = path.parent.resolve()
+    check_keys(table, PROJECT_KEYS, str(path), "")
     functions = table.get("functions")
     if not isinstance(functions, dict) or not functions:
         raise ConfigError(
@@ -485,14 +549,35 @@ def load_project(path: Path) -> Project:
         target=_string(table, "target", path, default="python3.12-x86_64"),
         store=_string(table, "store", path, default=DEFAULT_STORE),
         max_layers=_max_layers(table.get("max-layers", DEFAULT_MAX_LAYERS), path),
-        strategy=table.get("strategy"),
+        strategy=_optional_string(table, "strategy", path),
         functions=specs,
         prefix=_prefix(table, root, path),
-        index=_index_options(table, root),
+        index=_index_options(table, root, path),
         planner=planner_options(table, str(path)),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
         python=_python_paths(table.get("python"), root, path),
         **_build_options(table, str(path), default=True),
+    )
+
+
+def check_keys(table: Mapping[str, Any], known: frozenset[str], path: str, prefix: str) -> None:
+    """ConfigError naming the first key of ``table`` that is not ``known``, with the
+    known key it most likely means."""
+    for key in sorted(set(table) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        raise ConfigError(
+            f"{path}: unknown key {prefix}{key}",
+            f"did you mean {prefix}{close[0]}?"
+            if close
+            else f"known keys: {', '.join(sorted(known))}",
+        )
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> ConfigError:
+    """The error for a text input that is not UTF-8 (TOML and requirements files must be)."""
+    return ConfigError(
+        f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
+        "save it as UTF-8",
     )
 
 
@@ -505,6 +590,10 @@ def _config_table(path: Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the syntax") from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory", "pass --config PATH to a file") from None
     if path.name == "pyproject.toml":
         table: object = data.get("tool", {}).get("lambda-pack")
         if not isinstance(table, dict):
@@ -518,6 +607,13 @@ def _config_table(path: Path) -> dict[str, Any]:
 def _string(table: Mapping[str, Any], key: str, path: Path, *, default: str) -> str:
     value = table.get(key, default)
     if not isinstance(value, str):
+        raise ConfigError(f"{path}: {key} must be a string", f'write {key} = "..."')
+    return value
+
+
+def _optional_string(table: Mapping[str, Any], key: str, path: Path) -> str | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, str):
         raise ConfigError(f"{path}: {key} must be a string", f'write {key} = "..."')
     return value
 
@@ -577,14 +673,37 @@ def _interpreter_path(value: str, root: Path) -> str:
     return os.path.normpath(root / os.path.expanduser(value))  # a symlink stays one
 
 
-def _index_options(table: Mapping[str, Any], root: Path) -> IndexOptions:
+def _index_options(table: Mapping[str, Any], root: Path, path: Path) -> IndexOptions:
+    index_url = table.get("index-url")
+    if index_url is not None and not isinstance(index_url, str):
+        raise ConfigError(f"{path}: index-url must be a string", 'write index-url = "https://..."')
     return IndexOptions(
-        index_url=table.get("index-url"),
-        extra_index_urls=tuple(table.get("extra-index-urls", ())),
-        find_links=tuple(_location(v, root) for v in table.get("find-links", ())),
-        no_index=bool(table.get("no-index", False)),
-        pre=bool(table.get("pre", False)),
+        index_url=index_url,
+        extra_index_urls=_strings(table, "extra-index-urls", path),
+        find_links=tuple(_location(v, root) for v in _strings(table, "find-links", path)),
+        no_index=_flag(table, "no-index", path),
+        pre=_flag(table, "pre", path),
     )
+
+
+def _strings(table: Mapping[str, Any], key: str, path: Path) -> tuple[str, ...]:
+    """A list of strings; a lone string is refused (it is not a list of its characters)."""
+    value = table.get(key, [])
+    if isinstance(value, str):
+        raise ConfigError(
+            f"{path}: {key} must be a list of strings, not a string",
+            f'write {key} = ["{value}"]',
+        )
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: {key} must be a list of strings", f'write {key} = ["..."]')
+    return tuple(value)
+
+
+def _flag(table: Mapping[str, Any], key: str, path: Path) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: {key} must be true or false", f"write {key} = true")
+    return value
 
 
 def _function_spec(name: str, value: object, root: Path, path: Path) -> FunctionSpec:
@@ -592,6 +711,10 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must be a table", "write [functions.NAME] with handler = ...")
     check_function_name(name, where)
+    check_keys(value, FUNCTION_KEYS, str(path), f"functions.{name}.")
+    for key, tip in (("code", 'write code = "src"'), ("requirements", _REQUIREMENTS_TIP)):
+        if key in value and not isinstance(value[key], str):
+            raise ConfigError(f"{where}.{key} must be a string (a path)", tip)
     handler = value.get("handler")
     if not isinstance(handler, str):
         raise ConfigError(f"{where}.handler is missing", 'add handler = "module.function"')
@@ -613,6 +736,9 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
         **function_settings(value, where),
         **_build_options(value, where, default=False),
     )
+
+
+_REQUIREMENTS_TIP = 'write requirements = "requirements.txt", or dependencies = ["..."] for a list'
 
 
 def _names(value: object, where: str) -> tuple[str, ...]:
