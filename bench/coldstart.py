@@ -105,7 +105,8 @@ def bench_target(work: Path, version: str, args: argparse.Namespace) -> dict[str
         for round_ in range(args.build_rounds):
             for mode in rotated(MODES, round_):
                 builds[mode].append(timed_build(project, work, mode, warm))
-    figures: dict[str, object] = {"python": python, "build_s": medians(builds)}
+    built = {mode: times for mode, times in builds.items() if times}
+    figures: dict[str, object] = {"python": python, "build_s": medians(built)}
     figures["sizes"] = {mode: sizes(outs[mode]) for mode in MODES}
     figures["import_s"] = import_times(work, outs, python, args.rounds)
     figures["coldstart_s"] = cold_starts(work, project, outs, python, args.rounds)
