@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BlobNotFoundError
-from ..interpreters import find_interpreter
+from ..invoke import target_interpreter
 from ..manifest import parse_task
 from ..store import BlobStore
 from ..target import get_target
@@ -171,5 +171,6 @@ def now_stamp() -> str:
 
 
 def interpreter(target_name: str) -> str:
-    """A Python here that runs the target (interpreters.py's one lookup); an error if none."""
-    return str(find_interpreter(get_target(target_name)).path)
+    """The Python that runs the target: this one when it fits (as for ``invoke``), else the
+    one the target-interpreter lookup finds; an error if none."""
+    return target_interpreter(get_target(target_name))
