@@ -326,21 +326,25 @@ def optimality(instances: int = 6) -> list[str]:
 
 
 def speed(sizes: Sequence[int]) -> list[str]:
-    """Planning time of the default strategy on generated fleets (seed 5, s = 1.5); ms per
-    function stays flat when the growth is linear."""
+    """Planning time of the default strategy on generated fleets (seed 5, s = 1.5), with
+    the local search and without it (``plan_effort=0``: the greedy passes alone) in the
+    same session; ms per function stays flat when the growth is linear."""
     lines = [
-        "| functions | wheels | plan s (expected-time) | ms / function |",
-        "|---:|---:|---:|---:|",
+        "| functions | wheels | plan s (expected-time) | ms / function | greedy alone: plan s |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for count in sizes:
         fleet = fleet_from_data(
             generate(count, seed=5, zipf=1.5), f"generated {count}", pypi_downloads()
         )
-        begin = time.perf_counter()
-        make_plan(fleet, PlanParams())
-        seconds = time.perf_counter() - begin
+        times = []
+        for params in (PlanParams(), PlanParams(plan_effort=0)):
+            begin = time.perf_counter()
+            make_plan(fleet, params)
+            times.append(time.perf_counter() - begin)
         lines.append(
-            f"| {count} | {len(fleet.packages)} | {seconds:.2f} | {seconds * 1000 / count:.2f} |"
+            f"| {count} | {len(fleet.packages)} | {times[0]:.2f} | "
+            f"{times[0] * 1000 / count:.2f} | {times[1]:.2f} |"
         )
     return lines
 
