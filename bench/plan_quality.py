@@ -330,7 +330,7 @@ def speed(sizes: Sequence[int]) -> list[str]:
     the local search and without it (``plan_effort=0``: the greedy passes alone) in the
     same session; ms per function stays flat when the growth is linear."""
     lines = [
-        "| functions | wheels | plan s (expected-time) | ms / function | greedy alone: plan s |",
+        "| functions | wheels | plan CPU s (expected-time) | ms / function | greedy alone: CPU s |",
         "|---:|---:|---:|---:|---:|",
     ]
     for count in sizes:
