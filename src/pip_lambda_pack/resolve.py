@@ -7,6 +7,7 @@ be built from its sdist, and is accepted only when the result is pure Python.
 
 from __future__ import annotations
 
+import dataclasses
 import email.message
 import email.parser
 import functools
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -24,11 +26,12 @@ from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from .atomic import sha256_of
-from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
+from .errors import HashMismatchError, LockError, NoWheelError, ResolutionError, UserError
 from .formats import FormatControl
 from .index import FileLink, Finder, metadata_is_cheap
+from .links import project_of, url_to_path
 from .rangezip import read_wheel_metadata
-from .sdists import PythonLookup, Source, build_wheel, default_lookup, twin_tip
+from .sdists import PythonLookup, Source, build_wheel, default_lookup, tree_digest, twin_tip
 from .target import Target
 from .wire import redact
 
@@ -230,8 +233,10 @@ def _pins_exactly(specifier: SpecifierSet, version: Version) -> bool:
     )
 
 
-def _requirement(req: Requirement, parent: str) -> _Requirement:
-    if req.url:
+def _requirement(req: Requirement, parent: str, direct: bool = False) -> _Requirement:
+    """``req`` as the resolver sees it; a direct reference only among the roots
+    (``direct``): its file is the project's one candidate (see ``direct_links``)."""
+    if req.url and not direct:
         raise ResolutionError(
             f"{req} (required by {parent}) is a direct URL reference",
             "require the project by name and put the file in --find-links",
@@ -265,6 +270,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
     ) -> None:
         self.target = target
         self.python_lookup = python
+        self.direct: dict[str, DirectFile] = {}  # project -> its direct reference's file
         self.finder = finder
         self.allow_prereleases = allow_prereleases
         self.formats = formats
@@ -363,6 +369,11 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
 
     def usable(self, name: str) -> list[_Usable]:
         """Files of ``name`` that fit the target: newest first, wheels first, best tag first."""
+        if name in self.direct:
+            link = self.direct[name].link
+            version = _file_version(link.filename)
+            assert version is not None
+            return [_Usable(version, link, 0)]
         if name not in self._usable:
             found, rejected = usable_files(
                 self.finder.links(name), self.target, self.hashes.get(name)
@@ -701,8 +712,17 @@ def resolve(
         log=log,
         python=python,
     )
-    roots = [_requirement(r, "the requirements") for r in requirements if target.evaluate(r.marker)]
-    provider.lookahead.start(roots)
+    wanted = [r for r in requirements if target.evaluate(r.marker)]
+    provider.direct = direct_links(
+        [r for r in wanted if r.url],
+        target=target,
+        finder=finder,
+        build_dir=build_dir,
+        python=python or default_lookup(target),
+        log=provider.log,
+    )
+    roots = [_requirement(r, "the requirements", direct=True) for r in wanted]
+    provider.lookahead.start([root for root in roots if root.name not in provider.direct])
     resolver: Resolver[_Requirement, _Candidate, str] = Resolver(provider, _Reporter(provider.log))
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
@@ -755,14 +775,15 @@ def _packages(
         extras.setdefault(candidate.name, set()).update(candidate.extras)
         names = {req.name for req in provider.get_dependencies(candidate)}
         deps.setdefault(candidate.name, set()).update(names - {PYTHON, candidate.name})
+    trees = {name: d.tree for name, d in provider.direct.items() if d.tree is not None}
     return {
         name: ResolvedPackage(
             name=name,
             version=str(base.version),
-            link=base.link,
+            link=trees.get(name, base.link),
             dependencies=tuple(sorted(deps[name])),
             extras=tuple(sorted(extras[name])),
-            built_from_sdist=not base.link.is_wheel,
+            built_from_sdist=name in trees or not base.link.is_wheel,
         )
         for name, base in sorted(bases.items())
         if base.link is not None
@@ -802,13 +823,7 @@ def build_sdist(
 
     Raises NoWheelError when the build fails or its wheel cannot run on the target.
     """
-    sdist = finder.download(link)
-    source = Source(
-        path=sdist,
-        name=canonicalize_name(parse_sdist_filename(link.filename)[0]),
-        label=link.filename,
-        key=link.sha256 or sha256_of(sdist),
-    )
+    source = _tree_source(link) or _sdist_source(link, finder.download(link))
     return build_wheel(
         source,
         target=target,
@@ -817,6 +832,123 @@ def build_sdist(
         pip_args=pip_index_args(finder),
         ways_out=lambda message, name: _ways_out(message, name, target, finder),
         log=log,
+    )
+
+
+def _sdist_source(link: FileLink, sdist: Path) -> Source:
+    return Source(
+        path=sdist,
+        name=canonicalize_name(parse_sdist_filename(link.filename)[0]),
+        label=link.filename,
+        key=link.sha256 or sha256_of(sdist),
+    )
+
+
+def _tree_source(link: FileLink) -> Source | None:
+    """The source tree a ``file:`` link of a directory names (its sha256: the tree's digest,
+    checked), or None when the link is not a directory's."""
+    if not link.url.startswith("file:") or not url_to_path(link.url).is_dir():
+        return None
+    path = url_to_path(link.url)
+    digest = tree_digest(path)
+    if link.sha256 and digest != link.sha256:
+        raise LockError(
+            f"{path} changed since it was locked",
+            "run: pip-lambda-pack lock",
+        )
+    name = canonicalize_name(parse_wheel_filename(link.filename)[0])
+    return Source(path=path, name=name, label=path.name, key=digest)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DirectFile:
+    """The file a direct reference (``name @ URL`` or a local path) stands for."""
+
+    link: FileLink  # the wheel or sdist; for a source tree, the wheel built from it
+    tree: FileLink | None = None  # a source tree's own link: its file: URL, its digest
+
+
+def direct_links(
+    requirements: Sequence[Requirement],
+    *,
+    target: Target,
+    finder: Finder,
+    build_dir: Path,
+    python: PythonLookup,
+    log: Log,
+) -> dict[str, DirectFile]:
+    """Project -> the file of each direct reference, hashed (wheels and sdists downloaded,
+    source trees built by the target's interpreter). NoWheelError when one cannot serve
+    ``target``, ResolutionError when its file is of another project."""
+    found: dict[str, DirectFile] = {}
+    for req in requirements:
+        name = canonicalize_name(req.name)
+        url, _, fragment = str(req.url).partition("#")
+        sha256 = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
+        if url.startswith("file:") and url_to_path(url).is_dir():
+            found[name] = _direct_tree(name, url, target, finder, build_dir, python, log)
+        else:
+            found[name] = DirectFile(link=_direct_file(name, url, sha256, finder))
+        reason = rejection(found[name].link, target)
+        if reason is not None:
+            raise NoWheelError(
+                f"{req} does not fit {target.name}: {reason}",
+                "point it at a file built for the target, or require the project by name",
+            )
+    return found
+
+
+def _direct_file(name: str, url: str, sha256: str | None, finder: Finder) -> FileLink:
+    filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    if project_of(filename) != name:
+        raise ResolutionError(
+            f"{name} @ {redact(url)} is a file of another project ({filename})",
+            "fix the name before the @, or the URL",
+        )
+    link = _link_of(filename, url, sha256)
+    path = finder.download(link)  # verified against the #sha256= fragment when there is one
+    return dataclasses.replace(link, sha256=sha256 or sha256_of(path))
+
+
+def _direct_tree(
+    name: str,
+    url: str,
+    target: Target,
+    finder: Finder,
+    build_dir: Path,
+    python: PythonLookup,
+    log: Log,
+) -> DirectFile:
+    path = url_to_path(url)
+    source = Source(path=path, name=name, label=path.name, key=tree_digest(path))
+    wheel = build_wheel(
+        source,
+        target=target,
+        build_dir=build_dir,
+        python=python,
+        pip_args=pip_index_args(finder),
+        ways_out=lambda message, project: _ways_out(message, project, target, finder),
+        log=log,
+    )
+    if canonicalize_name(parse_wheel_filename(wheel.name)[0]) != name:
+        raise ResolutionError(
+            f"{path} builds {wheel.name}, not a wheel of {name}", "fix the name before the @"
+        )
+    built = _link_of(wheel.name, wheel.as_uri(), sha256_of(wheel))
+    return DirectFile(link=built, tree=_link_of(wheel.name, url, source.key))
+
+
+def _link_of(filename: str, url: str, sha256: str | None) -> FileLink:
+    return FileLink(
+        filename=filename,
+        url=url,
+        sha256=sha256,
+        requires_python=None,
+        yanked=None,
+        metadata_sha256=None,
+        has_metadata=False,
+        size=None,
+        source="a direct reference",
     )
 
 

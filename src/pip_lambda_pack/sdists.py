@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import email.parser
+import hashlib
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from .atomic import sha256_of
 from .errors import InterpreterNotFoundError, NoWheelError
 from .interpreters import Interpreter, find_interpreter
 from .target import Target
@@ -131,6 +133,31 @@ def _builder(
         ) from None
 
 
+TREE_SKIP = frozenset(
+    {".git", ".hg", ".svn", ".venv", "venv", "__pycache__", ".tox", ".nox", "build", "dist"}
+    | {".mypy_cache", ".pytest_cache", ".ruff_cache", ".lambda-pack", "node_modules"}
+)
+
+
+def tree_digest(path: Path) -> str:
+    """A digest of a source tree's files (paths, executable bits, bytes), skipping what
+    builds and tools leave in it (``build/``, ``*.egg-info``, caches, VCS folders)."""
+    digest = hashlib.sha256()
+    for file in sorted(_tree_files(path)):
+        relative = file.relative_to(path).as_posix()
+        executable = os.access(file, os.X_OK)
+        digest.update(f"{relative}\0{int(executable)}\0{sha256_of(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _tree_files(path: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d not in TREE_SKIP and not d.endswith(".egg-info")]
+        for name in files:
+            if not name.endswith((".pyc", ".pyo")):
+                yield Path(root, name)
+
+
 def native_sign(path: Path) -> str | None:
     """Why the sdist or source tree at ``path`` looks like it compiles native code, or None."""
     for name, read in _members(path):
@@ -148,9 +175,8 @@ def native_sign(path: Path) -> str | None:
 def _members(path: Path) -> Iterator[tuple[str, Callable[[], str]]]:
     """(archive path, reader of its text) of every file of an sdist or a source tree."""
     if path.is_dir():
-        for file in sorted(path.rglob("*")):
-            if file.is_file() and not {".git", ".venv", "__pycache__"} & set(file.parts):
-                yield file.relative_to(path).as_posix(), _file_reader(file)
+        for file in sorted(_tree_files(path)):
+            yield file.relative_to(path).as_posix(), _file_reader(file)
     elif path.name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():

@@ -66,13 +66,16 @@ def test_merging_a_popular_layer_with_a_rare_one_costs_more_than_keeping_them_ap
     assert apart < merged
 
 
-def test_a_miss_is_a_first_use_or_an_eviction_never_both() -> None:
-    # r = 0.005, T = 100, a lifetime of 400: a share c of uses are first uses; the rest
-    # miss when evicted since the previous use, exp(-r T)
-    cold = (1 - math.exp(-2.0)) / 2.0
-    expected = cold + (1 - cold) * math.exp(-0.5)
-    assert miss_probability(0.005, 100, 400) == pytest.approx(expected)
-    assert miss_probability(0.005, 100, 400) < 1.0  # the old sum was capped at a sure miss
+def test_a_use_misses_when_nothing_used_it_within_the_last_min_t_t_starts() -> None:
+    # r = 0.005, T = 100, a lifetime of 400: a use at time t misses with probability
+    # exp(-r min(t, T)); the miss probability is its mean over the lifetime
+    steps = 40_000
+    mean = sum(math.exp(-0.005 * min((i + 0.5) * 400 / steps, 100)) for i in range(steps)) / steps
+    assert miss_probability(0.005, 100, 400) == pytest.approx(mean, rel=1e-6)
+    closed = ((1 - math.exp(-0.5)) + 0.005 * 300 * math.exp(-0.5)) / 2.0
+    assert miss_probability(0.005, 100, 400) == pytest.approx(closed)
+    assert miss_probability(0.005, 400, 400) == pytest.approx((1 - math.exp(-2.0)) / 2.0)
+    assert miss_probability(0.005, 1e9, 400) == miss_probability(0.005, 400, 400)  # T <= H
     assert miss_probability(0.0, 100, 400) == 1.0
     assert miss_probability(10.0, 400, 400) == pytest.approx(1 / 4000, rel=1e-3)
 

@@ -15,7 +15,14 @@ def test_layer_ids_depend_only_on_the_pins() -> None:
 
 
 def test_every_option_is_read_in_the_fields_unit() -> None:
-    assert OPTION_KEYS == ("latency-ms", "bandwidth-mb-s", "cache-mb", "fetch", "runtime-provided")
+    assert OPTION_KEYS == (
+        "latency-ms",
+        "bandwidth-mb-s",
+        "cache-mb",
+        "fetch",
+        "runtime-provided",
+        "plan-effort",
+    )
     params = PlanParams.from_options(
         {
             "latency-ms": 20,
@@ -23,6 +30,7 @@ def test_every_option_is_read_in_the_fields_unit() -> None:
             "cache-mb": 300,
             "fetch": "serial",
             "runtime-provided": "exclude",
+            "plan-effort": 3,
         },
         max_layers=3,
         target="python3.11-arm64",
@@ -35,6 +43,7 @@ def test_every_option_is_read_in_the_fields_unit() -> None:
         cache_bytes=300_000_000,
         parallel_fetch=False,
         runtime_provided="exclude",
+        plan_effort=3.0,
     )
 
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 from .cost import CacheView, cache_view, fleet_expected, layer_cost
+from .local_search import merge_layers
 from .model import Fleet, Group, LayerPlan, PlanParams, plan_from_groups
 from .runtime_provided import runtime_warnings
 
@@ -24,6 +25,7 @@ STABILITY_FLOOR_S = 0.001  # a fresh plan must also save 1 ms per cold start to 
 SLOT_VALUE = 0.5  # share of a function's cheapest local step that a freed slot is worth
 STACK_EXPOSURE = 1.0  # stack only layers needed at least once per Che's T on average
 PAIR_CANDIDATES = 12  # merges are sought among the layers a function leaves most cheaply
+SEARCHED_CANDIDATES = 2  # the local search starts from the two greedy plans the model prefers
 
 Step = tuple[float, list[Group], Group]  # (model cost change, layers out, layer in)
 
@@ -116,10 +118,11 @@ class _PlanState:
                 self.containing[pin].add(group)
 
 
-def _model_seconds(state: _PlanState) -> float:
+def _model_seconds(
+    fleet: Fleet, params: PlanParams, groups: Mapping[str, Sequence[Group]]
+) -> float:
     """The model's expected seconds per cold start of the fleet, as the reports give it."""
-    plan = plan_from_groups("expected-time", state.groups)
-    return fleet_expected(state.fleet, plan, state.params).seconds
+    return fleet_expected(fleet, plan_from_groups("expected-time", groups), params).seconds
 
 
 def plan_expected_time(fleet: Fleet, params: PlanParams) -> LayerPlan:
@@ -131,15 +134,35 @@ def plan_expected_time(fleet: Fleet, params: PlanParams) -> LayerPlan:
     lowest is kept. With ``params.previous``, keep the previous layers unless the fresh
     plan is cheaper by more than ``params.stability_gain``."""
     view = cache_view(fleet, params)
-    state = min(_candidates(fleet, params, view), key=_model_seconds)
+    greedy = sorted(
+        (c.groups for c in _candidates(fleet, params, view)),
+        key=lambda g: _model_seconds(fleet, params, g),
+    )
+    searched = [_searched(fleet, params, view, g) for g in greedy[:SEARCHED_CANDIDATES]]
+    groups = min([*searched, greedy[0]], key=lambda g: _model_seconds(fleet, params, g))
     if params.previous is not None:
-        kept = _greedy(fleet, params, view, _seeded_groups(fleet, params.previous, view))
-        old, new = _model_seconds(kept), _model_seconds(state)
+        deployed = frozenset(frozenset(m) for m in params.previous.layers.values())
+        seeded = _greedy(fleet, params, view, _seeded_groups(fleet, params.previous, view))
+        kept = _searched(fleet, params, view, seeded.groups, deployed)
+        old, new = _model_seconds(fleet, params, kept), _model_seconds(fleet, params, groups)
         if old - new <= max(params.stability_gain * old, STABILITY_FLOOR_S):
-            state = kept
-    plan = plan_from_groups("expected-time", state.groups)
+            groups = kept
+    plan = plan_from_groups("expected-time", groups)
     extras = {"horizon": round(view.horizon, 3)}
     return dataclasses.replace(plan, extras=extras, warnings=runtime_warnings(fleet, plan, params))
+
+
+def _searched(
+    fleet: Fleet,
+    params: PlanParams,
+    view: CacheView,
+    groups: Mapping[str, Sequence[Group]],
+    deployed: frozenset[Group] = frozenset(),
+) -> Mapping[str, Sequence[Group]]:
+    """The greedy plan after the local search (none at effort 0); ``deployed`` layers stay."""
+    if params.plan_effort <= 0:
+        return groups
+    return merge_layers(fleet, params, view, groups, params.plan_effort, deployed)
 
 
 def _candidates(fleet: Fleet, params: PlanParams, view: CacheView) -> list[_PlanState]:

@@ -185,6 +185,9 @@ class PlanParams:
     )
     previous: LayerPlan | None = None
     stability_gain: float = 0.05
+    plan_effort: float = _settable(  # the local search's budget, a multiple of the default
+        1.0, _number_option("plan-effort", "plan-effort = 1", _kept)
+    )
     # per-function (max layers, size limit) where a function has its own: a shim-delivered
     # function loads its layers into /tmp, so neither Lambda limit applies to it
     limits: Mapping[str, tuple[int, int]] | None = None

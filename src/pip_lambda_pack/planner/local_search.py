@@ -1,0 +1,326 @@
+"""Local search after the greedy passes: merge two layers for every function that lists
+either, while the cost model says it pays (docs/planner.md, "Local search").
+
+The greedy passes decide one function at a time, so a wheel often ends up in several
+layers (each function over ``max_layers`` merged its own), and a worker caches and fetches
+it once per layer. The move here is global: take layers X and Y and switch every function
+that lists either to X ∪ Y. A function that listed both frees a slot; one that listed one
+of them over-fetches the rest of the other, allowed only where that cannot shadow (no
+second version of a package it holds, no runtime-provided wheel it did not ask for) and
+keeps it under the size limit. A user's layer count never grows, so ``max_layers`` holds.
+
+Deterministic: pairs are tried best first (lazy greedy on the model's cost change, ties
+broken by the layers' sorted pins), within a budget of priced pairs, not of seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from .cost import CacheView, cache_price, characteristic_time, layer_cost, occupancy
+from .model import Fleet, Group, PlanParams
+
+PAIRS_PER_FUNCTION = 400  # priced pairs per function at effort 1: the search's budget
+ROUNDS = 2  # merge and split passes, each with T and the cache's price solved afresh
+MAX_CACHE_SHARE = 0.15  # no merged layer over this share of a worker's cache
+MIN_GAIN_S = 1e-12  # a merge must save at least this (model seconds per cold start)
+
+Queued = tuple[float, tuple[str, ...], tuple[str, ...]]  # (-gain, X's pins, Y's pins)
+
+
+class _Layers:
+    """Each layer's users and rate, each function's layers and what they hold."""
+
+    def __init__(
+        self, fleet: Fleet, params: PlanParams, view: CacheView, frozen: frozenset[Group]
+    ) -> None:
+        self.fleet, self.params, self.view, self.frozen = fleet, params, view, frozen
+        self.largest = MAX_CACHE_SHARE * params.cache_bytes
+        self.users: dict[Group, set[str]] = defaultdict(set)
+        self.groups: dict[str, list[Group]] = {}
+        self.held: dict[str, dict[str, str]] = {}  # function -> package name -> pin
+        self.unpacked: dict[str, int] = {}
+        self.by_pin: dict[str, set[Group]] = defaultdict(set)
+        self.version: dict[Group, int] = defaultdict(int)  # bumped when its users change
+        self._keys: dict[Group, tuple[str, ...]] = {}
+        self._loads: dict[Group, tuple[int, float]] = {}
+        self._rates: dict[Group, tuple[int, float]] = {}
+
+    def load(self, start: Mapping[str, Sequence[Group]]) -> None:
+        packages = self.fleet.packages
+        for name in sorted(start):
+            self.groups[name] = list(start[name])
+            pins = set().union(*self.groups[name]) if self.groups[name] else set()
+            self.held[name] = {packages[p].name: p for p in sorted(pins)}
+            size = self.fleet.functions[name].code_size
+            self.unpacked[name] = size + sum(packages[p].unpacked_size for p in pins)
+            for group in self.groups[name]:
+                self._add_user(group, name)
+
+    def _add_user(self, group: Group, name: str) -> None:
+        if not self.users[group]:
+            for pin in group:
+                self.by_pin[pin].add(group)
+        self.users[group].add(name)
+
+    def key(self, group: Group) -> tuple[str, ...]:
+        known = self._keys.get(group)
+        if known is None:
+            known = self._keys[group] = tuple(sorted(group))
+        return known
+
+    def rate(self, names: Iterable[str]) -> float:
+        share = self.view.share
+        return sum(share[n] for n in names)
+
+    def rate_of(self, group: Group) -> float:
+        """The summed share of the functions listing ``group`` (kept per version)."""
+        known = self._rates.get(group)
+        if known is None or known[0] != self.version[group]:
+            known = (self.version[group], self.rate(self.users.get(group, ())))
+            self._rates[group] = known
+        return known[1]
+
+    def size(self, group: Group) -> int:
+        return self._load(group)[0]
+
+    def extra(self, group: Group) -> float:
+        """The smallest extra rate (prior, observed use) of its wheels."""
+        return self._load(group)[1]
+
+    def _load(self, group: Group) -> tuple[int, float]:
+        known = self._loads.get(group)
+        if known is None:
+            packages, extra = self.fleet.packages, self.view.extra
+            known = (sum(packages[p].size for p in group), min(extra[p] for p in group))
+            self._loads[group] = known
+        return known
+
+    def cost(self, group: Group, rate: float) -> float:
+        """The model's seconds per fleet cold start spent on ``group`` when the fleet's
+        functions of summed share ``rate`` list it: their fetches of it (other tenants' use,
+        the extra rate, keeps it cached but is not the fleet's cost) and the cache space it
+        holds at the cache's price."""
+        return self._priced(*self._load(group), rate)
+
+    def _priced(self, size: int, extra_rate: float, rate: float) -> float:
+        view = self.view
+        held = rate + extra_rate
+        fetch = layer_cost(held, size, view.horizon, view.model)
+        own = fetch * rate / held if held > 0 else 0.0
+        return own + view.price * occupancy(held, size, view.horizon)
+
+    def gain(self, x: Group, y: Group) -> float:
+        """Model seconds saved by switching every user of x or y to x | y (0 for a union
+        too large to stay cached: the fixed characteristic time cannot price that). The
+        union is priced from its parts, as most unions priced are never made."""
+        if x in self.frozen or y in self.frozen:
+            return 0.0
+        (size_x, extra_x), (size_y, extra_y) = self._load(x), self._load(y)
+        common = x & y
+        packages = self.fleet.packages
+        size = size_x + size_y - sum(packages[p].size for p in common)
+        if size > self.largest:
+            return 0.0
+        users_x, users_y = self.users[x], self.users[y]
+        rate_x, rate_y = self.rate_of(x), self.rate_of(y)
+        before = self._priced(size_x, extra_x, rate_x) + self._priced(size_y, extra_y, rate_y)
+        joined = rate_x + rate_y - self.rate(users_x & users_y)
+        if common:  # only then can the union be a layer already, or one of the two
+            union = x | y
+            existing = self.users.get(union) if union not in (x, y) else None
+            if existing:
+                rate_u = self.rate_of(union)
+                before += self.cost(union, rate_u)
+                joined += rate_u - self.rate(existing & (users_x | users_y))
+        return before - self._priced(size, min(extra_x, extra_y), joined)
+
+    def allowed(self, x: Group, y: Group) -> bool:
+        """May every user of x or y take x | y (no shadowing, size limit)?"""
+        union = x | y
+        return all(self._may_take(name, union) for name in sorted(self.users[x] | self.users[y]))
+
+    def _may_take(self, name: str, union: Group) -> bool:
+        packages, held = self.fleet.packages, self.held[name]
+        extra = [p for p in union if held.get(packages[p].name) != p]
+        if not extra:
+            return True
+        if any(packages[p].name in held for p in extra):
+            return False  # another version of something it holds
+        needs = set(self.view.needs[name])
+        if any(p in self.view.runtime and p not in needs for p in extra):
+            return False
+        grown = self.unpacked[name] + sum(packages[p].unpacked_size for p in extra)
+        return grown <= self.params.size_for(name)
+
+    def merge(self, x: Group, y: Group) -> Group:
+        union = x | y
+        packages = self.fleet.packages
+        for name in sorted(self.users[x] | self.users[y]):
+            groups = [g for g in self.groups[name] if g not in (x, y)]
+            if union not in groups:
+                groups.append(union)
+            self.groups[name] = sorted(groups, key=self.key)
+            for pin in sorted(union):
+                if self.held[name].get(packages[pin].name) != pin:
+                    self.held[name][packages[pin].name] = pin
+                    self.unpacked[name] += packages[pin].unpacked_size
+        joined = self.users.pop(x) | self.users.pop(y, set())
+        for group in (x, y):
+            for pin in group:
+                self.by_pin[pin].discard(group)
+        for name in sorted(joined):
+            self._add_user(union, name)
+        self.version[union] += 1
+        return union
+
+    def move_gain(self, name: str, old: Group, new: Sequence[Group]) -> float:
+        """Model seconds saved when ``name`` lists ``new`` instead of ``old``."""
+        share = self.view.share[name]
+        before = after = 0.0
+        for group in (old, *new):
+            users = self.users.get(group, set())
+            rate = self.rate(users)
+            change = -share if group == old else share
+            before += self.cost(group, rate) if users else 0.0
+            after += self.cost(group, rate + change) if rate + change > 1e-15 else 0.0
+        return before - after
+
+    def replace(self, name: str, old: Group, new: Sequence[Group]) -> None:
+        """``name`` lists ``new`` (which partition ``old``) instead of ``old``."""
+        self.users[old].discard(name)
+        if not self.users[old]:
+            del self.users[old]
+            for pin in old:
+                self.by_pin[pin].discard(old)
+        self.version[old] += 1
+        groups = [g for g in self.groups[name] if g != old]
+        for group in new:
+            self._add_user(group, name)
+            self.version[group] += 1
+            groups.append(group)
+        self.groups[name] = sorted(groups, key=self.key)
+
+    def splits(self, name: str) -> list[tuple[Group, Group]]:
+        """(one of its layers, a layer other functions list that it contains): splitting
+        the first into the second and the rest stops fetching the second's wheels twice."""
+        found = set()
+        for group in self.groups[name]:
+            for pin in group:
+                found |= {(group, w) for w in self.by_pin[pin] if w < group}
+        found = {(group, w) for group, w in found if group not in self.frozen}
+        return sorted(found, key=lambda pair: (self.key(pair[0]), self.key(pair[1])))
+
+    def partners(self, group: Group) -> list[Group]:
+        """Layers worth pairing with ``group``: those sharing a wheel or a user with it."""
+        found: set[Group] = set()
+        for pin in group:
+            found |= self.by_pin[pin]
+        for name in self.users[group]:
+            found.update(self.groups[name])
+        found.discard(group)
+        return sorted(found, key=self.key)
+
+
+def merge_layers(
+    fleet: Fleet,
+    params: PlanParams,
+    view: CacheView,
+    start: Mapping[str, Sequence[Group]],
+    effort: float,
+    frozen: frozenset[Group] = frozenset(),
+) -> dict[str, list[Group]]:
+    """Each function's layers after the global merges the model prices as gains, tried
+    best first within ``effort`` x ``PAIRS_PER_FUNCTION`` priced pairs per function.
+    ``frozen`` layers (the deployed ones, for stability) are never merged or split."""
+    layers = _Layers(fleet, params, view, frozen)
+    layers.load(start)
+    budget = int(effort * PAIRS_PER_FUNCTION * max(1, len(fleet.functions)))
+    for _ in range(ROUNDS):
+        layers.view = _plan_view(layers)
+        budget = _merge_all(layers, budget)
+        budget = _split_all(layers, budget)
+    return layers.groups
+
+
+def _plan_view(layers: _Layers) -> CacheView:
+    """The view with Che's T and the cache's price solved over the current layers (the
+    greedy passes priced them over the wheels, before any layer existed)."""
+    groups = sorted(layers.users, key=layers.key)
+    rates = [layers.rate_of(g) + layers.extra(g) for g in groups]
+    sizes = [layers.size(g) for g in groups]
+    view = layers.view
+    horizon = characteristic_time(rates, sizes, view.model)
+    price = cache_price(rates, sizes, horizon, view.model)
+    return dataclasses.replace(view, horizon=horizon, price=price)
+
+
+def _merge_all(layers: _Layers, budget: int) -> int:
+    """Global merges, best first, while the model prices them as gains; the budget left."""
+    heap: list[Queued] = []
+    seen: set[tuple[Group, int, Group, int]] = set()
+    for group in sorted(layers.users, key=layers.key):
+        budget -= _queue(layers, heap, seen, group, layers.partners(group))
+    refused: set[tuple[Group, Group]] = set()
+    while heap and budget > 0:
+        _, a, b = heapq.heappop(heap)
+        x, y = frozenset(a), frozenset(b)
+        if x not in layers.users or y not in layers.users or (x, y) in refused:
+            continue
+        gain = layers.gain(x, y)
+        budget -= 1
+        if gain <= MIN_GAIN_S:
+            continue
+        if heap and gain < -heap[0][0] - 1e-15:
+            heapq.heappush(heap, (-gain, a, b))  # another pair is better now
+            continue
+        if not layers.allowed(x, y):
+            refused.add((x, y))  # users' holdings only grow: refused while both exist
+            continue
+        union = layers.merge(x, y)
+        budget -= _queue(layers, heap, seen, union, layers.partners(union))
+    return budget
+
+
+def _split_all(layers: _Layers, budget: int) -> int:
+    """Per function, heaviest first, while it has a free slot: split one of its layers
+    around a layer others list inside it, where the model prices it as a gain."""
+    share = layers.view.share
+    for name in sorted(layers.groups, key=lambda n: (-share[n], n)):
+        while len(layers.groups[name]) < layers.params.layers_for(name) and budget > 0:
+            best: tuple[float, Group, Group] | None = None
+            for old, inner in layers.splits(name):
+                budget -= 1
+                gain = layers.move_gain(name, old, (inner, old - inner))
+                if gain > MIN_GAIN_S and (best is None or gain > best[0]):
+                    best = (gain, old, inner)
+            if best is None:
+                break
+            _, old, inner = best
+            layers.replace(name, old, (inner, old - inner))
+    return budget
+
+
+def _queue(
+    layers: _Layers,
+    heap: list[Queued],
+    seen: set[tuple[Group, int, Group, int]],
+    group: Group,
+    partners: Sequence[Group],
+) -> int:
+    """Price ``group`` with each partner not priced yet; queue the gains. Returns the count."""
+    priced = 0
+    for other in partners:
+        pair = (group, other) if layers.key(group) < layers.key(other) else (other, group)
+        stamp = (pair[0], layers.version[pair[0]], pair[1], layers.version[pair[1]])
+        if stamp in seen:
+            continue
+        seen.add(stamp)
+        priced += 1
+        gain = layers.gain(*pair)
+        if gain > MIN_GAIN_S:
+            heapq.heappush(heap, (-gain, layers.key(pair[0]), layers.key(pair[1])))
+    return priced

@@ -1,0 +1,74 @@
+"""The local search: global merges of two layers for all their users, within the rules."""
+
+from __future__ import annotations
+
+from planfixtures import package
+
+from pip_lambda_pack.planner import Fleet, FunctionNeed, PlanParams, check_plan, make_plan
+from pip_lambda_pack.planner.cost import cache_view
+from pip_lambda_pack.planner.local_search import merge_layers
+
+MB = 1_000_000
+
+
+def shared_fleet(clash: bool) -> Fleet:
+    """Two equally hot functions that need the same two big wheels; the second also needs a
+    small one (and with ``clash`` the first another version of it)."""
+    packages = {p.id: p for p in (package("a==1", 20 * MB), package("b==1", 20 * MB))}
+    packages.update({p.id: p for p in (package("c==1", 1000), package("c==2", 1000))})
+    first = ("a==1", "b==1", "c==2") if clash else ("a==1", "b==1")
+    functions = {
+        "f1": FunctionNeed(pins=first),
+        "f2": FunctionNeed(pins=("a==1", "b==1", "c==1")),
+    }
+    return Fleet(packages=packages, functions=functions)
+
+
+def layers_of(fleet: Fleet, params: PlanParams) -> dict[str, tuple[tuple[str, ...], ...]]:
+    plan = make_plan(fleet, params)
+    check_plan(fleet, plan, params)
+    return {name: tuple(plan.layers[lid] for lid in ids) for name, ids in plan.functions.items()}
+
+
+def searched(fleet: Fleet, params: PlanParams, start: dict[str, list[set[str]]]) -> object:
+    view = cache_view(fleet, params)
+    groups = {name: [frozenset(g) for g in layers] for name, layers in start.items()}
+    found = merge_layers(fleet, params, view, groups, effort=1.0)
+    return {name: [sorted(g) for g in layers] for name, layers in found.items()}
+
+
+def test_two_functions_share_one_layer_when_over_fetching_a_small_wheel_pays() -> None:
+    params = PlanParams(max_layers=1, horizon=50, cache_bytes=300 * MB)
+    start = {"f1": [{"a==1", "b==1"}], "f2": [{"a==1", "b==1", "c==1"}]}
+    assert searched(shared_fleet(clash=False), params, start) == {
+        "f1": [["a==1", "b==1", "c==1"]],
+        "f2": [["a==1", "b==1", "c==1"]],
+    }
+    clash = {"f1": [{"a==1", "b==1", "c==2"}], "f2": [{"a==1", "b==1", "c==1"}]}
+    assert searched(shared_fleet(clash=True), params, clash) == {
+        "f1": [["a==1", "b==1", "c==2"]],  # never two versions of c
+        "f2": [["a==1", "b==1", "c==1"]],
+    }
+
+
+def test_no_merged_layer_outgrows_its_share_of_the_cache() -> None:
+    params = PlanParams(max_layers=1, horizon=50, cache_bytes=100 * MB)  # 15 MB at most
+    start = {"f1": [{"a==1", "b==1"}], "f2": [{"a==1", "b==1", "c==1"}]}
+    assert searched(shared_fleet(clash=False), params, start) == {
+        "f1": [["a==1", "b==1"]],
+        "f2": [["a==1", "b==1", "c==1"]],
+    }
+
+
+def test_a_merge_never_gives_a_function_two_versions_of_a_package() -> None:
+    params = PlanParams(max_layers=1, horizon=50, cache_bytes=300 * MB)
+    assert layers_of(shared_fleet(clash=True), params) == {
+        "f1": (("a==1", "b==1", "c==2"),),
+        "f2": (("a==1", "b==1", "c==1"),),
+    }
+
+
+def test_the_search_is_deterministic() -> None:
+    fleet = shared_fleet(clash=False)
+    params = PlanParams(max_layers=1, horizon=50, cache_bytes=300 * MB)
+    assert make_plan(fleet, params) == make_plan(fleet, params)
