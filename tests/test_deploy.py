@@ -323,7 +323,9 @@ def test_layer_over_50_mb_goes_through_s3_once(tmp_path: Path, session: Any) -> 
     _big_wheel(tmp_path / "wheels")
     config = root / "lambda-pack.toml"
     config.write_text(config.read_text().replace('["tiny"]', '["tiny", "bigdata"]'))
-    with pytest.raises(UserError, match="over Lambda's 50.0 MB direct upload") as info:
+    with pytest.raises(
+        UserError, match=r"over Lambda's 50.0 MB \(50,000,000 bytes\) direct upload"
+    ) as info:
         _deploy(root, session)
     assert "--s3-bucket" in info.value.tip
     boto3.client("s3").create_bucket(Bucket="deploy-zips")
@@ -784,7 +786,9 @@ def test_more_layers_than_lambda_takes_is_refused_before_any_call(tmp_path: Path
         wanted(project, _manifest(6), tmp_path, DeployOptions(prefix="p"))
     assert info.value.message == "function hello has 6 layers, over Lambda's 5"
     assert 'delivery = "shim"' in info.value.tip
-    with pytest.raises(UserError, match="layers unzip to 315.0 MB, over Lambda's 262.1 MB"):
+    with pytest.raises(
+        UserError, match=r"layers unzip to 315.0 MB, over Lambda's 250 MiB \(262,144,000 bytes\)"
+    ):
         wanted(project, _manifest(3, 105 * 10**6), tmp_path, DeployOptions(prefix="p"))
 
 

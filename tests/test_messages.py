@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import make_wheel
 from pip_lambda_pack import __version__
 from pip_lambda_pack.cli import build_parser
 from pip_lambda_pack.units import limit_size, plural
@@ -234,3 +235,17 @@ def test_a_runtime_shadowing_warning_is_given_once_per_command(
     assert again.stdout.count(warning) == 1 and warning not in again.stderr
     locked = ok(run(root, "lock"))
     assert locked.stderr.count(warning) == 1
+
+
+def test_progress_lines_count_in_the_singular_too(tmp_path: Path, wheelhouse: Path) -> None:
+    make_wheel(wheelhouse, "tiny", "0.1")
+    root = tmp_path / "one"
+    (root / "fn").mkdir(parents=True)
+    (root / "fn" / "app.py").write_text("def handler(event, context):\n    return event\n")
+    (root / "lambda-pack.toml").write_text(
+        f'no-index = true\nfind-links = ["{wheelhouse}"]\n'
+        '[functions.fn]\nhandler = "app.handler"\ncode = "fn"\ndependencies = ["tiny"]\n'
+    )
+    built = ok(run(root, "build", env={"CI": "1"})).stderr
+    assert "building 1 layer: 1 done in " in built
+    assert ok(run(root, "cache", "prune")).stdout.startswith("removed 0 blobs (0 B) from ")

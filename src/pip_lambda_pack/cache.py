@@ -25,7 +25,7 @@ def info(root: Path) -> str:
         for e in entries
     ]
     total = sum(e.size for e in entries)
-    lines.append(f"{root}: {len(entries)} blobs, {human_size(total)}")
+    lines.append(f"{root}: {plural(len(entries), 'blob')}, {human_size(total)}")
     return "\n".join(lines)
 
 

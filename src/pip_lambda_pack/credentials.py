@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
-from .wire import _SECRET_KEYS  # the one rule for secret query keys (wire.redact masks them)
+from .wire import SECRET_QUERY_KEYS as _SECRET_KEYS  # the one rule (wire.redact masks them)
 
 _USERINFO = re.compile(r"(https?://)([^/?#@\s\"'<>]+)@")
 _HOST_LIKE = re.compile(r"[A-Za-z0-9.\-\[\]:]+(?:[/?#]|$)")

@@ -37,7 +37,7 @@ from .errors import ConfigError, DeployError, LambdaPackError, UserError
 from .layers import files_zip
 from .manifest import BuildManifest, FunctionEntry, task_of
 from .target import get_target
-from .units import human_size
+from .units import human_size, limit_size
 from .wire import TaskManifest
 
 DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000  # Lambda's limit for a zip sent in the request
@@ -340,7 +340,7 @@ def _layer_function(
     if unzipped > UNZIPPED_LIMIT:
         raise UserError(
             f"function {spec.name}'s layers unzip to {human_size(unzipped)}, over Lambda's "
-            f"{human_size(UNZIPPED_LIMIT)}",
+            f"{limit_size(UNZIPPED_LIMIT)}",
             f'set delivery = "shim" in [functions.{spec.name}] to load them into /tmp instead',
         )
     want = _base_function(spec, entry, out_dir, options)
@@ -429,7 +429,7 @@ def check_plan(
     if big and not options.s3_bucket:
         raise UserError(
             f"{big[0].path.name} is {human_size(big[0].size)} zipped, over Lambda's "
-            f"{human_size(DIRECT_UPLOAD_LIMIT)} direct upload",
+            f"{limit_size(DIRECT_UPLOAD_LIMIT)} direct upload",
             "pass --s3-bucket BUCKET (a bucket in the functions' region) to upload it through S3",
         )
     _check_quota(layers, functions, state)

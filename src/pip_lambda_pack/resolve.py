@@ -720,6 +720,7 @@ def resolve(
         build_dir=build_dir,
         python=python or default_lookup(target),
         log=provider.log,
+        hashes=provider.hashes,
     )
     roots = [_requirement(r, "the requirements", direct=True) for r in wanted]
     provider.lookahead.start([root for root in roots if root.name not in provider.direct])
@@ -876,10 +877,12 @@ def direct_links(
     build_dir: Path,
     python: PythonLookup,
     log: Log,
+    hashes: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, DirectFile]:
     """Project -> the file of each direct reference, hashed (wheels and sdists downloaded,
     source trees built by the target's interpreter). NoWheelError when one cannot serve
-    ``target``, ResolutionError when its file is of another project."""
+    ``target``, ResolutionError when its file is of another project, HashMismatchError
+    when ``hashes`` lists the project and the file's sha256 is not among them."""
     found: dict[str, DirectFile] = {}
     for req in requirements:
         name = canonicalize_name(req.name)
@@ -889,6 +892,9 @@ def direct_links(
             found[name] = _direct_tree(name, url, target, finder, build_dir, python, log)
         else:
             found[name] = DirectFile(link=_direct_file(name, url, sha256, finder))
+        allowed = (hashes or {}).get(name)
+        if allowed is not None and found[name].tree is None:
+            _check_direct_hash(req, found[name].link, allowed)
         reason = rejection(found[name].link, target)
         if reason is not None:
             raise NoWheelError(
@@ -896,6 +902,15 @@ def direct_links(
                 "point it at a file built for the target, or require the project by name",
             )
     return found
+
+
+def _check_direct_hash(req: Requirement, link: FileLink, allowed: frozenset[str]) -> None:
+    if link.sha256 not in allowed:
+        raise HashMismatchError(
+            f"{link.filename} of {req.name} @ {redact(link.url)} has sha256 {link.sha256}, "
+            "which is not in its --hash list",
+            "refresh the hash (pip hash FILE), or point the reference at the file you hashed",
+        )
 
 
 def _direct_file(name: str, url: str, sha256: str | None, finder: Finder) -> FileLink:

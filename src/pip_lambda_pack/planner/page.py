@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from ..units import human_size
+from ..units import human_size, plural
 from .report import Q_NOTE, ms, q_text
 
 MATRIX_COLUMNS = 50  # past this many layers the matrix shows the most shared ones
 
 _STYLE = """
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
   color: #1d232b; background: #f6f7f9; }
 main { max-width: 1360px; margin: 0 auto; padding: 18px 20px 40px; }
@@ -97,7 +98,8 @@ _SCRIPT = """
       if (hit) count += 1;
       bars.appendChild(row);
     });
-    shown.textContent = count + " of " + rows.length + " functions";
+    var noun = rows.length === 1 ? " function" : " functions";
+    shown.textContent = count + " of " + rows.length + noun;
     Array.prototype.forEach.call(buttons, function (b) {
       b.setAttribute("aria-pressed", String(b.dataset.sort === key));
     });
@@ -144,7 +146,8 @@ def _heading(report: Mapping[str, Any], title: str) -> str:
     model = report["model"]
     return (
         f"<h1>{escape(title)} · {escape(str(report['strategy']))}</h1>"
-        f'<p class="sub">{len(report["functions"])} functions, {len(report["layers"])} layers, '
+        f'<p class="sub">{plural(len(report["functions"]), "function")}, '
+        f"{plural(len(report['layers']), 'layer')}, "
         f"at most {report['max_layers']} per function · model: "
         f"{model['latency_ms']:.0f} ms per fetch, {human_size(model['bandwidth_bps'])}/s, "
         f"{human_size(model['cache_bytes'])} worker cache, {escape(model['fetch'])} fetches</p>"
@@ -221,7 +224,7 @@ def _chart(report: Mapping[str, Any]) -> str:
         '<button data-sort="expected" aria-pressed="true">once warm</button>'
         '<button data-sort="cold">empty cache</button>'
         '<button data-sort="layers">layers</button><button data-sort="name">name</button>'
-        f'<span class="shown" id="shown">{len(order)} functions</span></div>'
+        f'<span class="shown" id="shown">{plural(len(order), "function")}</span></div>'
         '<p class="legend"><i style="background:#2f6fce"></i>expected once warm'
         '<i style="background:#c9dcf7"></i>with an empty cache</p>'
         f'<div id="bars">{rows}</div></section>'
@@ -297,7 +300,7 @@ def _matrix(report: Mapping[str, Any]) -> str:
     functions = report["function_stats"]
     names = sorted(functions, key=lambda n: (-functions[n].get("expected_ms", 0.0), n))
     body = "".join(_matrix_row(report, name, shown, rest) for name in names)
-    summary = f"Functions × layers ({len(order)} layers"
+    summary = f"Functions × layers ({plural(len(order), 'layer')}"
     summary += f", the {MATRIX_COLUMNS} most shared shown)" if rest else ")"
     return (
         f'<section class="card"><details id="matrix-box"{"" if rest else " open"}>'
