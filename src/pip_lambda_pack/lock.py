@@ -178,7 +178,7 @@ def portable_requirement(text: str, root: Path) -> str:
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
     return {
         "indexes": [public_url(url) for url in index.index_urls()],  # a new login: same lock
-        "find_links": [portable_location(loc, root) for loc in index.find_links],
+        "find_links": [portable_location(public_url(loc), root) for loc in index.find_links],
         "pre": index.pre,
     }
 
