@@ -110,8 +110,11 @@ def test_malformed_requirement_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_requirements_file_and_unsupported_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="requirements file not found"):
         read_requirements(tmp_path / "nope.txt")
-    reqs = write(tmp_path / "r.txt", "--editable .\n")
-    with pytest.raises(ConfigError, match=r"r.txt:1: unsupported option --editable"):
+    reqs = write(tmp_path / "r.txt", "--use-pep517\n")
+    with pytest.raises(ConfigError, match=r"r.txt:1: unsupported option --use-pep517"):
+        read_requirements(reqs)
+    reqs = write(tmp_path / "r.txt", "--editable .\n")  # a tree with no static name
+    with pytest.raises(ConfigError, match=r"r.txt:1: cannot tell the project name of "):
         read_requirements(reqs)
 
 
@@ -119,9 +122,28 @@ def test_bad_hash_and_direct_reference_are_refused(tmp_path: Path) -> None:
     reqs = write(tmp_path / "r.txt", "six --hash=md5:abc\n")
     with pytest.raises(ConfigError, match="unsupported hash 'md5:abc'"):
         read_requirements(reqs)
-    reqs = write(tmp_path / "r.txt", "six @ https://example.com/six.whl\n")
-    with pytest.raises(ConfigError, match="direct references are not supported"):
+    reqs = write(tmp_path / "r.txt", "six @ git+https://example.com/six.git\n")
+    with pytest.raises(ConfigError, match="git.https references are not supported"):
         read_requirements(reqs)
+
+
+def test_paths_and_direct_references_become_file_urls(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "pyproject.toml").write_text('[project]\nname = "Shared_Lib"\n')
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "pkg-1.0-py3-none-any.whl").write_bytes(b"")
+    lines = (
+        "-e ./lib\n./dist/pkg-1.0-py3-none-any.whl ; python_version >= '3.8'\n"
+        "six @ https://example.com/six-1.16.0-py2.py3-none-any.whl\nother @ ./lib\n"
+    )
+    reqs = read_requirements(write(tmp_path / "r.txt", lines))
+    base = tmp_path.resolve().as_uri()
+    assert reqs.requirements == (
+        f"Shared_Lib @ {base}/lib",
+        f'pkg @ {base}/dist/pkg-1.0-py3-none-any.whl ; python_version >= "3.8"',
+        "six @ https://example.com/six-1.16.0-py2.py3-none-any.whl",
+        f"other @ {base}/lib",
+    )
 
 
 def test_include_loop_is_an_error(tmp_path: Path) -> None:

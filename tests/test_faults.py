@@ -150,7 +150,7 @@ def test_wrong_password(kind: str, live: dict[str, Any], tmp_path: Path) -> None
         url = f"{live['oci_auth']}/{unique('fns')}"
         env = {"LAMBDA_PACK_REGISTRY_USERNAME": "lp-user", "LAMBDA_PACK_REGISTRY_PASSWORD": wrong}
     result = run(tmp_path, "ls", "--store", url, env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input, as from the shim below
     error, tip = result.stderr.strip().splitlines()[-2:]
     assert "authentication failed (HTTP 401)" in error and tip.startswith("TIP: ")
     shimmed = subprocess.run(
@@ -161,5 +161,6 @@ def test_wrong_password(kind: str, live: dict[str, Any], tmp_path: Path) -> None
         timeout=60,
     )
     assert "authentication failed (HTTP 401)" in shimmed.stderr, shimmed.stderr
+    assert shimmed.returncode == 2
     for output in (result.stdout, result.stderr, shimmed.stderr):
         assert wrong not in output

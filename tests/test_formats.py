@@ -3,6 +3,9 @@ end to end through the command line."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers import make_sdist, make_wheel
@@ -52,3 +55,23 @@ def test_a_passed_over_sdist_release_is_a_warning(tmp_path: Path, wheelhouse: Pa
     quiet = run(root, "lock")
     assert quiet.returncode == 0 and "warning" not in quiet.stdout + quiet.stderr
     assert 'version = "1.0"' in (root / "lambda-pack.lock").read_text()
+
+
+def test_pips_only_binary_applies_under_pip_lambda_pack(tmp_path: Path, wheelhouse: Path) -> None:
+    make_sdist(wheelhouse, "purepkg", "1.0")
+    root = _project(tmp_path / "p", wheelhouse, "purepkg\n")
+    env = {
+        **os.environ,
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_ONLY_BINARY": ":all:",
+        "LAMBDA_PACK_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    command = [sys.executable, "-m", "pip", "lambda-pack", "lock"]
+    refused = subprocess.run(
+        command, cwd=root, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "--only-binary forbids building purepkg" in refused.stderr
+    (root / "requirements.txt").write_text("--no-binary purepkg\npurepkg\n")  # the file wins
+    built = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=180)
+    assert built.returncode == 0, built.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import make_wheel
 from pip_lambda_pack import __version__
 from pip_lambda_pack.cli import build_parser
 from pip_lambda_pack.units import limit_size, plural
@@ -185,3 +186,66 @@ def test_log_lines_from_many_threads_stay_whole() -> None:
     assert sorted(lines) == sorted(
         f"fetching https://index.example/simple/package-{i}/" for i in range(4000)
     )
+
+
+def test_runtime_provided_exclude_downloads_no_excluded_wheel(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """boto3 is left to the runtime: pinned in the lock, never fetched (the index serves
+    no ranges, so every wheel whose size is needed would be downloaded whole)."""
+    from helpers import make_wheel
+    from indexserver import IndexServer
+
+    make_wheel(wheelhouse, "boto3", "1.34.145", files={"boto3/__init__.py": "X = 1\n"})
+    make_wheel(wheelhouse, "greet", "1.0", requires=["boto3"], files={"greet.py": "Y = 2\n"})
+    root = tmp_path / "p"
+    (root / "fn").mkdir(parents=True)
+    (root / "fn" / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    with IndexServer(wheelhouse, ranges=False) as index:
+        (root / "lambda-pack.toml").write_text(
+            f'target = "python3.12-x86_64"\nindex-url = "{index.url}"\n'
+            'runtime-provided = "exclude"\n\n'
+            '[functions.fn]\nhandler = "app.handler"\ncode = "fn"\ndependencies = ["greet"]\n'
+        )
+        ok(run(root, "lock", "-q"))
+        fetched = index.file_requests(".whl")
+    assert fetched and all("greet-1.0" in path for path in fetched), fetched
+    lock = (root / "lambda-pack.lock").read_text()
+    assert 'name = "boto3"\nversion = "1.34.145"' in lock
+    ok(run(root, "build", "-q"))  # the layer needs greet alone
+
+
+def test_a_runtime_shadowing_warning_is_given_once_per_command(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    from helpers import make_wheel
+
+    make_wheel(wheelhouse, "boto3", "1.20.0", files={"boto3/__init__.py": "X = 1\n"})
+    root = tmp_path / "p"
+    (root / "fn").mkdir(parents=True)
+    (root / "fn" / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (root / "lambda-pack.toml").write_text(
+        f'target = "python3.12-x86_64"\nno-index = true\nfind-links = ["{wheelhouse}"]\n\n'
+        '[functions.fn]\nhandler = "app.handler"\ncode = "fn"\ndependencies = ["boto3"]\n'
+    )
+    warning = "shadowing the python3.12 runtime's boto3 1.34.145"
+    first = ok(run(root, "plan"))  # no lock yet: lock and plan both find it
+    assert (first.stdout + first.stderr).count(warning) == 1, first.stdout + first.stderr
+    again = ok(run(root, "plan"))  # the lock is fresh: the plan gives it
+    assert again.stdout.count(warning) == 1 and warning not in again.stderr
+    locked = ok(run(root, "lock"))
+    assert locked.stderr.count(warning) == 1
+
+
+def test_progress_lines_count_in_the_singular_too(tmp_path: Path, wheelhouse: Path) -> None:
+    make_wheel(wheelhouse, "tiny", "0.1")
+    root = tmp_path / "one"
+    (root / "fn").mkdir(parents=True)
+    (root / "fn" / "app.py").write_text("def handler(event, context):\n    return event\n")
+    (root / "lambda-pack.toml").write_text(
+        f'no-index = true\nfind-links = ["{wheelhouse}"]\n'
+        '[functions.fn]\nhandler = "app.handler"\ncode = "fn"\ndependencies = ["tiny"]\n'
+    )
+    built = ok(run(root, "build", env={"CI": "1"})).stderr
+    assert "building 1 layer: 1 done in " in built
+    assert ok(run(root, "cache", "prune")).stdout.startswith("removed 0 blobs (0 B) from ")

@@ -18,6 +18,7 @@ import trustme
 
 from indexserver import IndexServer
 from pip_lambda_pack.config import IndexOptions
+from pip_lambda_pack.formats import FormatControl
 from pip_lambda_pack.pip_plugin import LambdaPackCommand, pip_options
 from pip_lambda_pack.pipconf import DEFAULT_TIMEOUT, NetworkOptions, PipOptions, http_client
 from projects import HOST_TARGET, fill_wheelhouse, run
@@ -72,6 +73,21 @@ def test_pip_conf_env_and_pip_options_become_records(
             retries=2,
         ),
     )
+
+
+def test_pips_binary_options_come_from_pip_conf_and_env(
+    isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nonly-binary = :all:\nprefer-binary = true\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("PIP_NO_BINARY", "Foo_Bar")
+    assert parse("lock").formats == FormatControl(
+        only_binary=frozenset({":all:"}), no_binary=frozenset({"foo-bar"}), prefer_binary=True
+    )
+    later = FormatControl().with_option("--only-binary", "foo-bar", "r.txt:1")
+    merged = parse("lock").formats.then(later)  # a requirements file's options come last
+    assert (merged.only_binary, merged.no_binary) == ({":all:", "foo-bar"}, set())
 
 
 def test_pips_defaults_say_pypi_and_nothing_else(isolated: Path) -> None:

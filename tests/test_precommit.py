@@ -120,7 +120,7 @@ def test_check_passes_on_a_fresh_lock_and_fails_after_requirements_change(
     stale = try_repo(sample, hooks_repo, "lambda-pack-check", pre_commit_home)
     assert stale.returncode == 1
     assert "Failed" in stale.stdout
-    assert "lambda-pack.lock is stale: requirements" in stale.stdout
+    assert "lambda-pack.lock is stale: requirements.txt changed\n" in stale.stdout
     assert "TIP: run: pip-lambda-pack lock" in stale.stdout
 
 

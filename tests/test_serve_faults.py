@@ -143,3 +143,20 @@ def test_another_host_warns_and_a_taken_port_is_one_error(project: Path, tmp_pat
     assert done.returncode == 2
     assert lines[-2].startswith("ERROR: cannot listen on 192.0.2.1:0")
     assert lines[-1].startswith("TIP: ")
+
+
+def test_total_cap_stops_another_functions_idle_environment(project: Path, tmp_path: Path) -> None:
+    wheelhouse = str(project.parent / "wheelhouse")
+    args = ["--store", str(tmp_path / "store"), "--no-index", "-f", wheelhouse]
+    with serve(project, *args, "--max-environments", "1") as served:
+        client = served.client()
+        create(client, "one", SLOW)
+        create(client, "two", SLOW)
+        _, first = invoke(client, "one", {})
+        _, second = invoke(client, "two", {})  # one's idle environment makes room
+        assert second["pid"] != first["pid"]
+        deadline = time.monotonic() + 10
+        while alive(first["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(first["pid"])
+        assert invoke(client, "two", {})[1]["pid"] == second["pid"]  # still warm

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .shim import Cache
-from .units import human_size
+from .units import human_size, plural
 
 
 def info(root: Path) -> str:
@@ -25,7 +25,7 @@ def info(root: Path) -> str:
         for e in entries
     ]
     total = sum(e.size for e in entries)
-    lines.append(f"{root}: {len(entries)} blobs, {human_size(total)}")
+    lines.append(f"{root}: {plural(len(entries), 'blob')}, {human_size(total)}")
     return "\n".join(lines)
 
 
@@ -45,9 +45,12 @@ def info_json(root: Path) -> dict[str, Any]:
 def prune(root: Path, max_bytes: int) -> str:
     """Evict least recently used blobs not in use until the cache fits ``max_bytes``;
     what was removed, in one line."""
-    removed = Cache(root).evict(max_bytes)
+    cache = Cache(root)
+    removed = cache.evict(max_bytes)
     freed = human_size(sum(e.size for e in removed))
-    return f"removed {len(removed)} blobs ({freed}) from {root}"
+    stale = cache.remove_stale()
+    leftovers = f" and {plural(stale, 'stale temp file')}" if stale else ""
+    return f"removed {plural(len(removed), 'blob')} ({freed}){leftovers} from {root}"
 
 
 def _ago(seconds: float) -> str:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
+import re
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -39,6 +42,7 @@ def main(
     """
     parser = build_parser(prog)
     argv = list(sys.argv[1:] if argv is None else argv)
+    _SAID.clear()
     try:
         args = parser.parse_args(argv)
     except LambdaPackError as exc:  # a usage error, rendered like every other error
@@ -61,6 +65,35 @@ def main(
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:  # anything else: one line, never a raw traceback
+        return _unexpected(exc, args)
+
+
+def _unexpected(exc: Exception, args: argparse.Namespace) -> int:
+    """A full disk said so; any other exception (a bug of ours) as one ERROR line, exit 1.
+
+    ``-v`` prints the traceback first. URLs in the message are redacted.
+    """
+    from .wire import redact_text
+
+    if args.verbose:
+        traceback.print_exception(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f": {exc.filename}" if exc.filename else ""
+        _error(
+            redact_text(f"no space left on the device{where}"),
+            "free some space, or point --out / --cache-dir / the store at a bigger disk",
+            as_json=args.json_output,
+        )
+        return 1
+    text = str(exc).strip().splitlines()
+    message = f"unexpected {type(exc).__name__}" + (f": {text[0]}" if text else "")
+    _error(
+        redact_text(message),
+        "rerun with -v to see the traceback; if it is not your input, please report it",
+        as_json=args.json_output,
+    )
+    return 1
 
 
 def _error(message: str, tip: str, as_json: bool = False) -> None:
@@ -334,6 +367,9 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
     from .pipeline import Settings
 
     def say(message: str) -> None:
+        if message.startswith("warning: ") and _said_key(message) in _SAID:
+            return  # once per command, though lock and plan both find it
+        _SAID.add(_said_key(message))
         if not args.quiet:
             _line(message)
 
@@ -356,11 +392,19 @@ def _settings(args: argparse.Namespace, offline: bool = False) -> Settings:
         say=say,
         index_defaults=pip.index,
         network=pip.network,
+        formats=pip.formats,
         progress=progress,
     )
 
 
 _STDERR = threading.Lock()
+_SAID: set[str] = set()  # what this command said already (main() starts it empty)
+_LAYER_ID = re.compile(r"\blayer L?[0-9a-f]{12}\b")
+
+
+def _said_key(message: str) -> str:
+    """A message as said once: lock names a layer by its plan id, plan by its zip's id."""
+    return _LAYER_ID.sub("layer", message)
 
 
 def _line(message: str) -> None:
@@ -532,8 +576,11 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    baselines: list[dict[str, Any]] = []
     if args.fleet:
         report = _fleet_report(args)
+        if args.report:
+            baselines = _baselines(report["strategy"], *_fleet_inputs(args))
     else:
         from .pipeline import plan_report, shown_lock
 
@@ -545,36 +592,60 @@ def _plan(args: argparse.Namespace) -> int:
             report = plan_report(project, shown, settings, finders)
         finally:
             finders.close()
-    _show_plan(report, args)
+        if args.report:
+            from .graph import pin_graph
+            from .pipeline import fleet_of, plan_params
+
+            fleet = fleet_of(project, pin_graph(shown.lock.closures()))
+            baselines = _baselines(report["strategy"], fleet, plan_params(project))
+    _show_plan(report, args, baselines)
     return 0
+
+
+def _fleet_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The ``--fleet`` file and the planner parameters from the flags."""
+    from .pipeline import load_fleet, planner_params
+
+    fleet = load_fleet(args.fleet)
+    return fleet, planner_params(_planner_options(args), args.max_layers, args.target)
 
 
 def _fleet_report(args: argparse.Namespace) -> dict[str, Any]:
     """The plan of a ``--fleet`` file (no wheels, so its layer ids are digests of pins)."""
-    from .pipeline import load_fleet, planner_params
     from .planner import DEFAULT_STRATEGY, get_strategy, make_plan
     from .planner.report import plan_to_json
 
     strategy = args.strategy or DEFAULT_STRATEGY
     get_strategy(strategy)
-    fleet = load_fleet(args.fleet)
-    params = planner_params(_planner_options(args), args.max_layers, args.target)
+    fleet, params = _fleet_inputs(args)
     report: dict[str, Any] = plan_to_json(make_plan(fleet, params, strategy), fleet, params)
     return report
 
 
-def _show_plan(report: dict[str, Any], args: argparse.Namespace) -> None:
+def _baselines(strategy: str, fleet: Any, params: Any) -> list[dict[str, Any]]:
+    """``single`` and ``nixery`` on the same fleet, for the report page to show beside."""
+    from .planner import make_plan
+    from .planner.report import plan_to_json
+
+    others = [s for s in ("single", "nixery") if s != strategy]
+    return [plan_to_json(make_plan(fleet, params, s), fleet, params) for s in others]
+
+
+def _show_plan(
+    report: dict[str, Any], args: argparse.Namespace, baselines: list[dict[str, Any]]
+) -> None:
     from .planner.report import plan_text
 
     if args.format == "json" or args.json_output:
         _emit_json(report)
-    elif not args.report:
-        print("\n".join(plan_text(report)))
+    elif not args.report:  # a warning lock already gave on stderr is not given again
+        unsaid = [w for w in report["warnings"] if _said_key(f"warning: {w}") not in _SAID]
+        print("\n".join(plan_text({**report, "warnings": unsaid})))
     if args.report:
         from .atomic import write_text
-        from .planner.report import render_html
+        from .planner.page import render_html
 
-        write_text(Path(args.report), render_html(report))
+        write_text(Path(args.report), render_html(report, baselines))
         if not args.quiet:
             print(f"wrote {args.report}", file=sys.stderr)
 
@@ -696,15 +767,22 @@ def _read_event(source: str | None) -> bytes:
         return Path(source).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"event file not found: {source}", "pass --event FILE or -") from None
+    except IsADirectoryError:
+        raise ConfigError(f"event {source} is a directory", "pass --event FILE or -") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read event {source}: {exc.strerror}", "pass --event FILE or -"
+        ) from None
 
 
 def _ls(args: argparse.Namespace) -> int:
     from .store import open_store
+    from .wire import redact
 
     store_url, base, _ = _store_location(args)
     names = open_store(store_url, base).names()
     if args.json_output:
-        _emit_json({"store": store_url, "functions": names})
+        _emit_json({"store": redact(store_url), "functions": names})
     else:
         for name in names:
             print(name)

@@ -6,6 +6,8 @@ never opens a config or requirements file itself.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import os
 import re
 import shlex
@@ -33,6 +35,55 @@ DEFAULT_MAX_LAYERS = 5
 DEFAULT_STORE = ".lambda-pack/store"
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+
+# Every key a config may hold, in one place: any other key is an error with a did-you-mean.
+# Adding a key? Add it here: top level (PROJECT_KEYS) or in a [functions.NAME] table
+# (FUNCTION_KEYS). The planner's keys come from planner.model.OPTIONS (and their old names).
+PLANNER_KEYS = frozenset(k for o in OPTIONS.values() for k in (o.key, *o.aliases))
+PROJECT_KEYS = PLANNER_KEYS | frozenset(
+    {
+        "target",
+        "store",
+        "max-layers",
+        "strategy",
+        "functions",
+        "prefix",
+        "python",
+        "cache-max-bytes",
+        # where packages come from
+        "index-url",
+        "extra-index-urls",
+        "find-links",
+        "no-index",
+        "pre",
+        # the layers (bytecode.py)
+        "bytecode",
+        "exclude",
+    }
+)
+FUNCTION_KEYS = frozenset(
+    {
+        "handler",
+        "code",
+        "requirements",
+        "dependencies",
+        "extras",
+        "groups",
+        "weight",
+        # Lambda's settings (deploy, export, serve)
+        "memory",
+        "timeout",
+        "environment",
+        "role",
+        "ephemeral-storage-mb",
+        "description",
+        "tags",
+        "delivery",
+        # the layers (bytecode.py)
+        "bytecode",
+        "exclude",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,6 +276,12 @@ def _read_into(path: Path, out: _Collected, *, constraint: bool, seen: tuple[Pat
         raise ConfigError(
             f"requirements file not found: {path}", "check the path in the config or on -r"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path} is a directory, not a requirements file", "name a file"
+        ) from None
     for number, line in _logical_lines(text):
         where = f"{path}:{number}"
         _read_line(line, where, path.parent, out, constraint, (*seen, resolved))
@@ -256,7 +313,7 @@ _OPTION_ALIASES = {
 }
 _IGNORED_OPTIONS = {"--use-feature"}
 _SUPPORTED = (
-    "-r, -c, --hash, -i, --extra-index-url, -f, --no-index, --pre, --only-binary, "
+    "-r, -c, -e, --hash, -i, --extra-index-url, -f, --no-index, --pre, --only-binary, "
     "--no-binary, --prefer-binary, --trusted-host"
 )
 
@@ -267,9 +324,12 @@ def _read_line(
     if line.startswith("-"):
         _read_option(line, where, base, out, seen)
         return
-    words = shlex.split(line, posix=True)
+    try:
+        words = shlex.split(line, posix=True)
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"{where}: {exc.args[0].lower()} in {line!r}", "close it") from None
     hashes = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--hash=")]
-    requirement = _parse_requirement(_requirement_text(line), where)
+    requirement = _parse_requirement(_requirement_text(line), where, base)
     (out.constraints if constraint else out.requirements).append(str(requirement))
     if hashes:
         name = canonicalize_name(requirement.name)
@@ -294,7 +354,11 @@ def _sha256_values(values: list[str], where: str) -> list[str]:
     return digests
 
 
-def _parse_requirement(text: str, where: str) -> Requirement:
+def _parse_requirement(text: str, where: str, base: Path | None = None) -> Requirement:
+    """A requirement line as a Requirement; a local path (``./lib``, ``dist/x.whl``) or a
+    ``name @ URL`` direct reference becomes ``name @ file:///absolute/path`` or the URL."""
+    if base is not None and _looks_like_path(text):
+        return local_requirement(text, base, where)
     try:
         requirement = Requirement(text)
     except InvalidRequirement as exc:
@@ -304,11 +368,95 @@ def _parse_requirement(text: str, where: str) -> Requirement:
             "write it as NAME[extras] SPECIFIER [; marker], e.g. requests>=2.31",
         ) from None
     if requirement.url:
-        raise ConfigError(
-            f"{where}: direct references are not supported: {text!r}",
-            "publish the package to an index or put its wheel in --find-links",
-        )
+        return _direct_reference(requirement, base, where)
     return requirement
+
+
+def _looks_like_path(text: str) -> bool:
+    """pip's rule: a line that starts like a path, or names an archive, is a path."""
+    if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@", text):
+        return False  # name @ URL: a direct reference
+    head = re.split(r"\s*;", text, maxsplit=1)[0].split("[", 1)[0].strip()
+    if head.startswith((".", "/", "~")) or os.sep in head:
+        return True
+    return head.endswith((".whl", ".tar.gz", ".zip"))
+
+
+def local_requirement(text: str, base: Path, where: str) -> Requirement:
+    """``./lib[extra] ; marker`` (or a wheel or sdist path) as ``name @ file:///...``."""
+    head, _, marker = text.partition(";")
+    path_text, _, extras = head.strip().partition("[")
+    try:
+        path = (base / Path(path_text.strip()).expanduser()).resolve()
+    except RuntimeError:  # ~user of a user this machine does not have
+        message = f"{where}: no such user's home in {path_text.strip()}"
+        raise ConfigError(message, "write the path in full") from None
+    if not path.exists():
+        raise ConfigError(f"{where}: {path_text.strip()} does not exist", "fix the path")
+    name = local_project_name(path, where)
+    extra = f"[{extras}" if extras else ""
+    tail = f" ; {marker.strip()}" if marker.strip() else ""
+    return Requirement(f"{name}{extra} @ {path.as_uri()}{tail}")
+
+
+def local_project_name(path: Path, where: str) -> str:
+    """The project name of a local wheel, sdist or source tree (pyproject.toml's
+    ``[project] name``, or setup.cfg's ``[metadata] name``)."""
+    if path.is_file():
+        from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+        try:
+            if path.name.endswith(".whl"):
+                return str(parse_wheel_filename(path.name)[0])
+            return str(parse_sdist_filename(path.name)[0])
+        except ValueError:
+            raise ConfigError(f"{where}: {path.name} is not a wheel or sdist name", "") from None
+    name = _static_name(path)
+    if name is None:
+        raise ConfigError(
+            f"{where}: cannot tell the project name of {path}",
+            "give it a [project] name in pyproject.toml (or [metadata] name in setup.cfg), "
+            "or write NAME @ file:///path",
+        )
+    return name
+
+
+def _static_name(path: Path) -> str | None:
+    pyproject = path / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            name = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        except tomllib.TOMLDecodeError:
+            name = {}
+        if isinstance(name.get("name"), str):
+            return str(name["name"])
+    setup_cfg = path / "setup.cfg"
+    if setup_cfg.is_file():
+        import configparser
+
+        parser = configparser.ConfigParser()
+        with contextlib.suppress(configparser.Error):
+            parser.read(setup_cfg, encoding="utf-8")
+            if parser.has_option("metadata", "name"):
+                return parser.get("metadata", "name")
+    return None
+
+
+def _direct_reference(requirement: Requirement, base: Path | None, where: str) -> Requirement:
+    """``name @ URL``: file and http(s) URLs of wheels, sdists or (file) source trees."""
+    url = str(requirement.url)
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "file" or ("://" not in url and base is not None):
+        if scheme != "file":  # name @ ./lib: not PEP 508, but what a monorepo means
+            path = (base / url).resolve() if base is not None else Path(url)
+            requirement = Requirement(str(requirement).replace(url, path.as_uri(), 1))
+        return requirement
+    if scheme in ("http", "https"):
+        return requirement
+    raise ConfigError(
+        f"{where}: {scheme} references are not supported: {requirement}",
+        "build a wheel of it and reference the file (name @ file:///path/x.whl) or its URL",
+    )
 
 
 def _read_option(
@@ -319,6 +467,8 @@ def _read_option(
     if option in ("--requirement", "--constraint"):
         nested = base / value
         _read_into(nested, out, constraint=option == "--constraint", seen=seen)
+    elif option == "--editable":  # a layer cannot point back at a tree: built like ./lib
+        out.requirements.append(str(local_requirement(value, base, where)))
     elif option == "--index-url":
         out.index = out.index.merged(IndexOptions(index_url=value))
     elif option == "--extra-index-url":
@@ -374,7 +524,7 @@ def find_config(start: Path) -> Path | None:
 def _has_table(pyproject: Path) -> bool:
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         return False
     return "lambda-pack" in data.get("tool", {})
 
@@ -383,6 +533,7 @@ def load_project(path: Path) -> Project:
     """Read the project config at ``path`` (lambda-pack.toml or pyproject.toml)."""
     table = _config_table(path)
     root = path.parent.resolve()
+    check_keys(table, PROJECT_KEYS, str(path), "")
     functions = table.get("functions")
     if not isinstance(functions, dict) or not functions:
         raise ConfigError(
@@ -398,14 +549,35 @@ def load_project(path: Path) -> Project:
         target=_string(table, "target", path, default="python3.12-x86_64"),
         store=_string(table, "store", path, default=DEFAULT_STORE),
         max_layers=_max_layers(table.get("max-layers", DEFAULT_MAX_LAYERS), path),
-        strategy=table.get("strategy"),
+        strategy=_optional_string(table, "strategy", path),
         functions=specs,
         prefix=_prefix(table, root, path),
-        index=_index_options(table, root),
+        index=_index_options(table, root, path),
         planner=planner_options(table, str(path)),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
         python=_python_paths(table.get("python"), root, path),
         **_build_options(table, str(path), default=True),
+    )
+
+
+def check_keys(table: Mapping[str, Any], known: frozenset[str], path: str, prefix: str) -> None:
+    """ConfigError naming the first key of ``table`` that is not ``known``, with the
+    known key it most likely means."""
+    for key in sorted(set(table) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        raise ConfigError(
+            f"{path}: unknown key {prefix}{key}",
+            f"did you mean {prefix}{close[0]}?"
+            if close
+            else f"known keys: {', '.join(sorted(known))}",
+        )
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> ConfigError:
+    """The error for a text input that is not UTF-8 (TOML and requirements files must be)."""
+    return ConfigError(
+        f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
+        "save it as UTF-8",
     )
 
 
@@ -418,6 +590,10 @@ def _config_table(path: Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the syntax") from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory", "pass --config PATH to a file") from None
     if path.name == "pyproject.toml":
         table: object = data.get("tool", {}).get("lambda-pack")
         if not isinstance(table, dict):
@@ -431,6 +607,13 @@ def _config_table(path: Path) -> dict[str, Any]:
 def _string(table: Mapping[str, Any], key: str, path: Path, *, default: str) -> str:
     value = table.get(key, default)
     if not isinstance(value, str):
+        raise ConfigError(f"{path}: {key} must be a string", f'write {key} = "..."')
+    return value
+
+
+def _optional_string(table: Mapping[str, Any], key: str, path: Path) -> str | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, str):
         raise ConfigError(f"{path}: {key} must be a string", f'write {key} = "..."')
     return value
 
@@ -490,14 +673,37 @@ def _interpreter_path(value: str, root: Path) -> str:
     return os.path.normpath(root / os.path.expanduser(value))  # a symlink stays one
 
 
-def _index_options(table: Mapping[str, Any], root: Path) -> IndexOptions:
+def _index_options(table: Mapping[str, Any], root: Path, path: Path) -> IndexOptions:
+    index_url = table.get("index-url")
+    if index_url is not None and not isinstance(index_url, str):
+        raise ConfigError(f"{path}: index-url must be a string", 'write index-url = "https://..."')
     return IndexOptions(
-        index_url=table.get("index-url"),
-        extra_index_urls=tuple(table.get("extra-index-urls", ())),
-        find_links=tuple(_location(v, root) for v in table.get("find-links", ())),
-        no_index=bool(table.get("no-index", False)),
-        pre=bool(table.get("pre", False)),
+        index_url=index_url,
+        extra_index_urls=_strings(table, "extra-index-urls", path),
+        find_links=tuple(_location(v, root) for v in _strings(table, "find-links", path)),
+        no_index=_flag(table, "no-index", path),
+        pre=_flag(table, "pre", path),
     )
+
+
+def _strings(table: Mapping[str, Any], key: str, path: Path) -> tuple[str, ...]:
+    """A list of strings; a lone string is refused (it is not a list of its characters)."""
+    value = table.get(key, [])
+    if isinstance(value, str):
+        raise ConfigError(
+            f"{path}: {key} must be a list of strings, not a string",
+            f'write {key} = ["{value}"]',
+        )
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: {key} must be a list of strings", f'write {key} = ["..."]')
+    return tuple(value)
+
+
+def _flag(table: Mapping[str, Any], key: str, path: Path) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: {key} must be true or false", f"write {key} = true")
+    return value
 
 
 def _function_spec(name: str, value: object, root: Path, path: Path) -> FunctionSpec:
@@ -505,6 +711,10 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must be a table", "write [functions.NAME] with handler = ...")
     check_function_name(name, where)
+    check_keys(value, FUNCTION_KEYS, str(path), f"functions.{name}.")
+    for key, tip in (("code", 'write code = "src"'), ("requirements", _REQUIREMENTS_TIP)):
+        if key in value and not isinstance(value[key], str):
+            raise ConfigError(f"{where}.{key} must be a string (a path)", tip)
     handler = value.get("handler")
     if not isinstance(handler, str):
         raise ConfigError(f"{where}.handler is missing", 'add handler = "module.function"')
@@ -528,6 +738,9 @@ def _function_spec(name: str, value: object, root: Path, path: Path) -> Function
     )
 
 
+_REQUIREMENTS_TIP = 'write requirements = "requirements.txt", or dependencies = ["..."] for a list'
+
+
 def _names(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where} must be a list of names", 'write e.g. ["s3"]')
@@ -541,7 +754,7 @@ def _function_requirements(
     if "requirements" in value and "dependencies" in value:
         raise ConfigError(f"{where} has both requirements and dependencies", "keep one of the two")
     if "requirements" not in value:
-        return _inline_requirements(value, where), None
+        return _inline_requirements(value, where, root), None
     from .inputs import input_kind, pyproject_file_requirements
 
     path = root / str(value["requirements"])
@@ -555,12 +768,12 @@ def _function_requirements(
     return RequirementSet(), path.resolve()
 
 
-def _inline_requirements(value: Mapping[str, Any], where: str) -> RequirementSet:
+def _inline_requirements(value: Mapping[str, Any], where: str, root: Path) -> RequirementSet:
     dependencies = value.get("dependencies", [])
     if not isinstance(dependencies, list):
         raise ConfigError(f"{where}.dependencies must be a list", 'write ["requests>=2"]')
     lines = [
-        str(_parse_requirement(str(d), f"{where}.dependencies[{i}]"))
+        str(_parse_requirement(str(d), f"{where}.dependencies[{i}]", root))
         for i, d in enumerate(dependencies)
     ]
     return RequirementSet(requirements=tuple(lines))

@@ -57,12 +57,23 @@ class PlanError(UserError):
     """No plan can satisfy the constraints (size limit, max layers)."""
 
 
+class BadWheelError(UserError):
+    """A file named as a wheel that is not one: not a zip, or no ``.dist-info/METADATA``."""
+
+
 class BuildError(UserError):
     """A wheel cannot be laid out into a layer (bad archive, unsafe path)."""
 
 
 class StoreError(LambdaPackError):
     """A blob store cannot be read or written."""
+
+
+class StoreAuthError(StoreError):
+    """A store refused our credentials (or we have none): fixed by the user, so exit 2, the
+    same code the shim gives for it."""
+
+    exit_code = 2
 
 
 class BlobNotFoundError(StoreError):

@@ -43,6 +43,29 @@ class FormatControl:
             return replace(self, only_binary=frozenset(named), no_binary=frozenset(rest))
         return replace(self, no_binary=frozenset(named), only_binary=frozenset(rest))
 
+    def then(self, later: FormatControl) -> FormatControl:
+        """``later``'s options applied after ours, as pip applies a requirements file's after
+        pip.conf's (the option holding ``:all:`` first: it is the earlier of the two)."""
+        first, second = ("--only-binary", "--no-binary")
+        if ALL in later.no_binary:
+            first, second = second, first
+        result = replace(self, prefer_binary=self.prefer_binary or later.prefer_binary)
+        for option in (first, second):
+            names = later.only_binary if option == "--only-binary" else later.no_binary
+            ordered = sorted(names, key=lambda name: name != ALL)  # :all: before the names
+            if ordered:
+                result = result.with_option(option, ",".join(ordered), "")
+        return result
+
+    @classmethod
+    def from_pip(cls, only_binary: set[str], no_binary: set[str], prefer: bool) -> FormatControl:
+        """The record of pip's own ``FormatControl`` sets (already pip-normalised)."""
+        return cls(
+            only_binary=frozenset(n if n == ALL else canonicalize_name(n) for n in only_binary),
+            no_binary=frozenset(n if n == ALL else canonicalize_name(n) for n in no_binary),
+            prefer_binary=prefer,
+        )
+
     def wheels_allowed(self, name: str) -> bool:
         return "binary" in self._formats(name)
 

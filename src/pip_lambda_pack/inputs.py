@@ -23,7 +23,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .config import IndexOptions, Project, RequirementSet, Selection
+from .config import IndexOptions, Project, RequirementSet, Selection, not_utf8
 from .errors import ConfigError, NoWheelError
 from .target import Target
 
@@ -97,6 +97,8 @@ def _toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"input file not found: {path}", "check the path in the config") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", "fix or regenerate it") from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
 
 
 # -- pyproject.toml ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import BinaryIO, Protocol
 from .atomic import atomic_writer, write_bytes
 from .bytecode import Compiler, Source, compile_sources, pyc_path
 from .errors import BuildError
-from .records import RecordRow, parse_record, record_bytes, row_of
+from .records import RecordCheck, RecordRow, parse_record, record_bytes, row_of
 
 DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: a constant, never SOURCE_DATE_EPOCH
 DOS_TIME = 0
@@ -318,10 +318,13 @@ def wheel_entries(wheel: Path) -> list[ZipEntry]:
         with zipfile.ZipFile(wheel) as archive, open(wheel, "rb") as raw:
             dist_info = _dist_info(wheel, archive)
             data_dir = dist_info.removesuffix(".dist-info") + ".data"
+            record = RecordCheck(
+                wheel.name, dist_info, _read_optional(archive, dist_info, "RECORD")
+            )
             scripts = console_scripts(wheel.name, _entry_points(archive, dist_info))
             entries = list(scripts.values())
             for info in archive.infolist():
-                entry = _wheel_entry(wheel, archive, raw, info, data_dir)
+                entry = _wheel_entry(wheel, (archive, raw), info, data_dir, record)
                 if entry is not None and entry.path not in scripts:  # as pip: entry points win
                     entries.append(entry)
             return entries
@@ -347,11 +350,15 @@ _ENTRY_VALUE = re.compile(
 
 
 def _entry_points(archive: zipfile.ZipFile, dist_info: str) -> str:
+    data = _read_optional(archive, dist_info, "entry_points.txt")
+    return "" if data is None else data.decode("utf-8", errors="replace")
+
+
+def _read_optional(archive: zipfile.ZipFile, dist_info: str, name: str) -> bytes | None:
     try:
-        data = archive.read(f"{dist_info}/entry_points.txt")
+        return archive.read(f"{dist_info}/{name}")
     except KeyError:
-        return ""
-    return data.decode("utf-8", errors="replace")
+        return None
 
 
 def console_scripts(origin: str, text: str) -> dict[str, ZipEntry]:
@@ -404,8 +411,14 @@ def _dist_info(wheel: Path, archive: zipfile.ZipFile) -> str:
 
 
 def _wheel_entry(
-    wheel: Path, archive: zipfile.ZipFile, raw: BinaryIO, info: zipfile.ZipInfo, data_dir: str
+    wheel: Path,
+    files: tuple[zipfile.ZipFile, BinaryIO],
+    info: zipfile.ZipInfo,
+    data_dir: str,
+    record: RecordCheck,
 ) -> ZipEntry | None:
+    """The layer entry of one wheel file (None: not installed), checked against RECORD."""
+    archive, raw = files
     if info.is_dir():
         return None
     check_entry_path(wheel.name, info.filename)
@@ -417,13 +430,16 @@ def _wheel_entry(
         )
     path, is_script = _layer_path(wheel, info.filename, data_dir)
     if path is None:
+        record.check(info.filename, archive.read(info))
         return None
     mode = 0o755 if mode & 0o111 else 0o644
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         data = archive.read(info)  # zipfile checks the CRC
+        record.check(info.filename, data)
         return _stored(path, 0o755 if is_script else mode, _script(data, is_script), wheel.name)
     payload = _raw_payload(raw, info)
     data = _checked(payload, info)  # the CRC holds, so the raw copy is a valid copy
+    record.check(info.filename, data)
     if is_script:
         return _stored(path, 0o755, _fix_shebang(data), wheel.name)
     return ZipEntry(
@@ -537,8 +553,14 @@ def _deflate_new(entries: Sequence[ZipEntry]) -> list[ZipEntry]:
 
 def _code_entries(code_dir: Path, out_dir: Path) -> Iterable[ZipEntry]:
     for path, rel in _code_files(code_dir, out_dir):
-        mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-        yield _deflated(rel, mode, path.read_bytes(), str(code_dir))
+        try:
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            data = path.read_bytes()
+        except (PermissionError, IsADirectoryError) as exc:
+            raise BuildError(
+                f"{code_dir}: cannot read {rel}: {exc.strerror}", "fix its mode"
+            ) from None
+        yield _deflated(rel, mode, data, str(code_dir))
 
 
 def _code_files(code_dir: Path, out_dir: Path) -> Iterator[tuple[Path, str]]:
@@ -553,6 +575,11 @@ def _code_files(code_dir: Path, out_dir: Path) -> Iterator[tuple[Path, str]]:
             path = here / filename
             rel = path.relative_to(code_dir).as_posix()
             check_entry_path(code_dir.name, rel)
+            if path.is_symlink() and not path.exists():
+                raise BuildError(
+                    f"{code_dir}: {rel} is a symlink to {os.readlink(path)}, which does not exist",
+                    "remove the link or make it point at a file",
+                )
             yield path, rel
 
 

@@ -137,7 +137,7 @@ def _resolution_data(project: Project, strategy: str) -> dict[str, Any]:
 def _function_inputs(project: Project, spec: FunctionSpec) -> dict[str, Any]:
     reqs = spec.requirements
     data = {
-        "requirements": list(reqs.requirements),
+        "requirements": [portable_requirement(r, project.root) for r in reqs.requirements],
         "constraints": list(reqs.constraints),
         "hashes": [[n, list(h)] for n, h in reqs.hashes],
         "index": _portable_index(function_index(project, spec), project.root),
@@ -155,10 +155,30 @@ def _delivery(spec: FunctionSpec) -> dict[str, Any]:
     return {"delivery": spec.delivery, "ephemeral_storage_mb": spec.ephemeral_storage_mb}
 
 
+def portable_requirement(text: str, root: Path) -> str:
+    """A requirement as the lock's digest sees it: a local direct reference (``name @
+    file:///...``) by its path relative to the project and its content's digest, so a
+    moved checkout keeps its lock fresh and a changed ``./lib`` makes it stale."""
+    if " @ file:" not in text:
+        return text
+    from packaging.requirements import Requirement
+
+    from .atomic import sha256_of
+    from .links import url_to_path
+    from .sdists import tree_digest
+
+    requirement = Requirement(text)
+    url = str(requirement.url).partition("#")[0]
+    path = url_to_path(url)
+    digest = tree_digest(path) if path.is_dir() else sha256_of(path) if path.is_file() else ""
+    requirement.url = f"{portable_location(url, root)}#{digest}"
+    return str(requirement)
+
+
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
     return {
         "indexes": [public_url(url) for url in index.index_urls()],  # a new login: same lock
-        "find_links": [portable_location(loc, root) for loc in index.find_links],
+        "find_links": [portable_location(public_url(loc), root) for loc in index.find_links],
         "pre": index.pre,
     }
 
@@ -240,6 +260,8 @@ def read_lock(path: Path) -> Lock:
         raise LockError(f"no lock file at {path}", "run: pip-lambda-pack lock") from None
     except tomllib.TOMLDecodeError as exc:
         raise LockError(f"{path}: not valid TOML: {exc}", "run lock again") from None
+    except UnicodeDecodeError as exc:
+        raise LockError(f"{path} is not UTF-8 text (byte {exc.start})", "run lock again") from None
     if data.get("version") != LOCK_VERSION:
         raise LockError(
             f"{path}: lock version {data.get('version')!r} is not {LOCK_VERSION}",
@@ -301,7 +323,7 @@ def resolution_staleness(lock: Lock, project: Project, strategy: str) -> str | N
     if lock.inputs == inputs_digest(project, strategy):
         return None
     changed = _changed_parts(lock, project, strategy)
-    if changed and all(_planner_part(key) for key in changed):
+    if changed and all(_planner_part(key) or build_part(key) for key in changed):
         return None
     return _what_changed(lock, project, strategy)
 
@@ -325,6 +347,14 @@ def _changed_parts(lock: Lock, project: Project, strategy: str) -> list[str]:
     from before input-parts)."""
     now = input_parts(project, strategy)
     return [key for key in now if lock.input_parts.get(key) != now[key]]
+
+
+def build_part(key: str) -> bool:
+    """Whether an ``input_parts`` key is a build option (bytecode, exclude): it changes
+    neither the resolution nor the plan, only how layers are built."""
+    return key in ("bytecode", "exclude") or (
+        key.startswith("functions.") and key.endswith(".build")
+    )
 
 
 def _planner_part(key: str) -> bool:

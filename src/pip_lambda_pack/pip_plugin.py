@@ -34,9 +34,13 @@ class LambdaPackCommand(Command):
     ignore_require_venv = True
 
     def add_options(self) -> None:
-        """pip's index options, so pip.conf's index-url, find-links, ... are read too."""
+        """pip's index and binary options, so pip.conf's index-url, find-links, only-binary,
+        ... are read too."""
         group = cmdoptions.make_option_group(cmdoptions.index_group, self.parser)
         self.parser.insert_option_group(0, group)
+        for option in (cmdoptions.no_binary, cmdoptions.only_binary, cmdoptions.prefer_binary):
+            self.cmd_opts.add_option(option())  # pip.conf's only-binary & co. apply too
+        self.parser.insert_option_group(0, self.cmd_opts)
         self.parser.disable_interspersed_args()  # pip options end at our subcommand
 
     def main(self, args: list[str]) -> int:
@@ -56,7 +60,7 @@ def pip_options(values: object) -> PipOptions:
         find_links=links,
         no_index=options.index.no_index,
     )
-    return PipOptions(index=index, network=options.network)
+    return PipOptions(index=index, network=options.network, formats=options.formats)
 
 
 def _with_verbosity(rest: list[str], values: object) -> list[str]:

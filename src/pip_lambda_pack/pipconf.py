@@ -5,7 +5,8 @@ pip.conf, ``PIP_*`` variables and ``pip --proxy ... lambda-pack`` mean what they
 ``pip install``. This module turns those values into two frozen records: ``IndexOptions`` for
 where packages come from (a floor under the project's config and our flags, which win) and
 ``NetworkOptions`` for how to reach them (cert, client cert, trusted hosts, proxy, timeout,
-retries), and builds the ``httpx.Client`` that honours the latter.
+retries), plus pip's --only-binary / --no-binary / --prefer-binary as a ``FormatControl``, and
+builds the ``httpx.Client`` that honours the network options.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from .config import IndexOptions
+from .formats import FormatControl
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = "pip-lambda-pack"
@@ -44,6 +46,7 @@ class PipOptions:
 
     index: IndexOptions = field(default_factory=IndexOptions)
     network: NetworkOptions = field(default_factory=NetworkOptions)
+    formats: FormatControl = field(default_factory=FormatControl)  # --only-binary & co.
 
 
 def from_pip_values(values: object) -> PipOptions:
@@ -67,6 +70,17 @@ def from_pip_values(values: object) -> PipOptions:
             timeout=_number(values, "timeout", float),
             retries=_number(values, "retries", int),
         ),
+        formats=_formats(values),
+    )
+
+
+def _formats(values: object) -> FormatControl:
+    """pip's ``format_control`` (--only-binary, --no-binary) and --prefer-binary."""
+    control = getattr(values, "format_control", None)
+    return FormatControl.from_pip(
+        set(getattr(control, "only_binary", ()) or ()),
+        set(getattr(control, "no_binary", ()) or ()),
+        bool(getattr(values, "prefer_binary", False)),
     )
 
 

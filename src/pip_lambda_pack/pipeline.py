@@ -32,6 +32,7 @@ from .config import (
 )
 from .credentials import public_url
 from .errors import BuildError, ConfigError, LockError, PlanError
+from .formats import FormatControl
 from .graph import Pin, PinGraph, pin_graph
 from .index import FileLink, Finder, PackageFinder
 from .interpreters import Interpreter, find_optional, for_project
@@ -72,7 +73,7 @@ from .planner.runtime_provided import closures as needs
 from .planner.runtime_provided import runtime_warnings
 from .popularity import pypi_downloads
 from .progress import Progress, QuietProgress
-from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
+from .resolve import ANY_FORMAT, ResolvedPackage, prefetch, resolve, wheel_path
 from .sdists import PythonLookup
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
@@ -105,6 +106,7 @@ class Settings:
     # pip's configuration under `pip lambda-pack`: indexes under the project's, and the network
     index_defaults: IndexOptions = field(default_factory=IndexOptions)
     network: NetworkOptions | None = None  # None: httpx's defaults
+    formats: FormatControl = ANY_FORMAT  # pip's --only-binary & co., under the requirements'
     progress: Progress = field(default_factory=QuietProgress)  # bars or lines for long steps
 
 
@@ -192,8 +194,25 @@ def resolve_project(
         finder = finders.get(function_index(project, spec))
         resolved = _resolve_function(spec, roots[spec.name], project, target, finder, settings)
         python = python_lookup(project, target)
-        closures[spec.name] = _pins(resolved, target, finder, settings, python)
+        left = _left_to_runtime(project, target, resolved)
+        closures[spec.name] = _pins(resolved, target, finder, settings, python, left)
     return closures
+
+
+def _left_to_runtime(
+    project: Project, target: Target, resolved: Mapping[str, ResolvedPackage]
+) -> frozenset[str]:
+    """URLs of wheels ``runtime-provided = "exclude"`` keeps out of every layer: pinned in
+    the lock, never downloaded."""
+    if project.planner.values.get("runtime-provided") != "exclude":
+        return frozenset()
+    from .planner.runtime_provided import provided_version
+
+    return frozenset(
+        p.link.url
+        for p in resolved.values()
+        if not p.built_from_sdist and provided_version(target.name, p.name) is not None
+    )
 
 
 def _resolve_function(
@@ -212,7 +231,7 @@ def _resolve_function(
         constraints=reqs.parsed_constraints(),
         hashes=reqs.hash_map(),
         allow_prereleases=function_index(project, spec).pre,
-        formats=reqs.formats,
+        formats=settings.formats.then(reqs.formats),
         build_dir=settings.cache_dir / "built",
         log=settings.log,
         warn=lambda line: settings.say(f"warning: {line}"),
@@ -236,9 +255,13 @@ def _pins(
     finder: Finder,
     settings: Settings,
     python: PythonLookup,
+    left_to_runtime: frozenset[str] = frozenset(),
 ) -> list[Pin]:
     wheels = [p.link for p in resolved.values() if not p.built_from_sdist]
-    sizes = finder.sizes(wheels)  # read off the zips' ends or their METADATA: not downloaded
+    # in no layer: not fetched at all; the index's size will do, the unpacked size is unknown
+    sizes = {link.url: (link.size or 0, 0) for link in wheels if link.url in left_to_runtime}
+    # read off the zips' ends or their METADATA: not downloaded
+    sizes |= finder.sizes([link for link in wheels if link.url not in sizes])
     paths = download(finder, [link for link in wheels if link.url not in sizes], settings)
     pins = []
     for package in resolved.values():
@@ -265,7 +288,7 @@ def download(finder: Finder, links: Sequence[FileLink], settings: Settings) -> d
     if not remote:
         return finder.download_many(links)
     total = sum(link.size or 0 for link in remote)
-    task = settings.progress.task(f"fetching {len(remote)} wheels", total, "B")
+    task = settings.progress.task(f"fetching {plural(len(remote), 'wheel')}", total, "B")
     try:
         return finder.download_many(links, progress=task)
     finally:
@@ -376,7 +399,7 @@ def fleet_of(project: Project, graph: PinGraph) -> Fleet:
 
 
 def load_fleet(path: Path) -> Fleet:
-    """Read a ``lambda-pack-fleet/1`` file (see DESIGN.md) for ``plan --fleet``."""
+    """Read a ``lambda-pack-fleet/1`` file (see docs/design.md) for ``plan --fleet``."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -447,6 +470,8 @@ def _refresh(
     )
     if existing is not None and stale is None:
         if planner_staleness(existing, project, strategy_of(project)) is None:
+            if write and existing.inputs != inputs_digest(project, strategy_of(project)):
+                existing = _restamp(project, existing, settings)
             settings.log(f"using {name} (fresh)")
             return ShownLock(lock=existing, warnings=_lock_warnings(project, existing, lenient))
         settings.say(f"{name} was planned with other planner settings; planning again{kept}")
@@ -461,6 +486,23 @@ def _refresh(
     elif write:
         _write(project, shown, settings)
     return shown
+
+
+def _restamp(project: Project, lock: Lock, settings: Settings) -> Lock:
+    """The lock rewritten for changed build options (bytecode, exclude) alone: the same
+    wheels and plan, nothing resolved or planned again."""
+    strategy = strategy_of(project)
+    lock = dataclasses.replace(
+        lock,
+        inputs=inputs_digest(project, strategy),
+        input_parts=input_parts(project, strategy),
+        bytecode=_bytecode_record(project, settings),
+    )
+    write_lock(lock, project.lock_path)
+    settings.say(
+        f"{project.lock_path.name}: bytecode or exclude changed; updated, nothing resolved"
+    )
+    return lock
 
 
 def _lock_warnings(project: Project, lock: Lock, lenient: bool) -> tuple[str, ...]:
@@ -687,7 +729,7 @@ def _build_layers(
     # Largest first so the two ends of a small pool finish together; zlib and sha256 release
     # the GIL, so threads overlap the inflating (CRC checks), hashing and writing.
     missing.sort(key=lambda lid: -sum(lock.wheels[pin].size for pin in lock.layers[lid]))
-    task = settings.progress.task(f"building {len(missing)} layers", len(missing))
+    task = settings.progress.task(f"building {plural(len(missing), 'layer')}", len(missing))
     with ThreadPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 1, 4)) as pool:
         built = pool.map(
             build_layer,

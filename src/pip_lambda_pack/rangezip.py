@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from packaging.utils import canonicalize_name
 
 from .atomic import write_bytes
-from .errors import IndexFetchError
+from .errors import BadWheelError, IndexFetchError
 from .links import FETCH_TIP, FileLink, project_of
 from .retry import ServerError
 from .wire import redact
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 SIZE_TAIL = 1 << 16  # a remote wheel's last bytes asked for first: most central directories
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+BAD_WHEEL_TIP = "remove it from the find-links directory or the index, or rebuild it"
 Members = list[tuple[str, tuple[int, ...]]]
 
 
@@ -54,9 +55,11 @@ def read_wheel_facts(path: Path) -> tuple[bytes, int]:
             found = [i.filename for i in infos if _is_metadata_member(i.filename)]
             found.sort(key=lambda n: canonicalize_name(n.split("-", 1)[0]) != name)
             if not found:
-                raise IndexFetchError(f"{path.name} has no .dist-info/METADATA", FETCH_TIP)
+                raise BadWheelError(f"{path.name} has no .dist-info/METADATA", BAD_WHEEL_TIP)
             return archive.read(found[0]), sum(info.file_size for info in infos)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except zipfile.BadZipFile as exc:
+        raise BadWheelError(f"{path.name} is not a readable wheel: {exc}", BAD_WHEEL_TIP) from None
+    except OSError as exc:
         raise IndexFetchError(f"{path.name} is not a readable wheel: {exc}", FETCH_TIP) from exc
 
 

@@ -13,7 +13,10 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import BuildError
+from .errors import BuildError, HashMismatchError
+
+ALGORITHMS = frozenset({"sha256", "sha384", "sha512"})  # sha256 or stronger, as the spec says
+SIGNATURES = ("RECORD.jws", "RECORD.p7s")  # never listed in RECORD
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +61,68 @@ def record_bytes(rows: Iterable[RecordRow]) -> bytes:
     for row in rows:
         writer.writerow([row.path, row.hash, row.size])
     return out.getvalue().encode("utf-8")
+
+
+class RecordCheck:
+    """A wheel's files checked against its RECORD as pypa/installer checks them.
+
+    Every file must be listed with a hash and size that match, except RECORD itself
+    (listed, with neither) and its signatures ``RECORD.jws``/``RECORD.p7s`` (not listed);
+    a ``.pyc`` may be listed without a hash (the spec lets installers leave theirs
+    unhashed). The first problem is raised: HashMismatchError for bytes that do not
+    match, BuildError for the rest. Rows naming files the wheel lacks are ignored.
+    """
+
+    def __init__(self, origin: str, dist_info: str, record: bytes | None) -> None:
+        if record is None:
+            raise BuildError(
+                f"{origin}: no {dist_info}/RECORD",
+                "the wheel is malformed (every wheel lists its files in RECORD); "
+                "use another build of the package",
+            )
+        self.origin = origin
+        self.dist_info = dist_info
+        self.rows = {row.path: row for row in parse_record(record, f"{origin}: {dist_info}")}
+
+    def check(self, name: str, data: bytes) -> None:
+        """Raise unless ``data``, the file ``name`` of the wheel, is what RECORD says."""
+        row = self.rows.get(name)
+        folder, _, base = name.rpartition("/")
+        if folder == self.dist_info and base in SIGNATURES:
+            if row is not None:
+                raise self._error(f"lists its signature file {name}")
+            return
+        if row is None:
+            raise self._error(f"does not list {name}")
+        if name == f"{self.dist_info}/RECORD":
+            if row.hash or row.size:
+                raise self._error("gives RECORD itself a hash or size")
+            return
+        if not row.hash and name.endswith(".pyc"):
+            return
+        self._check_row(row, data)
+
+    def _check_row(self, row: RecordRow, data: bytes) -> None:
+        algorithm, _, expected = row.hash.partition("=")
+        if not row.hash or not row.size:
+            raise self._error(f"gives {row.path} no hash or size")
+        if algorithm not in ALGORITHMS:
+            raise self._error(f"hashes {row.path} with {algorithm or 'nothing'}, not sha256")
+        digest = hashlib.new(algorithm, data).digest()
+        actual = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        if actual != expected or row.size != str(len(data)):
+            raise HashMismatchError(
+                f"{self.origin}: {row.path} does not match its RECORD entry "
+                f"({algorithm} or size differs: {len(data)} bytes, RECORD says {row.size})",
+                "the wheel was altered after it was built; use another build or version "
+                "of the package",
+            )
+
+    def _error(self, what: str) -> BuildError:
+        return BuildError(
+            f"{self.origin}: {self.dist_info}/RECORD {what}",
+            "the wheel is malformed; use another build or version of the package",
+        )
 
 
 def _bad(where: str, detail: str) -> BuildError:

@@ -7,14 +7,15 @@ be built from its sdist, and is accepted only when the result is pure Python.
 
 from __future__ import annotations
 
+import dataclasses
 import email.message
 import email.parser
-import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -24,11 +25,21 @@ from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from .atomic import sha256_of
-from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
+from .candidates import (
+    Usable,
+    by_format,
+    file_version,
+    full_python,
+    newest_with_wheel,
+    rejection,
+    usable_files,
+)
+from .errors import HashMismatchError, LockError, NoWheelError, ResolutionError, UserError
 from .formats import FormatControl
 from .index import FileLink, Finder, metadata_is_cheap
+from .links import project_of, url_to_path
 from .rangezip import read_wheel_metadata
-from .sdists import PythonLookup, Source, build_wheel, default_lookup, twin_tip
+from .sdists import PythonLookup, Source, build_wheel, default_lookup, tree_digest, twin_tip
 from .target import Target
 from .wire import redact
 
@@ -76,123 +87,8 @@ class _Candidate:
     extras: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class _Usable:
-    """A file that can serve the target whatever the requirement says."""
-
-    version: Version
-    link: FileLink
-    rank: int  # wheel tag rank, lower is better; 0 for sdists
-
-
 def _key(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
-
-
-def _full_python(target: Target) -> str:
-    return target.markers()["python_full_version"]
-
-
-@functools.lru_cache(maxsize=1 << 17)  # a PyPI page lists thousands; functions share them
-def _file_version(filename: str) -> Version | None:
-    try:
-        if filename.endswith(".whl"):
-            return parse_wheel_filename(filename)[1]
-        return parse_sdist_filename(filename)[1]
-    except ValueError:
-        return None
-
-
-def _tag_part(filename: str) -> str:
-    return "-".join(filename[: -len(".whl")].split("-")[-3:])
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _python_allows(requires_python: str, full_python: str) -> bool:
-    try:
-        spec = SpecifierSet(requires_python)
-    except InvalidSpecifier:
-        return True  # like pip: an unreadable Requires-Python does not exclude the file
-    return spec.contains(full_python, prereleases=True)
-
-
-_TAG_RANKS: dict[str, dict[str, int]] = {}
-_FILE_RANKS: dict[tuple[str, str], int | None] = {}  # (target name, wheel name) -> rank
-
-
-def _tag_rank(target: Target, filename: str) -> int | None:
-    """``target.tag_rank`` of a valid wheel name by string lookups, without building Tag
-    objects, remembered: every file of a PyPI page (tens of thousands for some) goes
-    through it, for every function and the lookahead."""
-    key = (target.name, filename)
-    if key not in _FILE_RANKS:
-        _FILE_RANKS[key] = _string_rank(target, filename)
-    return _FILE_RANKS[key]
-
-
-def _string_rank(target: Target, filename: str) -> int | None:
-    ranks = _TAG_RANKS.get(target.name)
-    if ranks is None:
-        ranks = {}
-        for rank, tag in enumerate(target.tags):
-            ranks.setdefault(str(tag), rank)
-        _TAG_RANKS[target.name] = ranks
-    interpreters, abis, platforms = filename[: -len(".whl")].lower().split("-")[-3:]
-    found = [
-        ranks[key]
-        for interpreter in interpreters.split(".")
-        for abi in abis.split(".")
-        for platform in platforms.split(".")
-        if (key := f"{interpreter}-{abi}-{platform}") in ranks
-    ]
-    return min(found, default=None)
-
-
-def rejection(link: FileLink, target: Target, hashes: frozenset[str] | None = None) -> str | None:
-    """Why ``link`` can never serve ``target`` (whatever the requirement), or None."""
-    if _file_version(link.filename) is None:
-        return "not a valid wheel or sdist file name"
-    if link.is_wheel and _tag_rank(target, link.filename) is None:
-        return f"incompatible tag {_tag_part(link.filename)} for {target.name}"
-    if link.requires_python and not _python_allows(link.requires_python, _full_python(target)):
-        return f"requires-python {link.requires_python} excludes {_full_python(target)}"
-    if hashes is not None and link.sha256 is None:
-        return "no sha256 from the index to check against the --hash list"
-    if hashes is not None and link.sha256 not in hashes:
-        return "hash not in --hash list"
-    return None
-
-
-def newest_with_wheel(name: str, target: Target, finder: Finder) -> Version | None:
-    """The newest non-yanked version of ``name`` with a wheel for ``target`` (finals first)."""
-    versions = [
-        version
-        for link in finder.links(name)
-        if link.is_wheel and link.yanked is None and rejection(link, target) is None
-        for version in [_file_version(link.filename)]
-        if version is not None
-    ]
-    finals = [v for v in versions if not v.is_prerelease]
-    return max(finals or versions, default=None)
-
-
-def usable_files(
-    links: Iterable[FileLink], target: Target, hashes: frozenset[str] | None = None
-) -> tuple[list[_Usable], list[tuple[FileLink, str]]]:
-    """(files that fit ``target``: newest first, wheels first, best tag first; the rest with
-    the reason each was rejected)."""
-    found, rejected = [], []
-    for link in links:
-        reason = rejection(link, target, hashes)
-        if reason is not None:
-            rejected.append((link, reason))
-            continue
-        version = _file_version(link.filename)
-        assert version is not None
-        rank = _tag_rank(target, link.filename) if link.is_wheel else 0
-        found.append(_Usable(version, link, rank or 0))
-    found.sort(key=lambda u: (u.version, u.link.is_wheel, -u.rank), reverse=True)
-    return found, rejected
 
 
 def parse_metadata(data: bytes) -> email.message.Message:
@@ -230,8 +126,10 @@ def _pins_exactly(specifier: SpecifierSet, version: Version) -> bool:
     )
 
 
-def _requirement(req: Requirement, parent: str) -> _Requirement:
-    if req.url:
+def _requirement(req: Requirement, parent: str, direct: bool = False) -> _Requirement:
+    """``req`` as the resolver sees it; a direct reference only among the roots
+    (``direct``): its file is the project's one candidate (see ``direct_links``)."""
+    if req.url and not direct:
         raise ResolutionError(
             f"{req} (required by {parent}) is a direct URL reference",
             "require the project by name and put the file in --find-links",
@@ -265,6 +163,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
     ) -> None:
         self.target = target
         self.python_lookup = python
+        self.direct: dict[str, DirectFile] = {}  # project -> its direct reference's file
         self.finder = finder
         self.allow_prereleases = allow_prereleases
         self.formats = formats
@@ -278,11 +177,11 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         for req in constraints:
             if target.evaluate(req.marker):
                 self.constraints.setdefault(canonicalize_name(req.name), []).append(req.specifier)
-        self._usable: dict[str, list[_Usable]] = {}
+        self._usable: dict[str, list[Usable]] = {}
         self._dependencies: dict[_Candidate, list[_Requirement]] = {}
         self._logged: set[tuple[str, str]] = set()
         self._rejected: dict[str, list[tuple[FileLink, str]]] = {}
-        self.python = _Candidate(PYTHON, Version(_full_python(target)), None)
+        self.python = _Candidate(PYTHON, Version(full_python(target)), None)
         self.lookahead = Lookahead(target, finder)
 
     # ------------------------------------------------------------------ resolvelib API
@@ -334,7 +233,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         allowed = self._allowed(name, reqs)
         wheels = [u for u in allowed if u.link.is_wheel]
         self._note_skipped_sdist(name, allowed, wheels)
-        by_version: dict[Version, _Usable] = {}
+        by_version: dict[Version, Usable] = {}
         for usable in wheels or allowed:
             by_version.setdefault(usable.version, usable)
         return [
@@ -361,20 +260,25 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
 
     # ------------------------------------------------------------------ files
 
-    def usable(self, name: str) -> list[_Usable]:
+    def usable(self, name: str) -> list[Usable]:
         """Files of ``name`` that fit the target: newest first, wheels first, best tag first."""
+        if name in self.direct:
+            link = self.direct[name].link
+            version = file_version(link.filename)
+            assert version is not None
+            return [Usable(version, link, 0)]
         if name not in self._usable:
             found, rejected = usable_files(
                 self.finder.links(name), self.target, self.hashes.get(name)
             )
-            found, refused = _by_format(name, found, self.formats)
+            found, refused = by_format(name, found, self.formats)
             for link, reason in [*rejected, *refused]:
                 self._reject(link, reason)
                 self._rejected.setdefault(name, []).append((link, reason))
             self._usable[name] = found
         return self._usable[name]
 
-    def _allowed(self, name: str, reqs: Sequence[_Requirement]) -> list[_Usable]:
+    def _allowed(self, name: str, reqs: Sequence[_Requirement]) -> list[Usable]:
         """Usable files of ``name`` that satisfy ``reqs``, the constraints and the yank and
         pre-release rules: pre-releases with --pre, when a specifier names one, or (as PEP
         440 and pip have it) when no final release satisfies the specifiers."""
@@ -394,7 +298,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         return allowed
 
     def _refusal(
-        self, usable: _Usable, specifiers: Sequence[SpecifierSet], prereleases: bool
+        self, usable: Usable, specifiers: Sequence[SpecifierSet], prereleases: bool
     ) -> str | None:
         """None if ``usable`` may be a candidate; "" if the specifiers exclude its version;
         else the reason it is refused (logged)."""
@@ -409,7 +313,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         return None
 
     def _note_skipped_sdist(
-        self, name: str, allowed: Sequence[_Usable], wheels: Sequence[_Usable]
+        self, name: str, allowed: Sequence[Usable], wheels: Sequence[Usable]
     ) -> None:
         """Remember a newer matching version than any wheel's that has only an sdist."""
         if not wheels or allowed[0].link.is_wheel or self.formats.prefer_binary:
@@ -502,7 +406,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
                 "refresh the hashes (pip hash FILE, or pip-compile --generate-hashes), "
                 "or check that the index serves the files you locked",
             )
-        link, reason = max(rejected, key=lambda item: _file_version(item[0].filename) or _ZERO)
+        link, reason = max(rejected, key=lambda item: file_version(item[0].filename) or _ZERO)
         tip = f"see why each file was rejected with -v; pick another --target, {_PREBUILT}"
         if "--only-binary" in reason:
             tip = f"take {name} out of --only-binary to build it from its sdist, {_PREBUILT}"
@@ -515,7 +419,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         self,
         name: str,
         cause: RequirementInformation[_Requirement, _Candidate],
-        usable: Sequence[_Usable],
+        usable: Sequence[Usable],
     ) -> ResolutionError:
         constraints = self.constraints.get(name, [])
         extra = f" with constraint {','.join(map(str, constraints))}" if constraints else ""
@@ -533,7 +437,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         who = f"{parent.name} {parent.version}" if parent else "the requirements"
         return ResolutionError(
             f"{who} requires Python {cause.requirement.specifier}, "
-            f"but {self.target.name} runs {_full_python(self.target)}",
+            f"but {self.target.name} runs {full_python(self.target)}",
             "constrain it to an older version, or pick a newer --target",
         )
 
@@ -547,21 +451,6 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         else:
             message = f"{parts[0]} conflicts with {' and '.join(parts[1:])}"
         return ResolutionError(message, CONFLICT_TIP)
-
-
-def _by_format(
-    name: str, found: list[_Usable], formats: FormatControl
-) -> tuple[list[_Usable], list[tuple[FileLink, str]]]:
-    """(the files --only-binary / --no-binary let ``name`` use, the others with the reason)."""
-    kept, refused = [], []
-    for usable in found:
-        if usable.link.is_wheel and not formats.wheels_allowed(name):
-            refused.append((usable.link, f"a wheel, and --no-binary takes {name} from its sdist"))
-        elif not usable.link.is_wheel and not formats.sdists_allowed(name):
-            refused.append((usable.link, f"an sdist, and --only-binary forbids building {name}"))
-        else:
-            kept.append(usable)
-    return kept, refused
 
 
 def _describe(cause: RequirementInformation[_Requirement, _Candidate]) -> str:
@@ -701,8 +590,18 @@ def resolve(
         log=log,
         python=python,
     )
-    roots = [_requirement(r, "the requirements") for r in requirements if target.evaluate(r.marker)]
-    provider.lookahead.start(roots)
+    wanted = [r for r in requirements if target.evaluate(r.marker)]
+    provider.direct = direct_links(
+        [r for r in wanted if r.url],
+        target=target,
+        finder=finder,
+        build_dir=build_dir,
+        python=python or default_lookup(target),
+        log=provider.log,
+        hashes=provider.hashes,
+    )
+    roots = [_requirement(r, "the requirements", direct=True) for r in wanted]
+    provider.lookahead.start([root for root in roots if root.name not in provider.direct])
     resolver: Resolver[_Requirement, _Candidate, str] = Resolver(provider, _Reporter(provider.log))
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
@@ -755,14 +654,15 @@ def _packages(
         extras.setdefault(candidate.name, set()).update(candidate.extras)
         names = {req.name for req in provider.get_dependencies(candidate)}
         deps.setdefault(candidate.name, set()).update(names - {PYTHON, candidate.name})
+    trees = {name: d.tree for name, d in provider.direct.items() if d.tree is not None}
     return {
         name: ResolvedPackage(
             name=name,
             version=str(base.version),
-            link=base.link,
+            link=trees.get(name, base.link),
             dependencies=tuple(sorted(deps[name])),
             extras=tuple(sorted(extras[name])),
-            built_from_sdist=not base.link.is_wheel,
+            built_from_sdist=name in trees or not base.link.is_wheel,
         )
         for name, base in sorted(bases.items())
         if base.link is not None
@@ -802,13 +702,7 @@ def build_sdist(
 
     Raises NoWheelError when the build fails or its wheel cannot run on the target.
     """
-    sdist = finder.download(link)
-    source = Source(
-        path=sdist,
-        name=canonicalize_name(parse_sdist_filename(link.filename)[0]),
-        label=link.filename,
-        key=link.sha256 or sha256_of(sdist),
-    )
+    source = _tree_source(link) or _sdist_source(link, finder.download(link))
     return build_wheel(
         source,
         target=target,
@@ -817,6 +711,137 @@ def build_sdist(
         pip_args=pip_index_args(finder),
         ways_out=lambda message, name: _ways_out(message, name, target, finder),
         log=log,
+    )
+
+
+def _sdist_source(link: FileLink, sdist: Path) -> Source:
+    return Source(
+        path=sdist,
+        name=canonicalize_name(parse_sdist_filename(link.filename)[0]),
+        label=link.filename,
+        key=link.sha256 or sha256_of(sdist),
+    )
+
+
+def _tree_source(link: FileLink) -> Source | None:
+    """The source tree a ``file:`` link of a directory names (its sha256: the tree's digest,
+    checked), or None when the link is not a directory's."""
+    if not link.url.startswith("file:") or not url_to_path(link.url).is_dir():
+        return None
+    path = url_to_path(link.url)
+    digest = tree_digest(path)
+    if link.sha256 and digest != link.sha256:
+        raise LockError(
+            f"{path} changed since it was locked",
+            "run: pip-lambda-pack lock",
+        )
+    name = canonicalize_name(parse_wheel_filename(link.filename)[0])
+    return Source(path=path, name=name, label=path.name, key=digest)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DirectFile:
+    """The file a direct reference (``name @ URL`` or a local path) stands for."""
+
+    link: FileLink  # the wheel or sdist; for a source tree, the wheel built from it
+    tree: FileLink | None = None  # a source tree's own link: its file: URL, its digest
+
+
+def direct_links(
+    requirements: Sequence[Requirement],
+    *,
+    target: Target,
+    finder: Finder,
+    build_dir: Path,
+    python: PythonLookup,
+    log: Log,
+    hashes: Mapping[str, frozenset[str]] | None = None,
+) -> dict[str, DirectFile]:
+    """Project -> the file of each direct reference, hashed (wheels and sdists downloaded,
+    source trees built by the target's interpreter). NoWheelError when one cannot serve
+    ``target``, ResolutionError when its file is of another project, HashMismatchError
+    when ``hashes`` lists the project and the file's sha256 is not among them."""
+    found: dict[str, DirectFile] = {}
+    for req in requirements:
+        name = canonicalize_name(req.name)
+        url, _, fragment = str(req.url).partition("#")
+        sha256 = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
+        if url.startswith("file:") and url_to_path(url).is_dir():
+            found[name] = _direct_tree(name, url, target, finder, build_dir, python, log)
+        else:
+            found[name] = DirectFile(link=_direct_file(name, url, sha256, finder))
+        allowed = (hashes or {}).get(name)
+        if allowed is not None and found[name].tree is None:
+            _check_direct_hash(req, found[name].link, allowed)
+        reason = rejection(found[name].link, target)
+        if reason is not None:
+            raise NoWheelError(
+                f"{req} does not fit {target.name}: {reason}",
+                "point it at a file built for the target, or require the project by name",
+            )
+    return found
+
+
+def _check_direct_hash(req: Requirement, link: FileLink, allowed: frozenset[str]) -> None:
+    if link.sha256 not in allowed:
+        raise HashMismatchError(
+            f"{link.filename} of {req.name} @ {redact(link.url)} has sha256 {link.sha256}, "
+            "which is not in its --hash list",
+            "refresh the hash (pip hash FILE), or point the reference at the file you hashed",
+        )
+
+
+def _direct_file(name: str, url: str, sha256: str | None, finder: Finder) -> FileLink:
+    filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    if project_of(filename) != name:
+        raise ResolutionError(
+            f"{name} @ {redact(url)} is a file of another project ({filename})",
+            "fix the name before the @, or the URL",
+        )
+    link = _link_of(filename, url, sha256)
+    path = finder.download(link)  # verified against the #sha256= fragment when there is one
+    return dataclasses.replace(link, sha256=sha256 or sha256_of(path))
+
+
+def _direct_tree(
+    name: str,
+    url: str,
+    target: Target,
+    finder: Finder,
+    build_dir: Path,
+    python: PythonLookup,
+    log: Log,
+) -> DirectFile:
+    path = url_to_path(url)
+    source = Source(path=path, name=name, label=path.name, key=tree_digest(path))
+    wheel = build_wheel(
+        source,
+        target=target,
+        build_dir=build_dir,
+        python=python,
+        pip_args=pip_index_args(finder),
+        ways_out=lambda message, project: _ways_out(message, project, target, finder),
+        log=log,
+    )
+    if canonicalize_name(parse_wheel_filename(wheel.name)[0]) != name:
+        raise ResolutionError(
+            f"{path} builds {wheel.name}, not a wheel of {name}", "fix the name before the @"
+        )
+    built = _link_of(wheel.name, wheel.as_uri(), sha256_of(wheel))
+    return DirectFile(link=built, tree=_link_of(wheel.name, url, source.key))
+
+
+def _link_of(filename: str, url: str, sha256: str | None) -> FileLink:
+    return FileLink(
+        filename=filename,
+        url=url,
+        sha256=sha256,
+        requires_python=None,
+        yanked=None,
+        metadata_sha256=None,
+        has_metadata=False,
+        size=None,
+        source="a direct reference",
     )
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import email.parser
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from .atomic import sha256_of
 from .errors import InterpreterNotFoundError, NoWheelError
 from .interpreters import Interpreter, find_interpreter
 from .target import Target
@@ -131,6 +134,31 @@ def _builder(
         ) from None
 
 
+TREE_SKIP = frozenset(
+    {".git", ".hg", ".svn", ".venv", "venv", "__pycache__", ".tox", ".nox", "build", "dist"}
+    | {".mypy_cache", ".pytest_cache", ".ruff_cache", ".lambda-pack", "node_modules"}
+)
+
+
+def tree_digest(path: Path) -> str:
+    """A digest of a source tree's files (paths, executable bits, bytes), skipping what
+    builds and tools leave in it (``build/``, ``*.egg-info``, caches, VCS folders)."""
+    digest = hashlib.sha256()
+    for file in sorted(_tree_files(path)):
+        relative = file.relative_to(path).as_posix()
+        executable = os.access(file, os.X_OK)
+        digest.update(f"{relative}\0{int(executable)}\0{sha256_of(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _tree_files(path: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d not in TREE_SKIP and not d.endswith(".egg-info")]
+        for name in files:  # the lock, when the tree is the project (-e .), is our output
+            if not name.endswith((".pyc", ".pyo")) and name != "lambda-pack.lock":
+                yield Path(root, name)
+
+
 def native_sign(path: Path) -> str | None:
     """Why the sdist or source tree at ``path`` looks like it compiles native code, or None."""
     for name, read in _members(path):
@@ -148,9 +176,8 @@ def native_sign(path: Path) -> str | None:
 def _members(path: Path) -> Iterator[tuple[str, Callable[[], str]]]:
     """(archive path, reader of its text) of every file of an sdist or a source tree."""
     if path.is_dir():
-        for file in sorted(path.rglob("*")):
-            if file.is_file() and not {".git", ".venv", "__pycache__"} & set(file.parts):
-                yield file.relative_to(path).as_posix(), _file_reader(file)
+        for file in sorted(_tree_files(path)):
+            yield file.relative_to(path).as_posix(), _file_reader(file)
     elif path.name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
@@ -232,6 +259,15 @@ def twin_tip(name: str) -> str:
     return f"require {twin} instead (the usual prebuilt twin of {name}), " if twin else ""
 
 
+def _missing_build_dependency(lines: Sequence[str]) -> str | None:
+    """The build requirement pip says it could not find (``setuptools>=40.8.0``), or None."""
+    for line in lines:
+        found = re.search(r"satisfies the requirement (\S+)", line)
+        if found:
+            return found[1]
+    return None
+
+
 def _run_pip_wheel(
     source: Source,
     out: Path,
@@ -253,6 +289,13 @@ def _run_pip_wheel(
         if done.returncode != 0:
             lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
             reason = lines[-1].strip() if lines else f"exit code {done.returncode}"
+            missing = _missing_build_dependency(lines)
+            if missing:
+                raise NoWheelError(
+                    f"building {source.label} for {target.name} needs {missing}, which is "
+                    "on none of the indexes and find-links it may use",
+                    f"put a wheel of {missing} in --find-links, or drop --no-index",
+                )
             raise ways_out(
                 f"building {source.label} for {target.name} with Python "
                 f"{interpreter.full_version} failed: {reason}",

@@ -19,6 +19,7 @@ import argparse
 import base64
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import http.client
@@ -36,10 +37,11 @@ import traceback
 import types
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import IO, Any, BinaryIO, Protocol, TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from urllib.request import Request, url2pathname, urlopen
@@ -53,17 +55,20 @@ if __package__:
         BACKOFF_S,
         OCI_MANIFEST,
         RETRIES,
+        STORE_SECRETS,
         TIMEOUT_S,
         BlobRef,
         TaskLayer,
         TaskManifest,
         WireError,
+        check_login,
         is_digest,
         is_function_name,
         name_digest,
         oci_base,
         parse_challenge,
         redact,
+        redact_text,
         registry_credentials,
         s3_client_options,
         s3_location,
@@ -318,8 +323,9 @@ def open_reader(url: str) -> StoreReader:
     """A reader for a directory, ``file://``, ``http(s)://``, ``oci://`` or ``s3://`` URL."""
     match = _SCHEME.match(url)
     if match is None:
-        return LocalReader(Path(url).expanduser().resolve())
+        return LocalReader(Path(os.path.expanduser(url)).resolve())
     scheme = match.group(1).lower()
+    check_login(url)
     if scheme == "file":
         return LocalReader(Path(url2pathname(urlsplit(url).path)))
     readers: dict[str, Callable[[str], StoreReader]] = {
@@ -427,6 +433,12 @@ class Cache:
     one fetches it or evicts it; ``root/<hex>.used`` holds the unpacked size, and its
     mtime is the last use. Lock files are never removed (a removed lock file would let
     two processes lock two different files for one blob).
+
+    The cache trusts only what a shim verified: ``root/<hex>/.lambda-pack-verified`` is
+    written after the blob's sha256 was checked and it was unpacked, inside the directory
+    that is then renamed into place. An entry without it, or not owned by this user, or
+    writable by others, is fetched again. The root is made 0700 and refused when another
+    user owns it or can write to it.
     """
 
     def __init__(self, root: Path, max_bytes: int | None = None) -> None:
@@ -436,21 +448,44 @@ class Cache:
 
     def ensure(self, blob: BlobRef | TaskLayer, reader: StoreReader) -> Provisioned:
         """Unpack the blob unless it is there; hold it in use for this process's lifetime."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._check_root()
         lock = self._hold(blob.sha256)
         final = self.root / blob.sha256
         for _ in range(RETRIES):
-            if final.is_dir():
+            if self.trusted(blob.sha256):
                 self._touch(blob.sha256, final)
                 return Provisioned(path=final, hit=True, fetched=0)
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # drops our shared lock, then waits
             try:
-                fetched = 0 if final.is_dir() else self._fetch(blob, reader, final)
+                fetched = 0 if self.trusted(blob.sha256) else self._fetch(blob, reader, final)
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_SH)
-            if final.is_dir():  # else an evictor slipped in between the two locks
+            if self.trusted(blob.sha256):  # else an evictor slipped in between the two locks
                 return Provisioned(path=final, hit=fetched == 0, fetched=fetched)
         raise ShimError(f"blob sha256:{blob.sha256} keeps being evicted", "raise the cache cap")
+
+    def _check_root(self) -> None:
+        """Make the root (0700) unless it exists; refuse one another user could write to."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(self.root)
+        if stat.S_ISDIR(info.st_mode) and _only_ours(info):
+            return
+        raise ShimError(
+            f"cache {self.root} is not safe: another user owns it or can write to it",
+            "use a directory only you can write (--cache DIR or $LAMBDA_PACK_CACHE); "
+            "the shim creates it 0700",
+        )
+
+    def trusted(self, digest: str) -> bool:
+        """Whether ``root/<hex>`` is a blob a shim of this user verified and unpacked."""
+        final = self.root / digest
+        try:
+            info, mark = os.lstat(final), os.lstat(final / VERIFIED)
+            if not (stat.S_ISDIR(info.st_mode) and stat.S_ISREG(mark.st_mode)):
+                return False
+            return _only_ours(info) and _only_ours(mark) and _read_mark(final) == digest
+        except OSError:
+            return False
 
     def _hold(self, digest: str) -> BinaryIO:
         if digest not in self._held:
@@ -461,6 +496,9 @@ class Cache:
 
     def _fetch(self, blob: BlobRef | TaskLayer, reader: StoreReader, final: Path) -> int:
         _remove_stale(self.root, blob.sha256)
+        if os.path.lexists(final):  # there, but not verified by us: set aside, fetch again
+            os.rename(final, self.root / f".tmp-{blob.sha256}-{uuid.uuid4().hex}")
+            _remove_stale(self.root, blob.sha256)
         return retried(lambda: self._unpack(blob, reader, final), _broken(reader, blob.sha256))
 
     def _unpack(self, blob: BlobRef | TaskLayer, reader: StoreReader, final: Path) -> int:
@@ -474,15 +512,30 @@ class Cache:
             if isinstance(blob, TaskLayer) and zip_layer(Path(download), blob.sha256):
                 os.chmod(download, 0o644)
                 os.rename(download, unpacked / LAYER_ZIP)  # zipimport reads it in place
+                written = size
             else:
-                extract(Path(download), unpacked, blob.sha256)
-            (self.root / f"{blob.sha256}.used").write_text(f"{_tree_size(unpacked)}\n")
+                written = extract(Path(download), unpacked, blob.sha256, self._limit(blob))
+            (unpacked / VERIFIED).write_text(blob.sha256)
+            (self.root / f"{blob.sha256}.used").write_text(f"{written}\n")
             os.rename(unpacked, final)
             return size
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # no retry fixes a full disk
+                raise disk_full(self.root) from None
+            raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(download)
             shutil.rmtree(unpacked, ignore_errors=True)
+
+    @staticmethod
+    def _limit(blob: BlobRef | TaskLayer) -> Limit:
+        """The most a blob may unpack to: a layer's declared size. A code zip declares none
+        (lambda-pack-task/1 has no field for it): each entry stops at its own declared size,
+        and what it unpacks to counts against the cap like any blob."""
+        if isinstance(blob, TaskLayer):
+            return Limit(blob.unzipped_size, "the unzipped_size its task manifest declares")
+        return Limit(None, "")
 
     def _touch(self, digest: str, final: Path) -> None:
         used = self.root / f"{digest}.used"
@@ -520,6 +573,22 @@ class Cache:
                 total -= entry.size
         return removed
 
+    def remove_stale(self, older_than_s: float = 3600.0) -> int:
+        """Remove the temp files and directories of crashed fetches and evictions: those of
+        blobs nobody is fetching or evicting now, untouched for ``older_than_s``; how many."""
+        removed = 0
+        now = time.time()
+        for stale in self.root.glob(".tmp-*") if self.root.is_dir() else ():
+            digest = stale.name[len(".tmp-") :].partition("-")[0]
+            with contextlib.suppress(OSError):
+                if not is_digest(digest) or now - os.lstat(stale).st_mtime < older_than_s:
+                    continue
+                with _try_exclusive(self.root / f"{digest}.lock") as free:
+                    if free:
+                        _remove_path(stale)
+                        removed += 1
+        return removed
+
     def _remove(self, digest: str) -> bool:
         with _try_exclusive(self.root / f"{digest}.lock") as free:
             if not free or not (self.root / digest).is_dir():
@@ -529,6 +598,27 @@ class Cache:
             (self.root / f"{digest}.used").unlink(missing_ok=True)
         shutil.rmtree(trash, ignore_errors=True)
         return True
+
+
+VERIFIED = ".lambda-pack-verified"  # in an unpacked blob: its digest, written last
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """The most bytes a blob may unpack to (None: no bound), and where that figure is from."""
+
+    most: int | None
+    source: str
+
+
+def _only_ours(info: os.stat_result) -> bool:
+    """Owned by this user, and neither its group nor others may write to it."""
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
+def _read_mark(final: Path) -> str:
+    with open(final / VERIFIED, encoding="ascii", errors="replace") as handle:
+        return handle.read(65)
 
 
 def _entry(used: Path, digest: str, in_use: bool) -> Entry:
@@ -571,10 +661,14 @@ def _try_exclusive(path: Path) -> Iterator[bool]:
 def _remove_stale(root: Path, digest: str) -> None:
     """Temp files of this blob left by a crashed process (we hold its lock, so no one else)."""
     for stale in root.glob(f".tmp-{digest}-*"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
+        _remove_path(stale)
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _copy(stream: BinaryIO, out: BinaryIO) -> tuple[str, int]:
@@ -619,19 +713,54 @@ def layer_path(unpacked: Path) -> str:
     return str(archive / "python") if archive.is_file() else str(unpacked / "python")
 
 
-def extract(archive_path: Path, dest: Path, digest: str) -> None:
-    """Unpack a zip, refusing absolute paths, ``..``, and symlinks; modes 0644/0755."""
+def extract(archive_path: Path, dest: Path, digest: str, limit: Limit | None = None) -> int:
+    """Unpack a zip, refusing absolute paths, ``..``, symlinks and more bytes than ``limit``
+    (the central directory's sizes are checked before anything is written, and each entry
+    stops at its declared size); modes 0644/0755. The bytes written."""
+    limit = limit or Limit(None, "")
     try:
         with zipfile.ZipFile(archive_path) as archive:
-            for info in archive.infolist():
-                _extract_one(archive, info, dest, digest)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            infos = archive.infolist()
+            _check_declared(infos, digest, limit)
+            return sum(_extract_one(archive, info, dest, digest) for info in infos)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(dest) from None
+        raise _unreadable(digest, exc) from None
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error) as exc:
+        raise _unreadable(digest, exc) from None
+    except ValueError as exc:  # e.g. a negative or overflowing offset in a forged header
+        raise _unreadable(digest, exc) from None
+
+
+def _unreadable(digest: str, exc: BaseException) -> ShimError:
+    return ShimError(
+        f"blob sha256:{digest} is not a readable zip: {exc or type(exc).__name__}",
+        "push the function again",
+    )
+
+
+def disk_full(where: Path) -> ShimError:
+    """The error for a full disk (or quota) under ``where``: not worth a retry."""
+    return ShimError(
+        f"no space left on the device of {where}",
+        "free some space, lower the cache cap ($LAMBDA_PACK_CACHE_MAX_BYTES) or point "
+        "--cache / $LAMBDA_PACK_CACHE at a bigger disk",
+        1,
+    )
+
+
+def _check_declared(infos: list[zipfile.ZipInfo], digest: str, limit: Limit) -> None:
+    total = sum(info.file_size for info in infos)
+    if limit.most is not None and total > limit.most:
         raise ShimError(
-            f"blob sha256:{digest} is not a readable zip: {exc}", "push the function again"
-        ) from None
+            f"blob sha256:{digest} unpacks to {total} bytes, more than {limit.most}, "
+            f"{limit.source}",
+            "rebuild and push the function with pip-lambda-pack",
+        )
 
 
-def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, digest: str) -> None:
+def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, digest: str) -> int:
     name = info.filename
     parts = name.rstrip("/").split("/")
     mode = info.external_attr >> 16
@@ -646,11 +775,30 @@ def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, di
     target = dest.joinpath(*parts)
     if info.is_dir():
         target.mkdir(parents=True, exist_ok=True)
-        return
+        return 0
     target.parent.mkdir(parents=True, exist_ok=True)
     with archive.open(info) as source, open(target, "xb") as out:
-        shutil.copyfileobj(source, out, CHUNK)
+        written = _copy_at_most(source, out, info.file_size)
+    if written > info.file_size:
+        raise ShimError(
+            f"blob sha256:{digest}: {name!r} unpacks to more than the {info.file_size} bytes "
+            "its zip entry declares",
+            "rebuild and push the function with pip-lambda-pack",
+        )
     os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+    return written
+
+
+def _copy_at_most(source: IO[bytes], out: IO[bytes], most: int) -> int:
+    """Copy until the end, or one byte past ``most``: the bytes copied."""
+    written = 0
+    while written <= most:
+        block = source.read(min(CHUNK, most + 1 - written))
+        if not block:
+            break
+        out.write(block)
+        written += len(block)
+    return written
 
 
 @dataclass(frozen=True, slots=True)
@@ -802,6 +950,10 @@ def read_event(source: str | None) -> object:
         return json.loads(data)
     except FileNotFoundError:
         raise ShimError(f"event file not found: {source}", "pass --event FILE or -") from None
+    except OSError as exc:
+        raise ShimError(
+            f"cannot read event {source}: {exc.strerror}", "pass --event FILE or -"
+        ) from None
     except ValueError as exc:
         raise ShimError(f"event is not JSON: {exc}", "pass a JSON document, e.g. {}") from None
 
@@ -833,6 +985,7 @@ def main(argv: list[str] | None = None) -> int:
         event = read_event(args.event)
         cache = Cache(_cache_root(args.cache), cache_cap(args.cache_max_bytes))
         reader = open_reader(args.store)
+        scrub_secrets(os.environ)  # read by now; the handler never sees them
         task = read_task(reader, args.name)
         paths, stats = provision(task, reader, cache)
         _report(stats, args.stats_json)
@@ -841,15 +994,42 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(context.environment(task.handler, paths[0]))
         os.chdir(paths[0])  # Lambda runs handlers in the task root
         function = load_handler(task.handler, paths)
-    except (ShimError, WireError) as exc:
-        print(f"ERROR: {exc.message}\nTIP: {exc.tip}", file=sys.stderr)
-        return exc.exit_code if isinstance(exc, ShimError) else 2
-    except (OSError, http.client.HTTPException) as exc:
-        print(f"ERROR: {exc}\nTIP: check the store and the cache directory", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        error = as_shim_error(exc)
+        print(f"ERROR: {error.message}\nTIP: {error.tip}", file=sys.stderr)
+        return error.exit_code
     code, body = call_handler(function, event, context, args.timeout_s)
     print(body, file=results, flush=True)
     return code
+
+
+def as_shim_error(exc: Exception) -> ShimError:
+    """Any failure before the handler runs as one ERROR/TIP: ours as they are, a full disk
+    said so, other I/O errors as such, anything else (a bug) by its type; URLs redacted."""
+    if isinstance(exc, ShimError):
+        return exc
+    if isinstance(exc, WireError):
+        return ShimError(exc.message, exc.tip)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return disk_full(Path(exc.filename or "the cache"))
+    if isinstance(exc, OSError | http.client.HTTPException):
+        return ShimError(redact_text(str(exc)), "check the store and the cache directory", 1)
+    text = str(exc).strip().splitlines()
+    return ShimError(
+        redact_text(f"unexpected {type(exc).__name__}" + (f": {text[0]}" if text else "")),
+        "this is a bug of the shim: please report it with the command that was run",
+        1,
+    )
+
+
+def scrub_secrets(environ: MutableMapping[str, str]) -> None:
+    """Remove the store credentials from ``environ`` (and so from the handler's and its
+    children's environment): the secret variables, and a store URL with a login in it."""
+    for name in STORE_SECRETS:
+        environ.pop(name, None)
+    store = environ.get("LAMBDA_PACK_STORE")
+    if store is not None and redact(store) != store:
+        del environ["LAMBDA_PACK_STORE"]
 
 
 def _cache_root(option: str | None) -> Path:

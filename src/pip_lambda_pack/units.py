@@ -15,8 +15,11 @@ def human_size(size: float) -> str:
 
 
 def limit_size(size: int) -> str:
-    """A limit in one unit everywhere: ``250 MiB (262,144,000 bytes)``, as Lambda states it."""
-    return f"{size / 1024 / 1024:g} MiB ({size:,} bytes)"
+    """A limit in one unit everywhere: ``250 MiB (262,144,000 bytes)``, as Lambda states it
+    (a limit that is no whole number of MiB: ``5.0 kB (5,000 bytes)``)."""
+    mib = 1024 * 1024
+    whole = f"{size // mib} MiB" if size >= mib and size % mib == 0 else human_size(size)
+    return f"{whole} ({size:,} bytes)"
 
 
 def plural(count: int, noun: str, plural_noun: str = "") -> str:

@@ -34,10 +34,19 @@ TASK_MEDIA_TYPE = "application/vnd.lambda-pack.task.v1+json"
 RETRIES = 4  # attempts per request or download, on connection errors and 5xx
 BACKOFF_S = 0.25  # doubled after each failed attempt
 TIMEOUT_S = 30.0  # connect and read, per request
+# The environment variables that hold store credentials (the shim removes them before the
+# handler is imported; a store URL with a login in it goes too).
+STORE_SECRETS = (
+    "LAMBDA_PACK_REGISTRY_USERNAME",
+    "LAMBDA_PACK_REGISTRY_PASSWORD",
+    "LAMBDA_PACK_REGISTRY_TOKEN",
+    "LAMBDA_PACK_HTTP_TOKEN",
+)
 NAME_TIP = "use letters, digits, '-' and '_' (at most 64 characters), as Lambda does"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SECRET_KEYS = ("sig", "token", "credential", "key", "password", "secret")
+# query keys whose values are secrets (signed URLs, tokens): hidden or dropped when shown
+SECRET_QUERY_KEYS = ("sig", "token", "credential", "key", "password", "secret")
 _T = TypeVar("_T")
 
 FunctionName = NewType("FunctionName", str)
@@ -115,21 +124,63 @@ def task_digest(manifest: object, location: str, name: str) -> Digest:
     )
 
 
+def check_login(url: str) -> None:
+    """WireError for a URL whose user info holds an unencoded ``/``, ``?`` or ``#``: the host
+    would silently become part of the path (and the password part of the port)."""
+    _, sep, rest = url.partition("://")
+    if sep and _broken_login(rest):
+        raise WireError(
+            f"URL {redact(url)} has a '/', '?' or '#' in its user name or password",
+            "percent-encode them (/ as %2F, ? as %3F, # as %23, @ as %40)",
+        )
+
+
+def _broken_login(rest: str) -> bool:
+    """Whether ``rest`` (a URL after ``://``) reads as ``user:pass/word@host``: an '@'
+    beyond an authority whose "port" is not a number (so the URL is invalid anyway), or
+    an '@' in the first path segment (``user/name:pw@host``: the host would be ``user``)."""
+    pieces = re.split(r"[/?#]", rest, maxsplit=2)
+    authority = pieces[0]
+    if "@" in authority or "@" not in rest:
+        return False
+    port = authority.rpartition(":")[2] if ":" in authority else ""
+    return (bool(port) and not port.isdigit()) or (len(pieces) > 1 and "@" in pieces[1])
+
+
 def redact(url: str) -> str:
-    """``url`` fit for a message: no password in the user info, no secret query values."""
-    parts = urlsplit(url)
+    """``url`` fit for a message: no password in the user info, no secret query values.
+
+    An '@' past the authority may end a login with an unencoded '/', '?' or '#' in it, so
+    all before the last '@' is hidden then; a URL that does not parse shows its scheme only.
+    """
+    scheme, sep, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if sep and "@" not in authority and "@" in rest:
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, say
+        return f"{scheme}://***" if sep else "***"
     netloc = parts.netloc
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.partition(':')[0]}:***@{host}" if ":" in user else f"***@{host}"
     query = urlencode(
         [
-            (k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v)
+            (k, "***" if any(s in k.lower() for s in SECRET_QUERY_KEYS) else v)
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         ],
         safe="/:*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` (an exception's message, a log line) with every URL in it redacted."""
+    return _URL_IN_TEXT.sub(lambda match: redact(match.group(0)), text)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -29,7 +29,7 @@ def test_closure_over_the_size_limit_names_the_largest_wheels() -> None:
     with pytest.raises(PlanError) as info:
         make_plan(small_fleet(), PlanParams(size_limit=5000), "single")
     assert info.value.message == (
-        "function a needs 5.6 kB unzipped, 600 B over the 5.0 kB limit; "
+        "function a needs 5.6 kB unzipped, 600 B over the 5.0 kB (5,000 bytes) limit; "
         "largest: p6==1 (1.4 kB), p5==1 (1.2 kB), p4==1 (1.0 kB)"
     )
 

@@ -50,14 +50,25 @@ def test_incompatible_means_another_major_or_for_the_sdk_another_minor() -> None
 
 
 def test_shadow_warnings_name_the_place_the_pin_and_the_runtime_copy() -> None:
-    assert shadow_warning("python3.12-x86_64", "urllib3==2.0.4", "layer Labc", "bundle") == (
-        "layer Labc ships urllib3==2.0.4, shadowing the python3.12 runtime's urllib3 1.26.19"
+    assert shadow_warning("python3.12-x86_64", "urllib3==2.2.0", "layer Labc", "bundle") == (
+        "layer Labc ships urllib3==2.2.0, shadowing the python3.12 runtime's urllib3 1.26.19"
     )
     assert shadow_warning("python3.12-x86_64", "urllib3==2.0.4", "function f", "exclude") == (
         "function f pins urllib3==2.0.4 but runtime-provided = exclude gives it the "
         "python3.12 runtime's urllib3 1.26.19"
     )
     assert shadow_warning("python3.12-x86_64", "urllib3==1.26.16", "layer L", "bundle") is None
+    assert shadow_warning("python3.12-x86_64", "botocore==1.31.0", "layer L", "bundle")
+
+
+def test_shadowing_what_botocore_imports_follows_what_the_runtimes_botocore_accepts() -> None:
+    # botocore 1.34 on Python 3.10+: urllib3>=1.25.4,!=2.2.0,<3
+    for target in ("python3.11-x86_64", "python3.12-arm64"):
+        assert shadow_warning(target, "urllib3==2.8.0", "layer L", "bundle") is None
+        assert shadow_warning(target, "urllib3==2.2.0", "layer L", "bundle")
+        assert shadow_warning(target, "urllib3==3.0.0", "layer L", "bundle")
+        assert shadow_warning(target, "jmespath==1.1.0", "layer L", "bundle") is None
+        assert shadow_warning(target, "jmespath==2.0.0", "layer L", "bundle")
     assert shadow_warning("python3.12-x86_64", "numpy==1.26.0", "layer L", "bundle") is None
 
 
@@ -78,7 +89,7 @@ def test_runtime_provided_exclude_leaves_the_sdk_out_and_warns() -> None:
         "python3.12 runtime's urllib3 1.26.19",
     )
     bundled = make_plan(fleet, PlanParams(runtime_provided="bundle"))
-    assert len(bundled.warnings) == 2
-    assert "shadowing the python3.12 runtime's urllib3 1.26.19" in bundled.warnings[1]
+    assert len(bundled.warnings) == 1  # botocore 1.34 accepts urllib3 2.0.4
+    assert "shadowing the python3.12 runtime's boto3 1.34.145" in bundled.warnings[0]
     with pytest.raises(ConfigError, match="runtime-provided = 'maybe' is not a policy"):
         make_plan(fleet, PlanParams(runtime_provided="maybe"))

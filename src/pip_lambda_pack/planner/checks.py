@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import PlanError
-from ..units import human_size
+from ..units import human_size, limit_size
 from .model import Fleet, LayerPlan, PlanParams
 from .runtime_provided import closures, is_provided
 
@@ -44,7 +44,7 @@ def size_problems(
             problems[name] = (
                 f"function {name} needs {human_size(total)} unzipped, "
                 f"{human_size(total - limit)} over the "
-                f"{human_size(limit)} limit; largest: {listed}"
+                f"{limit_size(limit)} limit; largest: {listed}"
             )
     return problems
 
@@ -79,7 +79,7 @@ def _plan_problem(
     if len({fleet.packages[p].name for p in unique}) != len(unique):
         return "has two versions of one package"
     if unpacked > params.size_for(name):
-        return f"needs {human_size(unpacked)} unzipped, over {human_size(params.size_for(name))}"
+        return f"needs {human_size(unpacked)} unzipped, over {limit_size(params.size_for(name))}"
     extra = sorted(p for p in unique - set(needed) if is_provided(fleet, params, p))
     if extra:
         return f"receives {extra[0]}, which it does not need, over the runtime's copy"

@@ -1,5 +1,5 @@
 """The one place a ``Fleet`` is made: from a project's resolved pins, or from the parsed data
-of a ``lambda-pack-fleet/1`` file (DESIGN.md).
+of a ``lambda-pack-fleet/1`` file (docs/design.md).
 
 The PyPI prior comes in as a value (``downloads``: canonical project name -> downloads in
 the snapshot, as ``popularity.pypi_downloads`` gives it), so the planner reads no file.
@@ -60,7 +60,10 @@ def fleet_from_data(data: object, where: str, downloads: Mapping[str, int]) -> F
             for name, info in sorted(data["functions"].items())
         }
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{where}: bad fleet entry: {exc!r}", "see DESIGN.md") from None
+        raise ConfigError(
+            f"{where}: bad fleet entry: {exc!r}",
+            "see the lambda-pack-fleet/1 schema in docs/design.md (Contracts)",
+        ) from None
     for name, function in functions.items():
         unknown = [p for p in function.pins if p not in packages]
         if unknown:

@@ -1,50 +1,89 @@
-"""The plan as people read it: a JSON report in DESIGN.md's schema with figures per layer and
-per function (``plan_to_json``), the same as terminal lines (``plan_text``), and one
-self-contained HTML page (``render_html``).
+"""The plan as people read it: a JSON report in docs/design.md's schema with figures per layer
+and per function (``plan_to_json``), the same as terminal lines (``plan_text``); the HTML page
+made from it is ``page.render_html``.
 
-The page: functions are rows and layers columns; a cell holds the layer's size where the
-function uses it, shared layers are marked, and each row ends with the function's expected
-cold start and the share of its bytes likely cached already. No scripts, no external assets.
+Two figures per cold start, because the model's is a steady state: *once warm* weighs each
+layer by q, the model's chance that a worker already holds it when the fleet has run a
+while; *empty cache* is what the first cold start of a layer nobody has run yet costs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from html import escape
 from typing import Any
 
 from ..units import human_size
 from .cost import cost_model, expected_fetch, expected_figures, fleet_expected, hit_rates
-from .model import Fleet, LayerPlan, PlanParams, layer_size, layer_users
+from .model import Fleet, LayerPlan, PlanParams, layer_size, layer_users, shares
+
+Q_NOTE = (
+    "q: the model's chance that a worker already holds a layer when a cold start needs it, "
+    "once the fleet has run a while (from the functions' weights and PyPI popularity); "
+    '"once warm" figures use it. A layer nobody has run yet is in no cache: its first cold '
+    'start takes the "empty cache" time.'
+)
 
 # --- the JSON and text report -------------------------------------------------------------
 
 
 def plan_to_json(plan: LayerPlan, fleet: Fleet, params: PlanParams) -> dict[str, Any]:
-    """The plan in DESIGN.md's schema plus figures per layer and per function."""
-    users = layer_users(plan)
+    """The plan in docs/design.md's schema plus figures per layer and per function."""
     q = hit_rates(fleet, plan, params)
     expected = expected_figures(fleet, plan, params, q)
+    function_stats = {
+        name: {
+            **function_figures(fleet, plan, params, name),
+            "expected_ms": round(expected[name].ms, 3),
+            "expected_bytes": round(expected[name].bytes),
+        }
+        for name in plan.functions
+    }
+    model = _model_json(fleet, plan, params)
+    share = shares(fleet)
+    cold = sum(share[n] * function_stats[n]["cold_ms"] for n in plan.functions)
+    model["empty_cache_ms_per_cold_start"] = round(cold, 3)
     return {
         "strategy": plan.strategy,
         "max_layers": params.max_layers,
         "layers": {lid: list(members) for lid, members in plan.layers.items()},
         "functions": {name: list(ids) for name, ids in plan.functions.items()},
-        "layer_stats": {
-            lid: {"size": layer_size(fleet, plan, lid), "users": users[lid], "q": round(q[lid], 4)}
-            for lid in plan.layers
-        },
-        "function_stats": {
-            name: {
-                **function_figures(fleet, plan, params, name),
-                "expected_ms": round(expected[name].ms, 3),
-                "expected_bytes": round(expected[name].bytes),
-            }
-            for name in plan.functions
-        },
-        "model": _model_json(fleet, plan, params),
+        "layer_stats": _layer_stats(fleet, plan, params, q),
+        "function_stats": function_stats,
+        "model": model,
         "warnings": list(plan.warnings),
     }
+
+
+def _layer_stats(
+    fleet: Fleet, plan: LayerPlan, params: PlanParams, q: Mapping[str, float]
+) -> dict[str, dict[str, Any]]:
+    users = layer_users(plan)
+    observed = set(params.usage or ())
+    stats = {}
+    for lid, members in plan.layers.items():
+        size = layer_size(fleet, plan, lid)
+        stats[lid] = {
+            "size": size,
+            "unpacked_size": sum(fleet.packages[p].unpacked_size for p in members),
+            "users": users[lid],
+            "q": round(q[lid], 4),
+            "top": top_level(fleet, members),
+            "saved_bytes": size * max(0, len(users[lid]) - 1),  # not stored again per user
+            "observed": any(p in observed for p in members),  # a store has seen it run
+        }
+    return stats
+
+
+def top_level(fleet: Fleet, members: Sequence[str]) -> list[str]:
+    """The packages of a layer a user asked for: those no package of the fleet requires
+    (``requests``, not its ``certifi``), largest first; for a layer of dependencies alone,
+    those no other member requires."""
+    required = {dep for package in fleet.packages.values() for dep in package.requires}
+    within = {dep for m in members for dep in fleet.packages[m].requires}
+    roots = [m for m in members if m not in required] or [m for m in members if m not in within]
+    roots = roots or list(members)
+    roots.sort(key=lambda p: (-fleet.packages[p].unpacked_size, p))
+    return [fleet.packages[p].name for p in roots]
 
 
 def _model_json(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> dict[str, Any]:
@@ -82,9 +121,9 @@ def plan_text(report: Mapping[str, Any]) -> list[str]:
     model = report.get("model")
     if model:
         lines.append(
-            f"expected per cold start: {model['expected_ms_per_cold_start']:.1f} ms, "
+            f"expected per cold start once warm: {ms(model['expected_ms_per_cold_start'])}, "
             f"{human_size(model['expected_bytes_per_cold_start'])} "
-            f"({model['latency_ms']:.0f} ms per fetch, "
+            f"(model: {model['latency_ms']:.0f} ms per fetch, "
             f"{human_size(model['bandwidth_bps'])}/s, {model['fetch']} fetches)"
         )
     lines += ["", "functions:"]
@@ -94,142 +133,36 @@ def plan_text(report: Mapping[str, Any]) -> list[str]:
     for lid, members in report["layers"].items():
         stats = report["layer_stats"][lid]
         lines.append(
-            f"  {lid} {human_size(stats['size'])}, q {stats.get('q', 0.0):.2f}, "
+            f"  {lid} {human_size(stats['size'])}, q {q_text(stats.get('q', 0.0))}, "
             f"used by {', '.join(stats['users'])}: " + ", ".join(members)
         )
+    lines += ["", Q_NOTE]
     lines += [f"warning: {w}" for w in report.get("warnings", ())]
     return lines
+
+
+def ms(value: float) -> str:
+    """``0.2 ms``, ``<0.1 ms``, ``37 ms``: never a bare ``0 ms`` for a small figure."""
+    if 0 < value < 0.05:
+        return "<0.1 ms"
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def q_text(q: float) -> str:
+    """q to two places, but never ``1.00``: the model never knows a layer is cached."""
+    return ">0.99" if q > 0.99 else f"{q:.2f}"
 
 
 def _function_lines(report: Mapping[str, Any], name: str, ids: Sequence[str]) -> list[str]:
     stats = report["function_stats"][name]
     expected = ""
     if "expected_ms" in stats:
-        expected = f"expected {stats['expected_ms']:.0f} ms, "
+        expected = f", expected {ms(stats['expected_ms'])} once warm"
     count = f"{len(ids)} layer" + ("" if len(ids) == 1 else "s")
     lines = [
         f"  {name}: {count}, {human_size(stats['bytes'])} to fetch "
-        f"({human_size(stats['unpacked_bytes'])} unzipped), {expected}"
-        f"{stats['cold_ms']:.0f} ms with an empty cache"
+        f"({human_size(stats['unpacked_bytes'])} unzipped): "
+        f"{ms(stats['cold_ms'])} with an empty cache{expected}"
     ]
     lines += [f"    {lid} {human_size(report['layer_stats'][lid]['size'])}" for lid in ids]
     return lines
-
-
-# --- the HTML page ------------------------------------------------------------------------
-
-_STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d232b; background: #fff; }
-h1 { font-size: 20px; margin: 0 0 4px; }
-p.summary { color: #4a5563; margin: 0 0 16px; }
-table { border-collapse: collapse; }
-th, td { border: 1px solid #d4d9e0; padding: 4px 8px; text-align: right; white-space: nowrap; }
-th { background: #eef1f5; font-weight: 600; }
-th.function, td.function { text-align: left; }
-td.used { background: #9cc3f5; }
-td.used.shared { background: #3a7bd5; color: #fff; font-weight: 600; }
-td.empty { background: #fafbfc; }
-th.layer { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: 500; }
-.legend span { display: inline-block; padding: 2px 8px; margin-right: 8px; }
-ul.layers { columns: 2; font-size: 12px; color: #4a5563; }
-"""
-
-
-def render_html(report: Mapping[str, Any], title: str = "Layer plan") -> str:
-    """The whole page as a string (UTF-8 HTML5)."""
-    layers = list(report["layers"])
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        _summary(report),
-        _legend(),
-        '<table id="matrix">',
-        _header(report, layers),
-        *(_row(report, name, layers) for name in report["functions"]),
-        "</table>",
-        _layer_list(report),
-        "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
-
-
-def _summary(report: Mapping[str, Any]) -> str:
-    functions, layers = len(report["functions"]), len(report["layers"])
-    shared = sum(1 for s in report["layer_stats"].values() if len(s["users"]) > 1)
-    stored = sum(s["size"] for s in report["layer_stats"].values())
-    return (
-        f'<p class="summary">strategy <b>{escape(str(report["strategy"]))}</b>, '
-        f"{functions} functions, {layers} layers ({shared} shared), "
-        f"{human_size(stored)} stored, at most {report['max_layers']} layers per function</p>"
-    )
-
-
-def _legend() -> str:
-    return (
-        '<p class="legend"><span class="used" style="background:#9cc3f5">used</span>'
-        '<span style="background:#3a7bd5;color:#fff">shared by several functions</span></p>'
-    )
-
-
-def _header(report: Mapping[str, Any], layers: list[str]) -> str:
-    cells = []
-    for lid in layers:
-        members, size = report["layers"][lid], report["layer_stats"][lid]["size"]
-        cells.append(
-            f'<th class="layer" title="{escape(lid)}: {escape(", ".join(members))}">'
-            f"{escape(_label(members))} · {human_size(size)}</th>"
-        )
-    return (
-        '<tr><th class="function">function</th>'
-        + "".join(cells)
-        + "<th>layers</th><th>bytes</th><th>expected cold start</th><th>likely cached</th></tr>"
-    )
-
-
-def _label(members: list[str]) -> str:
-    """A column's name: its first package, and how many more it holds."""
-    first = members[0].split("==")[0] if members else "(empty)"
-    return first if len(members) <= 1 else f"{first} +{len(members) - 1}"
-
-
-def _row(report: Mapping[str, Any], name: str, layers: list[str]) -> str:
-    used = set(report["functions"][name])
-    stats = report["function_stats"][name]
-    cells = []
-    for lid in layers:
-        layer = report["layer_stats"][lid]
-        if lid in used:
-            shared = " shared" if len(layer["users"]) > 1 else ""
-            cells.append(f'<td class="used{shared}">{human_size(layer["size"])}</td>')
-        else:
-            cells.append('<td class="empty"></td>')
-    cached = _cached_share(stats)
-    expected = stats.get("expected_ms", stats.get("cold_ms", 0.0))
-    return (
-        f'<tr class="function-row"><td class="function">{escape(name)}</td>'
-        + "".join(cells)
-        + f"<td>{len(used)}</td><td>{human_size(stats['bytes'])}</td>"
-        + f'<td class="expected">{expected:.1f} ms</td><td>{cached:.0%}</td></tr>'
-    )
-
-
-def _cached_share(stats: Mapping[str, Any]) -> float:
-    """The share of the function's bytes the model expects to find cached already."""
-    total = stats["bytes"]
-    if not total:
-        return 1.0
-    return max(0.0, 1.0 - float(stats.get("expected_bytes", total)) / float(total))
-
-
-def _layer_list(report: Mapping[str, Any]) -> str:
-    items = []
-    for lid, members in report["layers"].items():
-        stats = report["layer_stats"][lid]
-        users = ", ".join(stats["users"])
-        items.append(
-            f"<li><b>{escape(lid)}</b> ({human_size(stats['size'])}; used by {escape(users)}): "
-            f"{escape(', '.join(members))}</li>"
-        )
-    return '<h2>Layers</h2><ul class="layers">' + "".join(items) + "</ul>"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -59,6 +60,13 @@ RUNTIME_PACKAGES: Mapping[str, Mapping[str, str]] = {
 }
 # boto3, botocore and s3transfer move in lock-step: a minor-version mismatch breaks them.
 _LOCKSTEP = frozenset({"boto3", "botocore", "s3transfer"})
+# What the runtimes' botocore (1.34, on Python 3.10+) declares it accepts of the packages it
+# imports: a layer's copy that fits these does not break the runtime's boto3.
+BOTOCORE_ACCEPTS: Mapping[str, SpecifierSet] = {
+    "urllib3": SpecifierSet(">=1.25.4,!=2.2.0,<3"),
+    "jmespath": SpecifierSet(">=0.7.1,<2.0.0"),
+    "python-dateutil": SpecifierSet(">=2.1,<3.0.0"),
+}
 
 
 def runtime_packages(target: str) -> Mapping[str, str]:
@@ -85,14 +93,30 @@ def incompatible(name: str, ours: str, theirs: str) -> bool:
     return a.release[:depth] != b.release[:depth]
 
 
+def breaks_runtime(name: str, ours: str, theirs: str) -> bool:
+    """True when a layer's ``ours`` shadowing the runtime's ``theirs`` can break the runtime's
+    SDK: for what botocore imports (urllib3, jmespath, python-dateutil), when the runtime's
+    botocore does not accept ``ours``; for the rest, ``incompatible``."""
+    accepts = BOTOCORE_ACCEPTS.get(canonicalize_name(name))
+    if accepts is None:
+        return incompatible(name, ours, theirs)
+    try:
+        return not accepts.contains(Version(ours), prereleases=True)
+    except InvalidVersion:
+        return True
+
+
 def shadow_warning(target: str, pin: str, where: str, policy: str) -> str | None:
     """A warning when ``pin`` (name==version) conflicts with the runtime's copy, else None.
 
-    ``where`` names the layer or function for the message.
+    ``where`` names the layer or function for the message. With ``bundle`` the layer's copy
+    shadows the runtime's (``breaks_runtime``); with ``exclude`` the function gets the
+    runtime's copy instead of its pin (``incompatible``).
     """
     name, _, version = pin.partition("==")
     theirs = provided_version(target, name)
-    if theirs is None or not incompatible(name, version, theirs):
+    conflict = breaks_runtime if policy == "bundle" else incompatible
+    if theirs is None or not conflict(name, version, theirs):
         return None
     runtime = target.split("-")[0]
     if policy == "exclude":

@@ -123,7 +123,7 @@ class Api:
     async def function(self, request: web.Request) -> StoredFunction:
         """The function the path names ($LATEST only); ResourceNotFoundException if none."""
         name, qualifier = parse_ref(request.match_info["name"], request.query.get("Qualifier"))
-        found = await asyncio.to_thread(self.catalog.get, name)
+        found = self.catalog.cached(name) or await asyncio.to_thread(self.catalog.get, name)
         if found is None or qualifier not in (None, "$LATEST"):
             where = name if qualifier is None else f"{name}:{qualifier}"
             raise not_found(where, self.catalog)
@@ -144,7 +144,9 @@ class Api:
         payload = _check_json(payload)
         if kind == "DryRun":
             return web.Response(status=204, headers={"X-Amz-Executed-Version": "$LATEST"})
-        settings = await asyncio.to_thread(self.catalog.settings, function)
+        settings = self.catalog.cached_settings(function) or await asyncio.to_thread(
+            self.catalog.settings, function
+        )
         if kind == "Event":
             self._queue_event(function.name, settings, payload)
             return web.Response(status=202, headers={"X-Amz-Executed-Version": "$LATEST"})

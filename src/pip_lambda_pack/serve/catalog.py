@@ -48,6 +48,7 @@ class Catalog:
         self.region = region
         self.started = _now()
         self._cache: dict[str, StoredFunction] = {}
+        self._settings: dict[str, tuple[StoredFunction, FunctionSettings]] = {}
         self._lock = threading.Lock()
         self._record: ServeRecord | None = None
 
@@ -79,14 +80,30 @@ class Catalog:
         self._cache[name] = found
         return found
 
+    def cached(self, name: str) -> StoredFunction | None:
+        """The function if it was read before (no I/O: the warm path calls this inline)."""
+        return self._cache.get(name)
+
     def forget(self, name: str) -> None:
         self._cache.pop(name, None)
+        self._settings.pop(name, None)
 
     def names(self) -> list[str]:
         return sorted(n for n in self.store.names() if n not in RESERVED)
 
     def settings(self, function: StoredFunction) -> FunctionSettings:
-        """What an environment of ``function`` runs with; TargetError if no Python here can."""
+        """What an environment of ``function`` runs with; an error if no Python here can."""
+        found = self._settings.get(function.name)
+        if found is None or found[0] is not function:
+            found = (function, self._new_settings(function))
+            self._settings[function.name] = found
+        return found[1]
+
+    def cached_settings(self, function: StoredFunction) -> FunctionSettings | None:
+        found = self._settings.get(function.name)
+        return found[1] if found is not None and found[0] is function else None
+
+    def _new_settings(self, function: StoredFunction) -> FunctionSettings:
         record = function.record
         return FunctionSettings(
             name=function.name,

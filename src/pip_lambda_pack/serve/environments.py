@@ -198,10 +198,12 @@ class Environments:
         if pool.idle:
             self._assign(pool.idle.pop(), invocation)
         else:
-            if not self._can_spawn(pool) and len(pool.queue) >= self.limits.queue_size:
+            needed = pool.starting + pool.returning <= len(pool.queue)
+            spawn = needed and self._can_spawn(pool)  # may stop another function's idle one
+            if not spawn and len(pool.queue) >= self.limits.queue_size:
                 raise Throttled
             pool.queue.append(invocation)
-            if self._can_spawn(pool) and pool.starting + pool.returning < len(pool.queue):
+            if spawn:
                 try:
                     await self._spawn(pool, settings)
                 except OSError:
@@ -210,9 +212,22 @@ class Environments:
         return await invocation.future
 
     def _can_spawn(self, pool: Pool) -> bool:
-        total = sum(len(p.environments) + p.spawning for p in self.pools.values())
-        per_function = len(pool.environments) + pool.spawning < self.limits.max_concurrency
-        return not self.closing and per_function and total < self.limits.max_total
+        if self.closing or _alive(pool) >= self.limits.max_concurrency:
+            return False
+        if sum(_alive(p) for p in self.pools.values()) < self.limits.max_total:
+            return True
+        return self._evict_idle(pool)
+
+    def _evict_idle(self, pool: Pool) -> bool:
+        """At the total cap: stop the longest idle environment of another function."""
+        idle = [(e.idle_since, e) for p in self.pools.values() if p is not pool for e in p.idle]
+        if not idle:
+            return False
+        _, env = min(idle, key=lambda pair: pair[0])
+        self.pools[env.settings.name].idle.remove(env)
+        env.retired = True  # no longer counted: its place is taken at once
+        _kill(env, signal.SIGTERM)
+        return True
 
     def _assign(self, env: Environment, invocation: Invocation) -> None:
         env.current = invocation
@@ -333,11 +348,8 @@ class Environments:
         elif env.init_ms is None and pool.queue:
             self._fail_init(pool, env, code)
         self.log(f"serve: {pool.name}: environment {env.id} ended ({_exit_text(code)})")
-        if (
-            pool.queue
-            and self._can_spawn(pool)
-            and pool.starting + pool.returning < len(pool.queue)
-        ):
+        waiting = pool.starting + pool.returning < len(pool.queue)
+        if waiting and self._can_spawn(pool):
             await self._spawn(pool, pool.queue[-1].settings)
 
     def _forget(self, pool: Pool, env: Environment) -> None:
@@ -579,6 +591,11 @@ class Environments:
         await self.runner.cleanup()
 
 
+def _alive(pool: Pool) -> int:
+    """Environments of the pool that count against the caps (retired ones are leaving)."""
+    return pool.spawning + sum(not e.retired for e in pool.environments)
+
+
 async def _wait_all(envs: list[Environment], timeout: float) -> None:
     waits = [asyncio.ensure_future(e.process.wait()) for e in envs if e.process.returncode is None]
     if waits:
@@ -656,6 +673,7 @@ def _report(
         parts.append(f"Layers Hit: {figures.get('hits', 0)}")
         parts.append(f"Layers Missed: {figures.get('misses', 0)}")
         parts.append(f"Bytes Fetched: {figures.get('bytes_fetched', 0)}")
+        parts.append(f"Provision Duration: {float(figures.get('provision_ms', 0)):.2f} ms")
     return "\t".join(parts) + "\t"
 
 

@@ -25,7 +25,7 @@ from ..errors import BuildError, ConfigError
 from ..manifest import BuildManifest, read_manifest, task_of
 from ..progress import Progress, QuietProgress
 from ..units import human_size, plural
-from ..wire import TaskManifest
+from ..wire import TaskManifest, WireError, check_login
 from .local import LocalStore
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -98,8 +98,12 @@ def open_store(url: str, base_dir: Path) -> BlobStore:
     ``s3://`` or ``http(s)://``."""
     match = _SCHEME.match(url)
     if match is None:
-        return LocalStore(base_dir / Path(url).expanduser())
+        return _local_store(base_dir / _expanded(url))
     scheme = match.group(1).lower()
+    try:
+        check_login(url)
+    except WireError as exc:
+        raise ConfigError(f"store {exc.message}", exc.tip) from None
     if scheme == "file":
         return _file_store(url)
     if scheme == "oci":
@@ -126,7 +130,23 @@ def _file_store(url: str) -> LocalStore:
         raise ConfigError(
             f"file:// store URL names a host: {url}", "write file:///absolute/path or a path"
         )
-    return LocalStore(Path(url2pathname(parts.path)))
+    return _local_store(Path(url2pathname(parts.path)))
+
+
+def _expanded(path: str) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # ~user of a user this machine does not have
+        raise ConfigError(f"store {path}: no such user's home", "write the full path") from None
+
+
+def _local_store(root: Path) -> LocalStore:
+    if root.exists() and not root.is_dir():
+        raise ConfigError(
+            f"store {root} is not a directory",
+            "pass a store directory (or URL), or remove the file",
+        )
+    return LocalStore(root)
 
 
 def push(
@@ -144,6 +164,8 @@ def push(
     """
     manifest = read_manifest(build_dir)
     say = _serialized(log)
+    if isinstance(store, LocalStore) and store.remove_stale():
+        say(f"  removed temp files a killed push left in {store.location}")
     items = sorted(_blobs(manifest).items())
     # the same blobs the summary counts: the zips, then one task manifest per function
     count = plural(len(items) + len(manifest.functions), "blob")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .. import wire
-from ..atomic import atomic_writer, write_text
+from ..atomic import atomic_writer, remove_stale, write_text
 from ..errors import BlobNotFoundError, ConfigError, HashMismatchError, StoreError
 
 CHUNK = 1 << 20
@@ -35,6 +35,10 @@ class LocalStore:
     @property
     def location(self) -> str:
         return str(self.root)
+
+    def remove_stale(self) -> int:
+        """Remove temp files a killed push left (old and not being written); how many."""
+        return sum(remove_stale(self.root / folder) for folder in ("blobs/sha256", "functions"))
 
     def has(self, digest: str) -> bool:
         return self._blob(digest).is_file()

@@ -16,7 +16,7 @@ from typing import TypeVar
 import httpx
 
 from ..atomic import atomic_writer
-from ..errors import BlobNotFoundError, HashMismatchError, StoreError
+from ..errors import BlobNotFoundError, HashMismatchError, StoreAuthError, StoreError
 from ..retry import ServerError, retried
 from ..wire import BACKOFF_S, RETRIES, TIMEOUT_S
 
@@ -75,7 +75,7 @@ def check(response: httpx.Response, location: str, what: str) -> httpx.Response:
     if status < 300:
         return response
     if status in (401, 403):
-        raise StoreError(
+        raise StoreAuthError(
             f"store {location}: {what}: authentication failed (HTTP {status})",
             "check the credentials (see README, Remote stores); they are never printed",
         )

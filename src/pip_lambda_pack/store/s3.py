@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import wire
 from ..atomic import atomic_writer
-from ..errors import BlobNotFoundError, ConfigError, StoreError
+from ..errors import BlobNotFoundError, ConfigError, StoreAuthError, StoreError
 from .local import check_digest, check_name, name_digest
 from .remote import CHUNK, checked_file, verify
 
@@ -141,8 +141,8 @@ def _error(exc: Exception, location: str, what: str) -> StoreError:
     if code == "NoSuchBucket":
         return StoreError(f"{where}: the bucket does not exist", "create it, or fix the URL")
     if code in _AUTH:
-        return StoreError(f"{where}: access denied ({code})", "check the AWS credentials")
+        return StoreAuthError(f"{where}: access denied ({code})", "check the AWS credentials")
     if type(exc).__name__ == "NoCredentialsError":
-        return StoreError(f"{where}: no AWS credentials", "configure them as for the AWS CLI")
+        return StoreAuthError(f"{where}: no AWS credentials", "configure them as for the AWS CLI")
     cause = f"{code}: {exc}" if code else str(exc) or type(exc).__name__
     return StoreError(f"{where}: {cause}", "check that the store is up and reachable")

@@ -1,0 +1,523 @@
+"""Load, cold starts and memory of ``serve`` beside today's ``invoke`` (a process per call).
+
+    .venv/bin/python bench/serve_load.py [--work DIR] [--zipf-calls 150] [--skip-zipf]
+
+Everything runs on loopback, bounded in count and time. In one run:
+
+1. warm latency (p50/p99) and throughput at concurrency 1, 8 and 32 for an echo function and
+   the two examples (``fetch``: requests, ``validate``: pydantic), through ``serve`` (an
+   aiohttp client posting Invoke requests) and through ``pip-lambda-pack invoke`` (a process
+   per call, warm cache), side by side;
+2. a cold start of ``validate`` split into fetch, extract and init, beside a fresh
+   interpreter that only imports pydantic from the same unpacked layers;
+3. the service's resident memory with ten functions warm, and each environment's;
+4. a Zipf mix over 21 functions of the bench corpus through ``serve`` with a worker cache
+   smaller than their total, once per planner strategy: measured cold-start time and bytes
+   fetched (the real-system counterpart of bench/plan_quality.py).
+
+The corpus wheels come from PyPI once (``pip download`` for python3.12-x86_64, as
+bench/speed.py does); every step after that is offline. Environments run the target's
+Python (pyenv's 3.12 here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import speed  # noqa: E402  (bench/speed.py: the corpus download options)
+
+TARGET = "python3.12-x86_64"
+ECHO = "def handler(event, context):\n    return event\n"
+# ml (scikit-learn, scipy, numpy) unzips past Lambda's 250 MB once its layers carry bytecode,
+# and etl (pandas, pyarrow) without it, so neither is in the mix.
+PAIRS = [
+    ("auth", "db"), ("http", "templ"), ("llm", "web-api"), ("image", "http"),
+    ("powertools", "http"), ("db", "web-api"), ("templ", "llm"), ("auth", "image"),
+    ("db", "templ"), ("powertools", "db"), ("auth", "llm"), ("image", "templ"),
+    ("web-api", "http"),
+]  # fmt: skip
+SINGLES = ["auth", "db", "http", "image", "llm", "powertools", "templ", "web-api"]
+STRATEGIES = ["expected-time", "single", "popularity-topk", "nixery"]
+MAX_SECONDS = 20.0  # per load step
+REPORT = re.compile(r"(\w+(?: \w+)?): ([\d.]+)")
+EVENTS = {
+    "echo": {"hello": "world"},
+    "fetch": json.loads((ROOT / "examples" / "events" / "fetch.json").read_text()),
+    "validate": json.loads((ROOT / "examples" / "events" / "validate.json").read_text()),
+}
+
+
+def cli(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    command = [sys.executable, "-m", "pip_lambda_pack", *map(str, args)]
+    done = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def fill_wheelhouse(wheelhouse: Path) -> None:
+    if (wheelhouse / ".complete").is_file():
+        return
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    options = speed.pip_target_options()
+    reqs = [p for p in sorted((HERE / "corpus").glob("*.txt")) if p.stem != "etl"]
+    reqs.append(ROOT / "examples" / "requirements" / "fetch.txt")
+    for req in reqs:
+        print(f"downloading wheels for {req.stem}", file=sys.stderr)
+        command = [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheelhouse)]
+        subprocess.run([*command, "-r", str(req), *options], check=True)
+    command = [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheelhouse)]
+    subprocess.run([*command, "pydantic>=2.7,<3", *options], check=True)
+    (wheelhouse / ".complete").write_text("")
+
+
+def write_project(root: Path, functions: dict[str, tuple[str, list[str]]], strategy: str) -> Path:
+    """A lambda-pack.toml with one function per entry: (handler source, requirement lines)."""
+    lines = [f'target = "{TARGET}"', f'strategy = "{strategy}"', ""]
+    for name, (source, reqs) in sorted(functions.items()):
+        code = root / "functions" / name
+        code.mkdir(parents=True, exist_ok=True)
+        (code / "app.py").write_text(source)
+        (root / "requirements").mkdir(parents=True, exist_ok=True)
+        (root / "requirements" / f"{name}.txt").write_text("".join(f"{r}\n" for r in reqs))
+        lines += [f"[functions.{name}]", 'handler = "app.handler"', f'code = "functions/{name}"']
+        lines += [f'requirements = "requirements/{name}.txt"', ""]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "lambda-pack.toml").write_text("\n".join(lines))
+    return root
+
+
+def corpus_requirements(name: str) -> list[str]:
+    text = (HERE / "corpus" / f"{name}.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+# -- a service ------------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[str]
+    port: int
+    lines: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        return [int(x.split("(pid ")[1].rstrip(")")) for x in self.lines if "(pid " in x]
+
+
+@contextmanager
+def serve(project: Path, *args: str) -> Iterator[Service]:
+    command = [sys.executable, "-m", "pip_lambda_pack", "serve", "--port", "0", "-v", *args]
+    process = subprocess.Popen(
+        command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if not line.startswith("["):  # environments' own output is not kept
+                lines.append(line.rstrip("\n"))
+            if "Lambda API on" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    ready.wait(60)
+    found = [re.search(r":(\d+) \(store", x) for x in lines]
+    port = next((int(m.group(1)) for m in found if m), 0)
+    if not port:
+        process.kill()
+        sys.exit("serve did not start:\n" + "\n".join(lines))
+    try:
+        yield Service(process, port, lines)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+# -- load -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """Latencies of one load step (seconds) and what it took overall."""
+
+    latencies: tuple[float, ...]
+    seconds: float
+    failures: int
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+
+async def _load(url: str, name: str, event: object, concurrency: int, calls: int) -> Load:
+    body = json.dumps(event).encode()
+    target = f"{url}/2015-03-31/functions/{name}/invocations"
+    latencies: list[float] = []
+    failures = 0
+    left = [calls]
+    deadline = time.monotonic() + MAX_SECONDS
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal failures
+            while left[0] > 0 and time.monotonic() < deadline:
+                left[0] -= 1
+                start = time.perf_counter()
+                async with session.post(target, data=body) as response:
+                    await response.read()
+                    bad = response.status != 200 or "X-Amz-Function-Error" in response.headers
+                latencies.append(time.perf_counter() - start)
+                failures += bad
+
+        left[0] = max(20, 2 * concurrency)  # warm-up: the environments started, not timed
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        start = time.perf_counter()
+        latencies.clear()
+        failures = 0
+        left[0] = calls
+        deadline = time.monotonic() + MAX_SECONDS
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    return Load(tuple(latencies), seconds, failures)
+
+
+def load(url: str, name: str, concurrency: int, calls: int) -> Load:
+    return asyncio.run(_load(url, name, EVENTS[name], concurrency, calls))
+
+
+def invoke_load(project: Path, name: str, python: str, concurrency: int, calls: int) -> Load:
+    """``pip-lambda-pack invoke`` per call, ``concurrency`` at a time (warm cache)."""
+    event = json.dumps(EVENTS[name])
+    command = [sys.executable, "-m", "pip_lambda_pack", "invoke", name, "--event", "-"]
+    command += ["--python", python]
+
+    def one(_: int) -> tuple[float, bool]:
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=project, input=event, capture_output=True, text=True)
+        return time.perf_counter() - start, done.returncode != 0
+
+    one(0)  # the cache warm, as serve's warm-up
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, range(calls)))
+    seconds = time.perf_counter() - start
+    return Load(tuple(r[0] for r in results), seconds, sum(r[1] for r in results))
+
+
+BARE = """\
+import sys
+from aiohttp import web
+
+async def echo(request):
+    return web.Response(body=await request.read(), content_type="application/json")
+
+app = web.Application()
+app.add_routes([web.post("/2015-03-31/functions/{name}/invocations", echo)])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def bare_rows() -> list[str]:
+    """The HTTP stack alone: an aiohttp app that answers the Invoke path with the body."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe, contextlib.suppress(OSError):
+                probe.connect(("127.0.0.1", port))
+                break
+            time.sleep(0.1)
+        rows = []
+        for concurrency in (1, 8, 32):
+            found = load(f"http://127.0.0.1:{port}", "echo", concurrency, 2000)
+            rows.append(
+                f"| bare aiohttp (no environment) | {concurrency} | {found.p(0.5):.2f} | "
+                f"{found.p(0.99):.2f} | {found.rate:.0f} | | | | | {found.failures} |"
+            )
+        return rows
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def warm_table(project: Path, service: Service, python: str) -> list[str]:
+    rows = [
+        "| function | concurrency | serve p50 ms | serve p99 ms | serve calls/s | "
+        "invoke p50 ms | invoke p99 ms | invoke calls/s | throughput ratio | failed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("echo", "fetch", "validate"):
+        for concurrency in (1, 8, 32):
+            ours = load(service.url, name, concurrency, 500 if concurrency == 1 else 2000)
+            theirs = invoke_load(
+                project, name, python, min(concurrency, 8), 8 * min(concurrency, 2)
+            )
+            ratio = ours.rate / theirs.rate if theirs.rate else 0
+            rows.append(
+                f"| {name} | {concurrency} | {ours.p(0.5):.2f} | {ours.p(0.99):.2f} | "
+                f"{ours.rate:.0f} | {theirs.p(0.5):.0f} | {theirs.p(0.99):.0f} | "
+                f"{theirs.rate:.1f} | {ratio:.0f}x | {ours.failures + theirs.failures} |"
+            )
+            print(rows[-1], file=sys.stderr)
+    return [*rows, *bare_rows()]
+
+
+# -- cold starts ----------------------------------------------------------------------------
+
+
+def tail_invoke(url: str, name: str, event: object) -> dict[str, float]:
+    """One RequestResponse call with Tail: the REPORT line's figures."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{url}/2015-03-31/functions/{name}/invocations",
+        data=json.dumps(event).encode(),
+        headers={"X-Amz-Log-Type": "Tail"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        log = base64.b64decode(response.headers["X-Amz-Log-Result"]).decode()
+        response.read()
+    report = next(line for line in log.splitlines() if line.startswith("REPORT"))
+    return {k: float(v) for k, v in REPORT.findall(report)}
+
+
+def cold_split(project: Path, work: Path, python: str) -> list[str]:
+    """validate's cold start: empty cache vs warm cache vs `python -c 'import pydantic'`."""
+    store = project / ".lambda-pack" / "store"
+    empty, warm, imports, fetches = [], [], [], []
+    for round_ in range(5):
+        cache = work / f"cold-cache-{round_}"
+        shutil.rmtree(cache, ignore_errors=True)
+        with serve(project, "--cache", str(cache), "--idle-s", "1") as service:
+            empty.append(tail_invoke(service.url, "validate", EVENTS["validate"]))
+        with serve(project, "--cache", str(cache)) as service:
+            warm.append(tail_invoke(service.url, "validate", EVENTS["validate"]))
+        fetches.append(fetch_seconds(store, work / "fetch-copy"))
+        paths = [str(p / "python") for p in sorted(cache.iterdir()) if (p / "python").is_dir()]
+        start = time.perf_counter()
+        env = {**os.environ, "PYTHONPATH": ":".join(paths)}
+        subprocess.run([python, "-c", "import pydantic"], check=True, env=env)
+        imports.append((time.perf_counter() - start) * 1000)
+    med = statistics.median
+    init_empty = med(r["Init Duration"] for r in empty)
+    init_warm = med(r["Init Duration"] for r in warm)
+    fetched = med(r.get("Bytes Fetched", 0) for r in empty)
+    fetch_ms = med(fetches) * 1000
+    provision = med(r["Provision Duration"] for r in empty)
+    return [
+        "| validate (pydantic), median of 5 | ms |",
+        "|---|---|",
+        f"| cold start, empty cache: Init Duration | {init_empty:.0f} |",
+        f"| of which fetch (reading the {fetched / 1e6:.1f} MB of blobs from the store) | "
+        f"{fetch_ms:.0f} |",
+        f"| of which extract (provisioning less fetch) | {max(0.0, provision - fetch_ms):.0f} |",
+        f"| of which init (interpreter, bootstrap, imports) | {init_empty - provision:.0f} |",
+        f"| cold start, warm cache: Init Duration | {init_warm:.0f} |",
+        f"| a fresh `python3.12 -c 'import pydantic'` from the same layers | {med(imports):.0f} |",
+        f"| ratio warm-cache cold start / bare import | {init_warm / med(imports):.2f} |",
+        f"| first call's Duration after init | {med(r['Duration'] for r in empty):.1f} |",
+    ]
+
+
+def fetch_seconds(store: Path, dest: Path) -> float:
+    """Reading validate's blobs from the store alone (what a fetch costs without unzip)."""
+    ref = (store / "functions" / "validate").read_text().strip().removeprefix("sha256:")
+    task = json.loads((store / "blobs" / "sha256" / ref).read_bytes())
+    digests = [task["code"]["sha256"], *(layer["sha256"] for layer in task["layers"])]
+    start = time.perf_counter()
+    dest.mkdir(parents=True, exist_ok=True)
+    for digest in digests:
+        shutil.copyfile(store / "blobs" / "sha256" / digest, dest / digest)
+    return time.perf_counter() - start
+
+
+def memory_rows(project: Path) -> list[str]:
+    names = [f"echo{i}" for i in range(10)]
+    with serve(project, "--max-concurrency", "1") as service:
+        for name in names:
+            tail_invoke(service.url, name, {})
+        time.sleep(0.5)
+        service_mb = rss_mb(service.process.pid)
+        envs = [rss_mb(pid) for pid in service.pids()]
+    return [
+        "| ten echo functions warm | MB |",
+        "|---|---|",
+        f"| the service (resident) | {service_mb:.1f} |",
+        f"| each environment (resident), median | {statistics.median(envs):.1f} |",
+        f"| environments alive | {len(envs)} |",
+    ]
+
+
+# -- the Zipf mix ---------------------------------------------------------------------------
+
+
+def zipf_functions() -> dict[str, tuple[str, list[str]]]:
+    functions = {name: (ECHO, corpus_requirements(name)) for name in SINGLES}
+    for a, b in PAIRS:
+        reqs = sorted(set(corpus_requirements(a)) | set(corpus_requirements(b)))
+        functions[f"{a}-{b}"] = (ECHO, reqs)
+    return functions
+
+
+def zipf_trace(names: Sequence[str], calls: int, seed: int = 7, s: float = 1.1) -> list[str]:
+    rng = random.Random(seed)
+    ranked = list(names)
+    rng.shuffle(ranked)
+    weights = [1 / (rank + 1) ** s for rank in range(len(ranked))]
+    return rng.choices(ranked, weights, k=calls)
+
+
+def zipf_rows(work: Path, wheelhouse: Path, calls: int) -> list[str]:
+    functions = zipf_functions()
+    trace = zipf_trace(sorted(functions), calls)
+    offline = ["--no-index", "--find-links", str(wheelhouse)]
+    rows = [
+        "| strategy | layers | cold starts | mean cold start ms | p90 cold start ms | "
+        "blobs missed | MB fetched | total cold-start s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    cap = 0
+    for strategy in STRATEGIES:
+        project = write_project(work / f"zipf-{strategy}", functions, strategy)
+        cli("push", *offline, cwd=project)
+        from pip_lambda_pack.lock import read_lock
+
+        lock = read_lock(project / "lambda-pack.lock")
+        if not cap:  # one cap for all: 40% of the distinct wheels' unpacked bytes
+            cap = int(sum(pin.unpacked_size for pin in lock.wheels.values()) * 0.4)
+        cache = work / f"zipf-cache-{strategy}"
+        shutil.rmtree(cache, ignore_errors=True)
+        args = ["--cache", str(cache), "--cache-max-bytes", str(cap), "--max-environments", "2"]
+        colds: list[float] = []
+        fetched = missed = 0.0
+        with serve(project, *args) as service:
+            for name in trace:
+                figures = tail_invoke(service.url, name, {})
+                if "Init Duration" in figures:
+                    colds.append(figures["Init Duration"])
+                    fetched += figures.get("Bytes Fetched", 0)
+                    missed += figures.get("Layers Missed", 0)
+        colds.sort()
+        rows.append(
+            f"| {strategy} | {len(lock.layers)} | {len(colds)} | "
+            f"{statistics.mean(colds):.0f} | {colds[int(0.9 * len(colds))]:.0f} | "
+            f"{missed:.0f} | {fetched / 1e6:.1f} | {sum(colds) / 1000:.1f} |"
+        )
+        print(rows[-1], file=sys.stderr)
+    rows.append("")
+    rows.append(
+        f"{len(functions)} functions, {calls} calls (Zipf s=1.1, seed 7), worker cache cap "
+        f"{cap / 1e6:.0f} MB (40% of the distinct wheels unpacked), at most 2 environments."
+    )
+    return rows
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "serve-bench")
+    parser.add_argument("--zipf-calls", type=int, default=150)
+    parser.add_argument("--skip-zipf", action="store_true")
+    parser.add_argument("--skip-warm", action="store_true")
+    parser.add_argument("--only-zipf", action="store_true")
+    args = parser.parse_args()
+    work: Path = args.work.resolve()
+    wheelhouse = work / "wheelhouse"
+    fill_wheelhouse(wheelhouse)
+    sys.path.insert(0, str(ROOT / "src"))
+    from pip_lambda_pack.interpreters import find_interpreter
+    from pip_lambda_pack.target import get_target
+
+    python = str(find_interpreter(get_target(TARGET)).path)
+    functions = {
+        "echo": (ECHO, []),
+        "fetch": ((ROOT / "examples/functions/fetch/app.py").read_text(), ["requests>=2.31,<3"]),
+        "validate": (
+            (ROOT / "examples/functions/validate/app.py").read_text(),
+            ["pydantic>=2.7,<3"],
+        ),
+        **{f"echo{i}": (ECHO, []) for i in range(10)},
+    }
+    project = work / "load"
+    shutil.rmtree(project, ignore_errors=True)
+    write_project(project, functions, "expected-time")
+    cli("push", "--no-index", "--find-links", str(wheelhouse), cwd=project)
+    load1 = os.getloadavg()[0]
+    out = [
+        f"machine: {os.cpu_count()} cores, load average {load1:.1f} at the start; "
+        f"environments on {python}",
+        "",
+    ]
+    if not (args.skip_warm or args.only_zipf):
+        with serve(project, "--max-concurrency", "32") as service:
+            out += ["### Warm invocations", "", *warm_table(project, service, python), ""]
+    if not args.only_zipf:
+        out += ["### Cold start", "", *cold_split(project, work, python), ""]
+        out += ["### Memory", "", *memory_rows(project), ""]
+    if not args.skip_zipf:
+        out += ["### Zipf mix by strategy", "", *zipf_rows(work, wheelhouse, args.zipf_calls)]
+    out.append(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
