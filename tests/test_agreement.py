@@ -199,7 +199,7 @@ def test_bad_planner_numbers_are_refused(project: Path, flag: str, value: str, e
     assert not (project / "lambda-pack.lock").exists()
 
 
-OVER = 263 * 1000 * 1000  # unzipped bytes of the big wheel: over Lambda's 262.1 MB
+OVER = 263 * 1000 * 1000  # unzipped bytes of the big wheel: over Lambda's 250 MiB
 
 
 @pytest.fixture
@@ -216,7 +216,8 @@ def test_graph_and_plan_show_an_over_limit_function_that_lock_and_build_refuse(
     big_project: Path,
 ) -> None:
     warning = (
-        "warning: function hello needs 263.0 MB unzipped, 857.6 kB over the 262.1 MB limit; "
+        "warning: function hello needs 263.0 MB unzipped, 857.6 kB over the "
+        "250 MiB (262,144,000 bytes) limit; "
         "largest: big==1.0 ("
     )
     graph = ok(run(big_project, "graph"))

@@ -275,6 +275,27 @@ def test_a_planted_cache_entry_never_runs(
     assert "0 hit, 1 missed" in done.stderr
 
 
+@pytest.mark.parametrize("kind", ["symlink", "file"])
+def test_a_planted_link_or_file_under_a_blob_name_is_replaced(tmp_path: Path, kind: str) -> None:
+    store, cache = tmp_path / "store", tmp_path / "cache"
+    task = publish(store, code_zip())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "app.py").write_text(PLANTED.format(out=str(tmp_path / "pwned")))
+    cache.mkdir(mode=0o700)
+    entry = cache / task.code.sha256
+    if kind == "symlink":
+        entry.symlink_to(elsewhere)
+    else:
+        entry.write_text("not a directory")
+    done = run_shim(store, cache)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True
+    assert not (tmp_path / "pwned").exists()
+    assert entry.is_dir() and not entry.is_symlink()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["app.py"]  # left alone
+
+
 @pytest.mark.parametrize("how", ["world-writable", "other-owner"])
 def test_a_cache_root_others_can_write_is_refused(tmp_path: Path, how: str) -> None:
     store, cache = tmp_path / "store", tmp_path / "shared"

@@ -324,7 +324,10 @@ def _read_line(
     if line.startswith("-"):
         _read_option(line, where, base, out, seen)
         return
-    words = shlex.split(line, posix=True)
+    try:
+        words = shlex.split(line, posix=True)
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"{where}: {exc.args[0].lower()} in {line!r}", "close it") from None
     hashes = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--hash=")]
     requirement = _parse_requirement(_requirement_text(line), where, base)
     (out.constraints if constraint else out.requirements).append(str(requirement))
@@ -383,7 +386,11 @@ def local_requirement(text: str, base: Path, where: str) -> Requirement:
     """``./lib[extra] ; marker`` (or a wheel or sdist path) as ``name @ file:///...``."""
     head, _, marker = text.partition(";")
     path_text, _, extras = head.strip().partition("[")
-    path = (base / Path(path_text.strip()).expanduser()).resolve()
+    try:
+        path = (base / Path(path_text.strip()).expanduser()).resolve()
+    except RuntimeError:  # ~user of a user this machine does not have
+        message = f"{where}: no such user's home in {path_text.strip()}"
+        raise ConfigError(message, "write the path in full") from None
     if not path.exists():
         raise ConfigError(f"{where}: {path_text.strip()} does not exist", "fix the path")
     name = local_project_name(path, where)

@@ -37,7 +37,7 @@ from .errors import ConfigError, DeployError, LambdaPackError, UserError
 from .layers import files_zip
 from .manifest import BuildManifest, FunctionEntry, task_of
 from .target import get_target
-from .units import human_size
+from .units import human_size, limit_size
 from .wire import TaskManifest
 
 DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000  # Lambda's limit for a zip sent in the request
@@ -187,7 +187,12 @@ class Outcome:
             "dry_run": self.dry_run,
             "writes": len(self.calls),
             "calls": [
-                {"service": c.service, "operation": c.operation, "subject": c.subject}
+                {
+                    "service": c.service,
+                    "operation": c.operation,
+                    "subject": c.subject,
+                    "bytes": sum(z.size for z in _zips_in(c.params)),
+                }
                 for c in self.calls
             ],
             "layers": dict(self.layers),
@@ -199,6 +204,15 @@ class Outcome:
 
 
 _ACTIONS = ("created", "updated", "unchanged")
+
+
+def _zips_in(value: Any) -> Iterator[Zip]:
+    """The zips a call's parameters carry (what it sends)."""
+    if isinstance(value, Zip):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _zips_in(item)
 
 
 def _plural(count: int, word: str) -> str:
@@ -326,7 +340,7 @@ def _layer_function(
     if unzipped > UNZIPPED_LIMIT:
         raise UserError(
             f"function {spec.name}'s layers unzip to {human_size(unzipped)}, over Lambda's "
-            f"{human_size(UNZIPPED_LIMIT)}",
+            f"{limit_size(UNZIPPED_LIMIT)}",
             f'set delivery = "shim" in [functions.{spec.name}] to load them into /tmp instead',
         )
     want = _base_function(spec, entry, out_dir, options)
@@ -415,7 +429,7 @@ def check_plan(
     if big and not options.s3_bucket:
         raise UserError(
             f"{big[0].path.name} is {human_size(big[0].size)} zipped, over Lambda's "
-            f"{human_size(DIRECT_UPLOAD_LIMIT)} direct upload",
+            f"{limit_size(DIRECT_UPLOAD_LIMIT)} direct upload",
             "pass --s3-bucket BUCKET (a bucket in the functions' region) to upload it through S3",
         )
     _check_quota(layers, functions, state)

@@ -92,7 +92,7 @@ def parse_json_page(text: str, page_url: str, source: str) -> list[FileLink]:
     try:
         files = json.loads(text)["files"]
         return [_link_from_json(item, page_url, source) for item in files]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise IndexFetchError(
             f"{redact(page_url)} is not a valid PEP 691 JSON page: {exc}", FETCH_TIP
         ) from exc
@@ -158,6 +158,7 @@ def _link_from_anchor(attrs: dict[str, str | None], base: str, source: str) -> F
 
 
 def local_link(path: Path, location: str) -> FileLink:
+    """The link of a file in a find-links directory (its sha256 is filled in when listed)."""
     return FileLink(
         filename=path.name,
         url=path.resolve().as_uri(),

@@ -323,7 +323,7 @@ def open_reader(url: str) -> StoreReader:
     """A reader for a directory, ``file://``, ``http(s)://``, ``oci://`` or ``s3://`` URL."""
     match = _SCHEME.match(url)
     if match is None:
-        return LocalReader(Path(url).expanduser().resolve())
+        return LocalReader(Path(os.path.expanduser(url)).resolve())
     scheme = match.group(1).lower()
     check_login(url)
     if scheme == "file":
@@ -497,7 +497,7 @@ class Cache:
     def _fetch(self, blob: BlobRef | TaskLayer, reader: StoreReader, final: Path) -> int:
         _remove_stale(self.root, blob.sha256)
         if os.path.lexists(final):  # there, but not verified by us: set aside, fetch again
-            os.rename(final, tempfile.mkdtemp(dir=self.root, prefix=f".tmp-{blob.sha256}-"))
+            os.rename(final, self.root / f".tmp-{blob.sha256}-{uuid.uuid4().hex}")
             _remove_stale(self.root, blob.sha256)
         return retried(lambda: self._unpack(blob, reader, final), _broken(reader, blob.sha256))
 

@@ -45,7 +45,8 @@ STORE_SECRETS = (
 NAME_TIP = "use letters, digits, '-' and '_' (at most 64 characters), as Lambda does"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SECRET_KEYS = ("sig", "token", "credential", "key", "password", "secret")
+# query keys whose values are secrets (signed URLs, tokens): hidden or dropped when shown
+SECRET_QUERY_KEYS = ("sig", "token", "credential", "key", "password", "secret")
 _T = TypeVar("_T")
 
 FunctionName = NewType("FunctionName", str)
@@ -136,25 +137,37 @@ def check_login(url: str) -> None:
 
 def _broken_login(rest: str) -> bool:
     """Whether ``rest`` (a URL after ``://``) reads as ``user:pass/word@host``: an '@'
-    beyond an authority whose "port" is not a number (so the URL is invalid anyway)."""
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    beyond an authority whose "port" is not a number (so the URL is invalid anyway), or
+    an '@' in the first path segment (``user/name:pw@host``: the host would be ``user``)."""
+    pieces = re.split(r"[/?#]", rest, maxsplit=2)
+    authority = pieces[0]
+    if "@" in authority or "@" not in rest:
+        return False
     port = authority.rpartition(":")[2] if ":" in authority else ""
-    return "@" not in authority and "@" in rest and bool(port) and not port.isdigit()
+    return (bool(port) and not port.isdigit()) or (len(pieces) > 1 and "@" in pieces[1])
 
 
 def redact(url: str) -> str:
-    """``url`` fit for a message: no password in the user info, no secret query values."""
+    """``url`` fit for a message: no password in the user info, no secret query values.
+
+    An '@' past the authority may end a login with an unencoded '/', '?' or '#' in it, so
+    all before the last '@' is hidden then; a URL that does not parse shows its scheme only.
+    """
     scheme, sep, rest = url.partition("://")
-    if sep and _broken_login(rest):  # a login with an unencoded '/': hide all of it
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if sep and "@" not in authority and "@" in rest:
         return f"{scheme}://***@{rest.rpartition('@')[2]}"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, say
+        return f"{scheme}://***" if sep else "***"
     netloc = parts.netloc
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.partition(':')[0]}:***@{host}" if ":" in user else f"***@{host}"
     query = urlencode(
         [
-            (k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v)
+            (k, "***" if any(s in k.lower() for s in SECRET_QUERY_KEYS) else v)
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         ],
         safe="/:*",

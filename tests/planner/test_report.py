@@ -100,12 +100,13 @@ def shoot(tmp_path: Path, page: Path, actions: str = "") -> tuple[Path, dict[str
         shot = browser.screenshot(tmp_path / "shot.png")
         dom = browser.evaluate(
             """(() => {
-              const visible = [...document.querySelectorAll("#bars .bar")].filter(b => !b.hidden);
+              const shown = e => e.getClientRects().length > 0;  // laid out, not just unhidden
+              const visible = [...document.querySelectorAll("#bars .bar")].filter(shown);
               return {
                 bars: visible.map(b => b.dataset.name),
                 shown: document.getElementById("shown").textContent,
                 pressed: document.querySelector("button[aria-pressed=true]").dataset.sort,
-                rows: [...document.querySelectorAll("#matrix tbody tr")].filter(r => !r.hidden)
+                rows: [...document.querySelectorAll("#matrix tbody tr")].filter(shown)
                   .map(r => r.dataset.name),
                 columns: document.querySelectorAll("#matrix thead th.layer").length,
                 summary: document.querySelector("#summary").innerText,

@@ -20,6 +20,7 @@ MATRIX_COLUMNS = 50  # past this many layers the matrix shows the most shared on
 
 _STYLE = """
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
   color: #1d232b; background: #f6f7f9; }
 main { max-width: 1360px; margin: 0 auto; padding: 18px 20px 40px; }

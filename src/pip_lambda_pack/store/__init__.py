@@ -98,7 +98,7 @@ def open_store(url: str, base_dir: Path) -> BlobStore:
     ``s3://`` or ``http(s)://``."""
     match = _SCHEME.match(url)
     if match is None:
-        return _local_store(base_dir / Path(url).expanduser())
+        return _local_store(base_dir / _expanded(url))
     scheme = match.group(1).lower()
     try:
         check_login(url)
@@ -131,6 +131,13 @@ def _file_store(url: str) -> LocalStore:
             f"file:// store URL names a host: {url}", "write file:///absolute/path or a path"
         )
     return _local_store(Path(url2pathname(parts.path)))
+
+
+def _expanded(path: str) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # ~user of a user this machine does not have
+        raise ConfigError(f"store {path}: no such user's home", "write the full path") from None
 
 
 def _local_store(root: Path) -> LocalStore:
