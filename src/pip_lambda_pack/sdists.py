@@ -154,8 +154,8 @@ def tree_digest(path: Path) -> str:
 def _tree_files(path: Path) -> Iterator[Path]:
     for root, dirs, files in os.walk(path):
         dirs[:] = [d for d in dirs if d not in TREE_SKIP and not d.endswith(".egg-info")]
-        for name in files:
-            if not name.endswith((".pyc", ".pyo")):
+        for name in files:  # the lock, when the tree is the project (-e .), is our output
+            if not name.endswith((".pyc", ".pyo")) and name != "lambda-pack.lock":
                 yield Path(root, name)
 
 
