@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import stat
 import subprocess
 import zipfile
@@ -321,3 +322,27 @@ def test_exclude_globs() -> None:
     misses = ["pkg/testsuite.py", "pkg/docs/sub/a.md", "other/pkg/docs/a.md", "top12.txt"]
     assert all(match.fullmatch(path) for path in hits)
     assert not any(match.fullmatch(path) for path in misses)
+
+
+def test_shim_can_keep_a_pure_layer_zipped_and_unpacks_by_default(project: Path) -> None:
+    assert run(project, "push").returncode == 0
+    event = '{"name": "zip"}'
+    zipped = run(project, "invoke", "other", "--event", "-", stdin=event, env=ZIP)
+    assert zipped.returncode == 0, zipped.stdout + zipped.stderr
+    assert zipped.stdout.strip() == event
+    runtime = project / ".cache" / "runtime"
+    assert list(runtime.glob("*/layer.zip"))  # kept as a zip
+    assert not list(runtime.glob("*/python"))  # nothing of the pure layer unpacked
+    # importlib.metadata finds no distribution in a folder of a zip (layer.zip/python):
+    # one more reason unpacking is the default (docs/benchmarks.md, Cold start)
+    broken = run(project, "invoke", "hello", "--event", "-", stdin=event, env=ZIP)
+    assert "No package metadata was found for greet" in broken.stdout
+    shutil.rmtree(runtime)
+    plain = run(project, "invoke", "hello", "--event", "-", stdin=event)
+    assert plain.returncode == 0, plain.stderr
+    assert "[1.0] hello zip" in plain.stdout
+    assert not list(runtime.glob("*/layer.zip"))
+    assert list(runtime.glob("*/python"))
+
+
+ZIP = {"LAMBDA_PACK_LAYERS": "zip"}

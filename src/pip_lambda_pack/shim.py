@@ -688,7 +688,8 @@ def zip_layer(archive_path: Path, digest: str) -> bool:
     metadata (no extension module, data file or script needs a real file). Unpacking is the
     default because it is faster with bytecode: zipimport only reads a ``.pyc`` that sits
     beside its ``.py``, never ``__pycache__/``, so a zipped layer compiles every module it
-    imports (docs/benchmarks.md, Cold start).
+    imports, and ``importlib.metadata`` finds no distribution in a folder of a zip
+    (docs/benchmarks.md, Cold start).
     """
     if os.environ.get(LAYERS_ENV, "extract") != "zip":
         return False
