@@ -71,8 +71,12 @@ def main() -> int:
     parser.add_argument("--build-rounds", type=int, default=3)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--targets", default="3.11,3.12")
+    parser.add_argument("--corpus", action="store_true", help="only the bench corpus build time")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="coldstart-"))
+    if args.corpus:
+        print_corpus(corpus_builds(work / "corpus", args.build_rounds))
+        return 0
     results = {}
     for version in args.targets.split(","):
         results[version] = bench_target(work / f"py{version}", version, args)
@@ -98,6 +102,42 @@ def bench_target(work: Path, version: str, args: argparse.Namespace) -> dict[str
     figures["import_s"] = import_times(work, outs, python, args.rounds)
     figures["coldstart_s"] = cold_starts(work, project, outs, python, args.rounds)
     return figures
+
+
+def corpus_builds(work: Path, rounds: int) -> dict[str, float]:
+    """Build time of the bench corpus (python3.12-x86_64; etl left out: over Lambda's
+    limit) from the lock, wheels cached and no layer cached, per bytecode mode."""
+    project = work / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    lines = ['target = "python3.12-x86_64"', ""]
+    for requirements in sorted((HERE / "corpus").glob("*.txt")):
+        name = requirements.stem
+        if name == "etl":
+            continue
+        (project / "functions" / name).mkdir(parents=True)
+        (project / "functions" / name / "app.py").write_text(HANDLER)
+        shutil.copyfile(requirements, project / f"{name}.txt")
+        lines += [f"[functions.{name}]", 'handler = "app.handler"', f'code = "functions/{name}"']
+        lines += [f'requirements = "{name}.txt"', ""]
+    (project / "lambda-pack.toml").write_text("\n".join(lines))
+    warm = work / "warm-cache"
+    cli(project, "lock", "-q", cache=warm)
+    cli(project, "build", "-q", "--out", str(work / "warmup"), cache=warm)
+    builds: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for round_ in range(rounds):
+        for mode in rotated(MODES, round_):
+            builds[mode].append(timed_build(project, work, mode, warm))
+    return medians(builds)
+
+
+def print_corpus(build: dict[str, float]) -> None:
+    added = {m: build[m] / build["none"] - 1 for m in MODES[1:]}
+    print(
+        f"Bench corpus build from the lock (wheels cached, no layer cached): none"
+        f" {build['none']:.2f} s, checked-hash {build['checked-hash']:.2f} s"
+        f" ({added['checked-hash']:+.0%}), unchecked-hash {build['unchecked-hash']:.2f} s"
+        f" ({added['unchecked-hash']:+.0%})"
+    )
 
 
 def target_python(target: str) -> str:
@@ -218,7 +258,8 @@ def cold_starts(
     for mode in MODES:
         store = work / f"store-{mode}"
         shutil.rmtree(store, ignore_errors=True)
-        cli(project, "push", "-q", "--out", str(outs[mode]), "--store", str(store))
+        push = ["push", "-q", "--bytecode", mode, "--out", str(outs[mode]), "--store", str(store)]
+        cli(project, *push, cache=work / f"cache-{mode}")  # the build in place: nothing rebuilt
         stores[mode] = store
     ways = [(mode, way) for mode in MODES for way in ("extract", "zip")]
     keys = [f"{mode}/{way}" for mode, way in ways]

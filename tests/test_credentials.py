@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from indexserver import IndexServer
-from pip_lambda_pack.credentials import IndexCredentials, public_url
+from pip_lambda_pack.credentials import IndexCredentials, check_index_url, public_url
+from pip_lambda_pack.errors import ConfigError
 from projects import fill_wheelhouse, run, write_project
 
 PASSWORD = "s3cret-PW"
@@ -61,6 +62,11 @@ def test_credentials_come_back_from_netrc(tmp_path: Path, wheelhouse: Path) -> N
         refused = run(root, "build", "--out", "dist", env={"NETRC": str(tmp_path / "none")})
         ok(run(root, "build", "--out", "dist", env={"NETRC": str(netrc)}))
     assert refused.returncode != 0 and "401" in refused.stderr
+    host = server.root.removeprefix("http://")
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"TIP: check the login for {host}: in the index URL (user:password@, "
+        "percent-encoded), in .netrc, or in keyring"
+    )
     assert PASSWORD not in refused.stderr
     assert _files_holding(root, PASSWORD) == []
 
@@ -103,3 +109,27 @@ def test_credentials_by_host_from_the_configured_urls(tmp_path: Path) -> None:
     assert found.for_url("https://other.example:8443/s/a/") == ("TOKEN", "")
     assert found.for_url("https://other.example/s/a/") is None  # another port, another origin
     assert found.for_url("https://elsewhere.example/") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:sec/ret@idx.example/simple",
+        "https://user/x:secret@idx.example/simple",
+        "https://user:se?cret@idx.example/simple",
+        "https://user:a/b/c@idx.example/simple",
+    ],
+)
+def test_a_login_cut_short_by_an_unencoded_character(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_index_url(url)
+    assert caught.value.message.startswith("index URL https://***@idx.example/simple has a '/'")
+    assert "sec" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://idx.example/simple/@scope/", "https://u:p%2Fq@idx.example/simple", "/tmp/wheels"],
+)
+def test_urls_that_are_fine(url: str) -> None:
+    check_index_url(url)

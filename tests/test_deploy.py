@@ -830,3 +830,31 @@ def test_long_names_and_local_stores_for_the_shim_are_refused(tmp_path: Path) ->
     secret = "s3://b/p?endpoint_url=http://user:pw@127.0.0.1:1"
     with pytest.raises(UserError, match="holds a credential"):
         wanted(project, _manifest(1), tmp_path, DeployOptions(prefix="p"), secret)
+
+
+def test_profile_and_service_endpoints_come_from_boto3s_chain(
+    tmp_path: Path, aws: str, session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "config").write_text("[profile team]\nregion = us-east-1\n")
+    (home / ".aws" / "credentials").write_text(
+        "[team]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    env = {
+        "HOME": str(home),
+        "AWS_PROFILE": "team",
+        "AWS_ENDPOINT_URL_LAMBDA": aws,
+        "AWS_ENDPOINT_URL_IAM": aws,
+    }
+    done = run(root, "deploy", "--role", ROLE, "--prefix", "prof", "--json", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["region"] == "us-east-1"
+    lam = session.client(
+        "lambda", endpoint_url=aws, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    names = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    assert sorted(names) == ["prof-hello", "prof-other"]

@@ -140,3 +140,26 @@ def test_a_native_local_tree_for_another_machine_is_refused_before_compiling(
     assert result.returncode == 2
     assert "shared has no wheel for" in result.stderr
     assert "is native (it has .c sources: speedups.c)" in result.stderr
+
+
+def test_a_direct_file_must_match_its_hash(tmp_path: Path, wheelhouse: Path) -> None:
+    line = "pkg @ {root}/vendor/pkg-1.0-py3-none-any.whl --hash=sha256:" + "0" * 64
+    project = monorepo(tmp_path / "repo", wheelhouse, line + "\n")
+    result = run(project, "lock")
+    assert result.returncode == 2, result.stderr
+    assert "which is not in its --hash list" in result.stderr.splitlines()[-2]
+
+
+def test_a_tree_whose_build_needs_what_no_index_has(tmp_path: Path, wheelhouse: Path) -> None:
+    project = monorepo(tmp_path / "repo", wheelhouse, "./legacy\n")
+    (project / "legacy").mkdir()
+    (project / "legacy" / "setup.cfg").write_text("[metadata]\nname = legacy\nversion = 1.0\n")
+    (project / "legacy" / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    (project / "legacy" / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
+    result = run(project, "lock")
+    assert result.returncode == 2, result.stderr
+    error, tip = result.stderr.splitlines()[-2:]
+    assert error.startswith(f"ERROR: building legacy for {HOST_TARGET} needs setuptools>=61")
+    assert tip.startswith("TIP: put a wheel of setuptools")

@@ -11,10 +11,11 @@ from packaging.requirements import Requirement
 from fakes import FakeFinder
 from helpers import make_sdist, make_wheel, sha256_file
 from indexserver import IndexServer
+from pip_lambda_pack.candidates import tag_rank
 from pip_lambda_pack.errors import HashMismatchError, NoWheelError, ResolutionError
 from pip_lambda_pack.formats import FormatControl
 from pip_lambda_pack.index import PackageFinder
-from pip_lambda_pack.resolve import ResolvedPackage, _tag_rank, resolve, wheel_path
+from pip_lambda_pack.resolve import ResolvedPackage, resolve, wheel_path
 from pip_lambda_pack.target import get_target
 
 StartServer = Callable[..., IndexServer]
@@ -394,7 +395,7 @@ def test_the_string_tag_rank_is_the_targets(name: str) -> None:
         "a-1.0-pp310-pypy310_pp73-manylinux_2_17_x86_64.whl",
         "a-1.0-cp36-abi3-manylinux1_x86_64.manylinux_2_5_x86_64.whl",
     ]
-    assert [_tag_rank(target, f) for f in filenames] == [target.tag_rank(f) for f in filenames]
+    assert [tag_rank(target, f) for f in filenames] == [target.tag_rank(f) for f in filenames]
 
 
 def test_the_resolver_needs_only_the_finder_protocol(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from pip_lambda_pack.errors import NoWheelError
 from pip_lambda_pack.index import PackageFinder
 from pip_lambda_pack.interpreters import Interpreter, find_interpreter
 from pip_lambda_pack.resolve import ResolvedPackage, resolve
-from pip_lambda_pack.sdists import PythonLookup, native_sign
+from pip_lambda_pack.sdists import PythonLookup, native_sign, tree_digest
 from pip_lambda_pack.target import get_target
 from projects import run
 
@@ -224,3 +224,16 @@ def test_lock_and_build_for_python310_through_the_command_line(
     assert wrong.returncode == 2
     assert wrong.stderr.splitlines()[-2].startswith("ERROR: ")
     assert f"is Python {sys.version_info[0]}.{sys.version_info[1]}, not 3.10" in wrong.stderr
+
+
+def test_a_tree_digest_sees_sources_not_what_builds_leave(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("X = 1\n")
+    first = tree_digest(tmp_path)
+    for left in ("build/lib/x.py", "pkg.egg-info/PKG-INFO", "pkg/__pycache__/a.pyc"):
+        (tmp_path / left).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / left).write_text("built\n")
+    (tmp_path / "lambda-pack.lock").write_text("# ours\n")
+    assert tree_digest(tmp_path) == first
+    (tmp_path / "pkg" / "__init__.py").write_text("X = 2\n")
+    assert tree_digest(tmp_path) != first

@@ -48,7 +48,8 @@ def test_serve_reads_and_writes_each_store(kind: str, project: Path, tmp_path: P
         names = [f["FunctionName"] for f in client.list_functions()["Functions"]]
         assert names == ["hello", "other"]
         response = client.invoke(FunctionName="hello", Payload=b'{"name": "store"}')
-        assert json.loads(response["Payload"].read())["message"] == "[1.0] hello store"
+        body = json.loads(response["Payload"].read())
+        assert body.get("message") == "[1.0] hello store", body
         create(client, "made", "def handler(event, context):\n    return event\n", ["tiny"])
         again = client.invoke(FunctionName="made", Payload=b"[1]")
         assert json.loads(again["Payload"].read()) == [1]

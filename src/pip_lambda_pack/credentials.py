@@ -18,10 +18,9 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
-from .wire import SECRET_QUERY_KEYS as _SECRET_KEYS  # the one rule (wire.redact masks them)
+from .wire import SECRET_QUERY_KEYS, WireError, check_login, redact
 
 _USERINFO = re.compile(r"(https?://)([^/?#@\s\"'<>]+)@")
-_HOST_LIKE = re.compile(r"[A-Za-z0-9.\-\[\]:]+(?:[/?#]|$)")
 Login = tuple[str, str]
 
 
@@ -38,24 +37,22 @@ def public_url(url: str) -> str:
 
 
 def _is_secret(key: str) -> bool:
-    return any(word in key.lower() for word in _SECRET_KEYS)
+    return any(word in key.lower() for word in SECRET_QUERY_KEYS)  # wire.redact's rule
 
 
 def check_index_url(url: str) -> None:
-    """ConfigError for an http(s) URL whose user info holds an unencoded ``/``, ``?`` or ``#``
-    (the host would silently become part of the password), never showing the password."""
-    scheme, sep, rest = url.partition("://")
-    if scheme.lower() not in ("http", "https") or not sep:
-        return
-    netloc = urlsplit(url).netloc
-    after = rest.rpartition("@")[2]
-    if "@" in rest and "@" not in netloc and _HOST_LIKE.match(after):
+    """ConfigError for an index URL whose user info holds an unencoded ``/``, ``?`` or ``#``
+    (``wire.check_login``'s rule: the host would silently become part of the password),
+    never showing the password."""
+    try:
+        check_login(url)
+    except WireError:
         raise ConfigError(
-            f"index URL {scheme}://***@{after} has a '/', '?' or '#' in its user info, "
+            f"index URL {redact(url)} has a '/', '?' or '#' in its user info, "
             "which ends the host part early",
             "percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, "
             "@ as %40), or leave them out of the URL and put them in .netrc or keyring",
-        )
+        ) from None
 
 
 def _host(url: str) -> str:

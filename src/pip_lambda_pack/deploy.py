@@ -187,7 +187,12 @@ class Outcome:
             "dry_run": self.dry_run,
             "writes": len(self.calls),
             "calls": [
-                {"service": c.service, "operation": c.operation, "subject": c.subject}
+                {
+                    "service": c.service,
+                    "operation": c.operation,
+                    "subject": c.subject,
+                    "bytes": sum(z.size for z in _zips_in(c.params)),
+                }
                 for c in self.calls
             ],
             "layers": dict(self.layers),
@@ -199,6 +204,15 @@ class Outcome:
 
 
 _ACTIONS = ("created", "updated", "unchanged")
+
+
+def _zips_in(value: Any) -> Iterator[Zip]:
+    """The zips a call's parameters carry (what it sends)."""
+    if isinstance(value, Zip):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _zips_in(item)
 
 
 def _plural(count: int, word: str) -> str:

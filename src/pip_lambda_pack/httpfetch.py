@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from .atomic import atomic_writer
 from .credentials import IndexCredentials
@@ -132,14 +133,24 @@ class IndexHttp:
             if response.status_code >= 500:
                 raise ServerError(response.status_code)
             if response.status_code >= 400:
-                raise IndexFetchError(
-                    f"{redact(url)} answered HTTP {response.status_code}", FETCH_TIP
-                )
+                raise status_error(url, response.status_code)
             with atomic_writer(dest) as handle:
                 for chunk in response.iter_bytes(1 << 16):
                     digest.update(chunk)
                     handle.write(chunk)
         return digest.hexdigest()
+
+
+def status_error(url: str, status: int) -> IndexFetchError:
+    """The user's error for an answer of HTTP ``status`` (400 or more) to a GET of ``url``."""
+    tip = FETCH_TIP
+    if status in (401, 403):
+        host = urlsplit(url).netloc.rpartition("@")[2]
+        tip = (
+            f"check the login for {host}: in the index URL (user:password@, percent-encoded), "
+            "in .netrc, or in keyring"
+        )
+    return IndexFetchError(f"{redact(url)} answered HTTP {status}", tip)
 
 
 def fetch_error(url: str, exc: Exception) -> IndexFetchError:

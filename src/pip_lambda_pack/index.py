@@ -64,8 +64,10 @@ class Finder(Protocol):
     tests pass fakes). Every method may be called from several threads at once; failures are
     ``IndexFetchError`` or ``HashMismatchError``, never a third party's exception.
 
-    ``index_urls``, ``find_links`` and ``offline`` say where files come from (for messages,
-    with URLs redacted, and for the pip that builds an sdist).
+    ``index_urls``, ``find_links`` and ``offline`` say where files come from, as configured:
+    a URL may hold a login, so it is passed only to the pip that builds an sdist and shown
+    only through ``wire.redact``. The links of remote pages hold none (a login on a page is
+    taken out and kept for requests); what is recorded goes through ``public_url``.
     """
 
     @property

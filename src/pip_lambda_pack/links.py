@@ -158,6 +158,7 @@ def _link_from_anchor(attrs: dict[str, str | None], base: str, source: str) -> F
 
 
 def local_link(path: Path, location: str) -> FileLink:
+    """The link of a file in a find-links directory (its sha256 is filled in when listed)."""
     return FileLink(
         filename=path.name,
         url=path.resolve().as_uri(),

@@ -178,7 +178,7 @@ def portable_requirement(text: str, root: Path) -> str:
 def _portable_index(index: IndexOptions, root: Path) -> dict[str, Any]:
     return {
         "indexes": [public_url(url) for url in index.index_urls()],  # a new login: same lock
-        "find_links": [portable_location(loc, root) for loc in index.find_links],
+        "find_links": [portable_location(public_url(loc), root) for loc in index.find_links],
         "pre": index.pre,
     }
 
@@ -323,7 +323,7 @@ def resolution_staleness(lock: Lock, project: Project, strategy: str) -> str | N
     if lock.inputs == inputs_digest(project, strategy):
         return None
     changed = _changed_parts(lock, project, strategy)
-    if changed and all(_planner_part(key) for key in changed):
+    if changed and all(_planner_part(key) or build_part(key) for key in changed):
         return None
     return _what_changed(lock, project, strategy)
 
@@ -347,6 +347,14 @@ def _changed_parts(lock: Lock, project: Project, strategy: str) -> list[str]:
     from before input-parts)."""
     now = input_parts(project, strategy)
     return [key for key in now if lock.input_parts.get(key) != now[key]]
+
+
+def build_part(key: str) -> bool:
+    """Whether an ``input_parts`` key is a build option (bytecode, exclude): it changes
+    neither the resolution nor the plan, only how layers are built."""
+    return key in ("bytecode", "exclude") or (
+        key.startswith("functions.") and key.endswith(".build")
+    )
 
 
 def _planner_part(key: str) -> bool:

@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 from .atomic import write_bytes
 from .credentials import public_url
 from .errors import IndexFetchError
-from .links import FETCH_TIP, url_to_path
+from .httpfetch import IndexHttp, status_error
+from .links import url_to_path
 from .wire import redact
 
 if TYPE_CHECKING:
     import httpx
-
-    from .httpfetch import IndexHttp
 
 Page = tuple[str, str, str]  # (content type, text, final URL)
 
@@ -70,7 +69,7 @@ class PageCache:
             write_bytes(path, json.dumps({"url": url, "status": 404}).encode())
             return None
         if response.status_code >= 400:
-            raise IndexFetchError(f"{redact(url)} answered HTTP {response.status_code}", FETCH_TIP)
+            raise status_error(url, response.status_code)
         entry = _page_entry(url, response, self._http.credentials.scrubbed)
         write_bytes(path, json.dumps(entry).encode())
         return _page_from_cache(entry)

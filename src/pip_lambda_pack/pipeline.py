@@ -470,6 +470,8 @@ def _refresh(
     )
     if existing is not None and stale is None:
         if planner_staleness(existing, project, strategy_of(project)) is None:
+            if write and existing.inputs != inputs_digest(project, strategy_of(project)):
+                existing = _restamp(project, existing, settings)
             settings.log(f"using {name} (fresh)")
             return ShownLock(lock=existing, warnings=_lock_warnings(project, existing, lenient))
         settings.say(f"{name} was planned with other planner settings; planning again{kept}")
@@ -484,6 +486,23 @@ def _refresh(
     elif write:
         _write(project, shown, settings)
     return shown
+
+
+def _restamp(project: Project, lock: Lock, settings: Settings) -> Lock:
+    """The lock rewritten for changed build options (bytecode, exclude) alone: the same
+    wheels and plan, nothing resolved or planned again."""
+    strategy = strategy_of(project)
+    lock = dataclasses.replace(
+        lock,
+        inputs=inputs_digest(project, strategy),
+        input_parts=input_parts(project, strategy),
+        bytecode=_bytecode_record(project, settings),
+    )
+    write_lock(lock, project.lock_path)
+    settings.say(
+        f"{project.lock_path.name}: bytecode or exclude changed; updated, nothing resolved"
+    )
+    return lock
 
 
 def _lock_warnings(project: Project, lock: Lock, lenient: bool) -> tuple[str, ...]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import email.message
 import email.parser
-import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,15 @@ from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from .atomic import sha256_of
+from .candidates import (
+    Usable,
+    by_format,
+    file_version,
+    full_python,
+    newest_with_wheel,
+    rejection,
+    usable_files,
+)
 from .errors import HashMismatchError, LockError, NoWheelError, ResolutionError, UserError
 from .formats import FormatControl
 from .index import FileLink, Finder, metadata_is_cheap
@@ -79,123 +87,8 @@ class _Candidate:
     extras: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class _Usable:
-    """A file that can serve the target whatever the requirement says."""
-
-    version: Version
-    link: FileLink
-    rank: int  # wheel tag rank, lower is better; 0 for sdists
-
-
 def _key(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
-
-
-def _full_python(target: Target) -> str:
-    return target.markers()["python_full_version"]
-
-
-@functools.lru_cache(maxsize=1 << 17)  # a PyPI page lists thousands; functions share them
-def _file_version(filename: str) -> Version | None:
-    try:
-        if filename.endswith(".whl"):
-            return parse_wheel_filename(filename)[1]
-        return parse_sdist_filename(filename)[1]
-    except ValueError:
-        return None
-
-
-def _tag_part(filename: str) -> str:
-    return "-".join(filename[: -len(".whl")].split("-")[-3:])
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _python_allows(requires_python: str, full_python: str) -> bool:
-    try:
-        spec = SpecifierSet(requires_python)
-    except InvalidSpecifier:
-        return True  # like pip: an unreadable Requires-Python does not exclude the file
-    return spec.contains(full_python, prereleases=True)
-
-
-_TAG_RANKS: dict[str, dict[str, int]] = {}
-_FILE_RANKS: dict[tuple[str, str], int | None] = {}  # (target name, wheel name) -> rank
-
-
-def _tag_rank(target: Target, filename: str) -> int | None:
-    """``target.tag_rank`` of a valid wheel name by string lookups, without building Tag
-    objects, remembered: every file of a PyPI page (tens of thousands for some) goes
-    through it, for every function and the lookahead."""
-    key = (target.name, filename)
-    if key not in _FILE_RANKS:
-        _FILE_RANKS[key] = _string_rank(target, filename)
-    return _FILE_RANKS[key]
-
-
-def _string_rank(target: Target, filename: str) -> int | None:
-    ranks = _TAG_RANKS.get(target.name)
-    if ranks is None:
-        ranks = {}
-        for rank, tag in enumerate(target.tags):
-            ranks.setdefault(str(tag), rank)
-        _TAG_RANKS[target.name] = ranks
-    interpreters, abis, platforms = filename[: -len(".whl")].lower().split("-")[-3:]
-    found = [
-        ranks[key]
-        for interpreter in interpreters.split(".")
-        for abi in abis.split(".")
-        for platform in platforms.split(".")
-        if (key := f"{interpreter}-{abi}-{platform}") in ranks
-    ]
-    return min(found, default=None)
-
-
-def rejection(link: FileLink, target: Target, hashes: frozenset[str] | None = None) -> str | None:
-    """Why ``link`` can never serve ``target`` (whatever the requirement), or None."""
-    if _file_version(link.filename) is None:
-        return "not a valid wheel or sdist file name"
-    if link.is_wheel and _tag_rank(target, link.filename) is None:
-        return f"incompatible tag {_tag_part(link.filename)} for {target.name}"
-    if link.requires_python and not _python_allows(link.requires_python, _full_python(target)):
-        return f"requires-python {link.requires_python} excludes {_full_python(target)}"
-    if hashes is not None and link.sha256 is None:
-        return "no sha256 from the index to check against the --hash list"
-    if hashes is not None and link.sha256 not in hashes:
-        return "hash not in --hash list"
-    return None
-
-
-def newest_with_wheel(name: str, target: Target, finder: Finder) -> Version | None:
-    """The newest non-yanked version of ``name`` with a wheel for ``target`` (finals first)."""
-    versions = [
-        version
-        for link in finder.links(name)
-        if link.is_wheel and link.yanked is None and rejection(link, target) is None
-        for version in [_file_version(link.filename)]
-        if version is not None
-    ]
-    finals = [v for v in versions if not v.is_prerelease]
-    return max(finals or versions, default=None)
-
-
-def usable_files(
-    links: Iterable[FileLink], target: Target, hashes: frozenset[str] | None = None
-) -> tuple[list[_Usable], list[tuple[FileLink, str]]]:
-    """(files that fit ``target``: newest first, wheels first, best tag first; the rest with
-    the reason each was rejected)."""
-    found, rejected = [], []
-    for link in links:
-        reason = rejection(link, target, hashes)
-        if reason is not None:
-            rejected.append((link, reason))
-            continue
-        version = _file_version(link.filename)
-        assert version is not None
-        rank = _tag_rank(target, link.filename) if link.is_wheel else 0
-        found.append(_Usable(version, link, rank or 0))
-    found.sort(key=lambda u: (u.version, u.link.is_wheel, -u.rank), reverse=True)
-    return found, rejected
 
 
 def parse_metadata(data: bytes) -> email.message.Message:
@@ -284,11 +177,11 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         for req in constraints:
             if target.evaluate(req.marker):
                 self.constraints.setdefault(canonicalize_name(req.name), []).append(req.specifier)
-        self._usable: dict[str, list[_Usable]] = {}
+        self._usable: dict[str, list[Usable]] = {}
         self._dependencies: dict[_Candidate, list[_Requirement]] = {}
         self._logged: set[tuple[str, str]] = set()
         self._rejected: dict[str, list[tuple[FileLink, str]]] = {}
-        self.python = _Candidate(PYTHON, Version(_full_python(target)), None)
+        self.python = _Candidate(PYTHON, Version(full_python(target)), None)
         self.lookahead = Lookahead(target, finder)
 
     # ------------------------------------------------------------------ resolvelib API
@@ -340,7 +233,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         allowed = self._allowed(name, reqs)
         wheels = [u for u in allowed if u.link.is_wheel]
         self._note_skipped_sdist(name, allowed, wheels)
-        by_version: dict[Version, _Usable] = {}
+        by_version: dict[Version, Usable] = {}
         for usable in wheels or allowed:
             by_version.setdefault(usable.version, usable)
         return [
@@ -367,25 +260,25 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
 
     # ------------------------------------------------------------------ files
 
-    def usable(self, name: str) -> list[_Usable]:
+    def usable(self, name: str) -> list[Usable]:
         """Files of ``name`` that fit the target: newest first, wheels first, best tag first."""
         if name in self.direct:
             link = self.direct[name].link
-            version = _file_version(link.filename)
+            version = file_version(link.filename)
             assert version is not None
-            return [_Usable(version, link, 0)]
+            return [Usable(version, link, 0)]
         if name not in self._usable:
             found, rejected = usable_files(
                 self.finder.links(name), self.target, self.hashes.get(name)
             )
-            found, refused = _by_format(name, found, self.formats)
+            found, refused = by_format(name, found, self.formats)
             for link, reason in [*rejected, *refused]:
                 self._reject(link, reason)
                 self._rejected.setdefault(name, []).append((link, reason))
             self._usable[name] = found
         return self._usable[name]
 
-    def _allowed(self, name: str, reqs: Sequence[_Requirement]) -> list[_Usable]:
+    def _allowed(self, name: str, reqs: Sequence[_Requirement]) -> list[Usable]:
         """Usable files of ``name`` that satisfy ``reqs``, the constraints and the yank and
         pre-release rules: pre-releases with --pre, when a specifier names one, or (as PEP
         440 and pip have it) when no final release satisfies the specifiers."""
@@ -405,7 +298,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         return allowed
 
     def _refusal(
-        self, usable: _Usable, specifiers: Sequence[SpecifierSet], prereleases: bool
+        self, usable: Usable, specifiers: Sequence[SpecifierSet], prereleases: bool
     ) -> str | None:
         """None if ``usable`` may be a candidate; "" if the specifiers exclude its version;
         else the reason it is refused (logged)."""
@@ -420,7 +313,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         return None
 
     def _note_skipped_sdist(
-        self, name: str, allowed: Sequence[_Usable], wheels: Sequence[_Usable]
+        self, name: str, allowed: Sequence[Usable], wheels: Sequence[Usable]
     ) -> None:
         """Remember a newer matching version than any wheel's that has only an sdist."""
         if not wheels or allowed[0].link.is_wheel or self.formats.prefer_binary:
@@ -513,7 +406,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
                 "refresh the hashes (pip hash FILE, or pip-compile --generate-hashes), "
                 "or check that the index serves the files you locked",
             )
-        link, reason = max(rejected, key=lambda item: _file_version(item[0].filename) or _ZERO)
+        link, reason = max(rejected, key=lambda item: file_version(item[0].filename) or _ZERO)
         tip = f"see why each file was rejected with -v; pick another --target, {_PREBUILT}"
         if "--only-binary" in reason:
             tip = f"take {name} out of --only-binary to build it from its sdist, {_PREBUILT}"
@@ -526,7 +419,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         self,
         name: str,
         cause: RequirementInformation[_Requirement, _Candidate],
-        usable: Sequence[_Usable],
+        usable: Sequence[Usable],
     ) -> ResolutionError:
         constraints = self.constraints.get(name, [])
         extra = f" with constraint {','.join(map(str, constraints))}" if constraints else ""
@@ -544,7 +437,7 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         who = f"{parent.name} {parent.version}" if parent else "the requirements"
         return ResolutionError(
             f"{who} requires Python {cause.requirement.specifier}, "
-            f"but {self.target.name} runs {_full_python(self.target)}",
+            f"but {self.target.name} runs {full_python(self.target)}",
             "constrain it to an older version, or pick a newer --target",
         )
 
@@ -558,21 +451,6 @@ class LambdaProvider(AbstractProvider[_Requirement, _Candidate, str]):
         else:
             message = f"{parts[0]} conflicts with {' and '.join(parts[1:])}"
         return ResolutionError(message, CONFLICT_TIP)
-
-
-def _by_format(
-    name: str, found: list[_Usable], formats: FormatControl
-) -> tuple[list[_Usable], list[tuple[FileLink, str]]]:
-    """(the files --only-binary / --no-binary let ``name`` use, the others with the reason)."""
-    kept, refused = [], []
-    for usable in found:
-        if usable.link.is_wheel and not formats.wheels_allowed(name):
-            refused.append((usable.link, f"a wheel, and --no-binary takes {name} from its sdist"))
-        elif not usable.link.is_wheel and not formats.sdists_allowed(name):
-            refused.append((usable.link, f"an sdist, and --only-binary forbids building {name}"))
-        else:
-            kept.append(usable)
-    return kept, refused
 
 
 def _describe(cause: RequirementInformation[_Requirement, _Candidate]) -> str:
@@ -720,6 +598,7 @@ def resolve(
         build_dir=build_dir,
         python=python or default_lookup(target),
         log=provider.log,
+        hashes=provider.hashes,
     )
     roots = [_requirement(r, "the requirements", direct=True) for r in wanted]
     provider.lookahead.start([root for root in roots if root.name not in provider.direct])
@@ -876,10 +755,12 @@ def direct_links(
     build_dir: Path,
     python: PythonLookup,
     log: Log,
+    hashes: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, DirectFile]:
     """Project -> the file of each direct reference, hashed (wheels and sdists downloaded,
     source trees built by the target's interpreter). NoWheelError when one cannot serve
-    ``target``, ResolutionError when its file is of another project."""
+    ``target``, ResolutionError when its file is of another project, HashMismatchError
+    when ``hashes`` lists the project and the file's sha256 is not among them."""
     found: dict[str, DirectFile] = {}
     for req in requirements:
         name = canonicalize_name(req.name)
@@ -889,6 +770,9 @@ def direct_links(
             found[name] = _direct_tree(name, url, target, finder, build_dir, python, log)
         else:
             found[name] = DirectFile(link=_direct_file(name, url, sha256, finder))
+        allowed = (hashes or {}).get(name)
+        if allowed is not None and found[name].tree is None:
+            _check_direct_hash(req, found[name].link, allowed)
         reason = rejection(found[name].link, target)
         if reason is not None:
             raise NoWheelError(
@@ -896,6 +780,15 @@ def direct_links(
                 "point it at a file built for the target, or require the project by name",
             )
     return found
+
+
+def _check_direct_hash(req: Requirement, link: FileLink, allowed: frozenset[str]) -> None:
+    if link.sha256 not in allowed:
+        raise HashMismatchError(
+            f"{link.filename} of {req.name} @ {redact(link.url)} has sha256 {link.sha256}, "
+            "which is not in its --hash list",
+            "refresh the hash (pip hash FILE), or point the reference at the file you hashed",
+        )
 
 
 def _direct_file(name: str, url: str, sha256: str | None, finder: Finder) -> FileLink:

@@ -16,6 +16,7 @@ import contextlib
 import email.parser
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -153,8 +154,8 @@ def tree_digest(path: Path) -> str:
 def _tree_files(path: Path) -> Iterator[Path]:
     for root, dirs, files in os.walk(path):
         dirs[:] = [d for d in dirs if d not in TREE_SKIP and not d.endswith(".egg-info")]
-        for name in files:
-            if not name.endswith((".pyc", ".pyo")):
+        for name in files:  # the lock, when the tree is the project (-e .), is our output
+            if not name.endswith((".pyc", ".pyo")) and name != "lambda-pack.lock":
                 yield Path(root, name)
 
 
@@ -258,6 +259,15 @@ def twin_tip(name: str) -> str:
     return f"require {twin} instead (the usual prebuilt twin of {name}), " if twin else ""
 
 
+def _missing_build_dependency(lines: Sequence[str]) -> str | None:
+    """The build requirement pip says it could not find (``setuptools>=40.8.0``), or None."""
+    for line in lines:
+        found = re.search(r"satisfies the requirement (\S+)", line)
+        if found:
+            return found[1]
+    return None
+
+
 def _run_pip_wheel(
     source: Source,
     out: Path,
@@ -279,6 +289,13 @@ def _run_pip_wheel(
         if done.returncode != 0:
             lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
             reason = lines[-1].strip() if lines else f"exit code {done.returncode}"
+            missing = _missing_build_dependency(lines)
+            if missing:
+                raise NoWheelError(
+                    f"building {source.label} for {target.name} needs {missing}, which is "
+                    "on none of the indexes and find-links it may use",
+                    f"put a wheel of {missing} in --find-links, or drop --no-index",
+                )
             raise ways_out(
                 f"building {source.label} for {target.name} with Python "
                 f"{interpreter.full_version} failed: {reason}",

@@ -137,10 +137,14 @@ def check_login(url: str) -> None:
 
 def _broken_login(rest: str) -> bool:
     """Whether ``rest`` (a URL after ``://``) reads as ``user:pass/word@host``: an '@'
-    beyond an authority whose "port" is not a number (so the URL is invalid anyway)."""
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    beyond an authority whose "port" is not a number (so the URL is invalid anyway), or
+    an '@' in the first path segment (``user/name:pw@host``: the host would be ``user``)."""
+    pieces = re.split(r"[/?#]", rest, maxsplit=2)
+    authority = pieces[0]
+    if "@" in authority or "@" not in rest:
+        return False
     port = authority.rpartition(":")[2] if ":" in authority else ""
-    return "@" not in authority and "@" in rest and bool(port) and not port.isdigit()
+    return (bool(port) and not port.isdigit()) or (len(pieces) > 1 and "@" in pieces[1])
 
 
 def redact(url: str) -> str:

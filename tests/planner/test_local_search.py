@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from planfixtures import package
+import dataclasses
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from planfixtures import fleets, package
 
 from pip_lambda_pack.planner import Fleet, FunctionNeed, PlanParams, check_plan, make_plan
-from pip_lambda_pack.planner.cost import cache_view
+from pip_lambda_pack.planner.cost import cache_view, fleet_expected
 from pip_lambda_pack.planner.local_search import merge_layers
 
 MB = 1_000_000
@@ -72,3 +76,30 @@ def test_the_search_is_deterministic() -> None:
     fleet = shared_fleet(clash=False)
     params = PlanParams(max_layers=1, horizon=50, cache_bytes=300 * MB)
     assert make_plan(fleet, params) == make_plan(fleet, params)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fleet=fleets(), max_layers=st.integers(1, 4))
+def test_the_search_never_leaves_the_model_worse_than_the_greedy_plan(
+    fleet: Fleet, max_layers: int
+) -> None:
+    params = PlanParams(max_layers=max_layers, cache_bytes=2 * 10**6)
+    searched = fleet_expected(fleet, make_plan(fleet, params), params).seconds
+    greedy_params = dataclasses.replace(params, plan_effort=0)
+    greedy = fleet_expected(fleet, make_plan(fleet, greedy_params), params).seconds
+    assert searched <= greedy * (1 + 1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fleet=fleets(), max_layers=st.integers(1, 4), data=st.data())
+def test_a_searched_replan_with_previous_keeps_every_constraint(
+    fleet: Fleet, max_layers: int, data: st.DataObject
+) -> None:
+    params = PlanParams(max_layers=max_layers, cache_bytes=2 * 10**6)
+    added = data.draw(st.sampled_from(sorted(fleet.functions)))
+    rest = {n: f for n, f in fleet.functions.items() if n != added}
+    if not rest:
+        return
+    old = make_plan(dataclasses.replace(fleet, functions=rest), params)
+    new = make_plan(fleet, params, previous=old)  # make_plan checks every constraint
+    assert set(new.functions) == set(fleet.functions)

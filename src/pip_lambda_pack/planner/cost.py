@@ -108,7 +108,7 @@ def miss_probability(rate: float, horizon: float, lifetime: float) -> float:
     exp(-r T)`` misses among ``r H`` uses (T capped at H): with T = H just the cold cache's
     first uses, ``(1 - exp(-r H)) / (r H)``. (The form before, ``c + (1 - c) exp(-r T)``,
     let an eviction happen from the first cold start on and overstated replayed bytes by
-    15-22 % on the benchmark fleets.)
+    13-22 % on the benchmark fleets.)
     """
     exposure = rate * lifetime
     if exposure <= 0.0:

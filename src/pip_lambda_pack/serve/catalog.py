@@ -12,11 +12,11 @@ import base64
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BlobNotFoundError, LambdaPackError
-from ..interpreters import find_interpreter
+from ..errors import BlobNotFoundError
+from ..invoke import target_interpreter
 from ..manifest import parse_task
 from ..store import BlobStore
 from ..target import get_target
@@ -155,10 +155,6 @@ class Catalog:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT}:layer:sha256-{sha256}:1"
 
 
-def with_record(function: StoredFunction, record: FunctionRecord) -> StoredFunction:
-    return replace(function, record=record)
-
-
 def _seconds(value: float) -> int:
     return max(1, round(value))
 
@@ -175,8 +171,6 @@ def now_stamp() -> str:
 
 
 def interpreter(target_name: str) -> str:
-    """A Python here that runs the target (interpreters.py's one lookup); an error if none."""
-    return str(find_interpreter(get_target(target_name)).path)
-
-
-__all__ = ["Catalog", "LambdaPackError", "StoredFunction", "interpreter"]
+    """The Python that runs the target: this one when it fits (as for ``invoke``), else the
+    one the target-interpreter lookup finds; an error if none."""
+    return target_interpreter(get_target(target_name))

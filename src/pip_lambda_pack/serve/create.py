@@ -19,6 +19,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -206,11 +207,7 @@ class Builder:
         usage = pin_usage(
             self.catalog.record().usage, {n: f.pins for n, f in fleet.functions.items()}
         )
-        params = plan_params(project, previous)
-        if usage:
-            from dataclasses import replace
-
-            params = replace(params, usage=usage)
+        params = replace(plan_params(project, previous), usage=usage or None)
         plan = make_plan(fleet, params, strategy_of(project))
         ids = plan.functions[name]
         return Lock(
