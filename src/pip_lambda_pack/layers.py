@@ -334,13 +334,12 @@ def wheel_entries(wheel: Path) -> list[ZipEntry]:
         ) from exc
 
 
-# pip's (distlib's) launcher, byte for byte after the shebang line
-_LAUNCHER = """# -*- coding: utf-8 -*-
-import re
-import sys
+# pip 26's launcher (recent pips dropped distlib's `import re` to start faster), byte for
+# byte after the shebang line; fixed here so a layer does not depend on the builder's pip
+_LAUNCHER = """import sys
 from {module} import {name}
 if __name__ == '__main__':
-    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.argv[0] = sys.argv[0].removesuffix('.exe')
     sys.exit({call}())
 """
 _ENTRY_NAME = re.compile(r"^[\w.+-]+$")
