@@ -23,7 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import IndexOptions, Project, shortcut_project, with_overrides
+from ..config import (
+    RESERVED_ENVIRONMENT,
+    IndexOptions,
+    Project,
+    shortcut_project,
+    with_overrides,
+)
 from ..errors import BlobNotFoundError, LambdaPackError
 from ..graph import Pin, pin_graph
 from ..inputs import materialize
@@ -51,28 +57,6 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HANDLER = re.compile(r"^[^\s]+\.[A-Za-z_][A-Za-z0-9_]*$")
 INPUTS = ("pylock.toml", "uv.lock", "poetry.lock", "requirements.txt", "pyproject.toml")
 MAX_ZIP = 50 * 1024 * 1024  # Lambda's limit for a direct upload
-RESERVED_VARIABLES = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
 
 
 class Builder:
@@ -339,7 +323,7 @@ def _record(body: Mapping[str, Any]) -> FunctionRecord:
     ):
         raise invalid("Environment.Variables must map names to strings")
     reserved = sorted(
-        k for k in variables if k in RESERVED_VARIABLES or k.startswith("LAMBDA_PACK_")
+        k for k in variables if k in RESERVED_ENVIRONMENT or k.startswith("LAMBDA_PACK_")
     )
     if reserved:
         raise invalid(
