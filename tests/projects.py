@@ -113,3 +113,13 @@ def fleet_file(tmp_path: Path) -> Path:
         json.dumps({"format": "lambda-pack-fleet/1", "packages": packages, "functions": functions})
     )
     return path
+
+
+def built_project(root: Path) -> Path:
+    """The test project (tests/projects.py) over a fresh wheelhouse under root, built once."""
+    (root / "wheelhouse").mkdir()
+    fill_wheelhouse(root / "wheelhouse")
+    project = write_project(root / "project", root / "wheelhouse")
+    done = run(project, "build")
+    assert done.returncode == 0, done.stderr
+    return project

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from projects import fill_wheelhouse, run, write_project
+from projects import built_project, run
 from servers import cut_off, fail_first, proxy, proxy_url, servers, unique
 from serving import Served, create, serve
 
@@ -33,13 +33,7 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("serve-faults")
-    (root / "wheelhouse").mkdir()
-    fill_wheelhouse(root / "wheelhouse")
-    project = write_project(root / "project", root / "wheelhouse")
-    done = run(project, "build")
-    assert done.returncode == 0, done.stderr
-    return project
+    return built_project(tmp_path_factory.mktemp("serve-faults"))
 
 
 def alive(pid: int) -> bool:

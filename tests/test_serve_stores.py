@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from projects import fill_wheelhouse, run, write_project
+from projects import built_project, run
 from servers import servers
 from serving import create, serve
 from test_remote_e2e import store_for
@@ -23,13 +23,7 @@ KINDS = ["local", "oci", "oci_auth", "s3", "http_basic"]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("serve-stores")
-    (root / "wheelhouse").mkdir()
-    fill_wheelhouse(root / "wheelhouse")
-    project = write_project(root / "project", root / "wheelhouse")
-    done = run(project, "build")
-    assert done.returncode == 0, done.stderr
-    return project
+    return built_project(tmp_path_factory.mktemp("serve-stores"))
 
 
 @pytest.mark.parametrize("kind", KINDS)
