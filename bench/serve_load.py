@@ -5,9 +5,10 @@
 Everything runs on loopback, bounded in count and time. In one run:
 
 1. warm latency (p50/p99) and throughput at concurrency 1, 8 and 32 for an echo function and
-   the two examples (``fetch``: requests, ``validate``: pydantic), through ``serve`` (an
-   aiohttp client posting Invoke requests) and through ``pip-lambda-pack invoke`` (a process
-   per call, warm cache), side by side;
+   the two examples (``fetch``: requests, ``validate``: pydantic), through ``serve`` (a
+   kept-alive HTTP/1.1 client posting Invoke requests) and through ``pip-lambda-pack
+   invoke`` (a process per call, warm cache), side by side, and a bare aiohttp app with the
+   same client;
 2. a cold start of ``validate`` split into fetch, extract and init, beside a fresh
    interpreter that only imports pydantic from the same unpacked layers;
 3. the service's resident memory with ten functions warm, and each environment's;
@@ -32,19 +33,19 @@ import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import aiohttp
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -198,41 +199,89 @@ class Load:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
 
+class Connection:
+    """One kept-alive HTTP/1.1 connection that posts Invoke requests (TCP_NODELAY).
+
+    A few lines over asyncio streams rather than aiohttp's client, so the client costs a
+    fraction of the CPU of what it measures (the two share these 2 cores); the bare aiohttp
+    peer is measured with the same client."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def post(self, request: bytes) -> tuple[int, bytes, bytes]:
+        """(status, head, body) of one request."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        if length is None:
+            raise ConnectionError(f"no Content-Length in {head[:200]!r}")
+        body = await self.reader.readexactly(int(length.group(1)))
+        return int(head[9:12]), head, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def _load(url: str, name: str, event: object, concurrency: int, calls: int) -> Load:
     body = json.dumps(event).encode()
-    target = f"{url}/2015-03-31/functions/{name}/invocations"
+    host, port = url.removeprefix("http://").split(":")
+    request = (
+        f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     latencies: list[float] = []
     failures = 0
     left = [calls]
     deadline = time.monotonic() + MAX_SECONDS
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    connections = [await Connection.open(host, int(port)) for _ in range(concurrency)]
 
-        async def worker() -> None:
-            nonlocal failures
-            while left[0] > 0 and time.monotonic() < deadline:
-                left[0] -= 1
-                start = time.perf_counter()
-                async with session.post(target, data=body) as response:
-                    await response.read()
-                    bad = response.status != 200 or "X-Amz-Function-Error" in response.headers
-                latencies.append(time.perf_counter() - start)
-                failures += bad
+    async def worker(connection: Connection) -> None:
+        nonlocal failures
+        while left[0] > 0 and time.monotonic() < deadline:
+            left[0] -= 1
+            start = time.perf_counter()
+            status, head, answer = await connection.post(request)
+            latencies.append(time.perf_counter() - start)
+            failures += (
+                status != 200
+                or b"x-amz-function-error" in head.lower()
+                or (name == "echo" and json.loads(answer) != event)
+            )
 
+    try:
         left[0] = max(20, 2 * concurrency)  # warm-up: the environments started, not timed
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(c) for c in connections))
         start = time.perf_counter()
         latencies.clear()
         failures = 0
         left[0] = calls
         deadline = time.monotonic() + MAX_SECONDS
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(c) for c in connections))
         seconds = time.perf_counter() - start
+    finally:
+        for connection in connections:
+            connection.close()
     return Load(tuple(latencies), seconds, failures)
 
 
 def load(url: str, name: str, concurrency: int, calls: int) -> Load:
-    return asyncio.run(_load(url, name, EVENTS[name], concurrency, calls))
+    return run_loop(_load(url, name, EVENTS[name], concurrency, calls))
+
+
+def run_loop(main: Coroutine[Any, Any, Load]) -> Load:
+    """The client on uvloop when it is installed (as the service is), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def invoke_load(project: Path, name: str, python: str, concurrency: int, calls: int) -> Load:
@@ -261,16 +310,20 @@ from aiohttp import web
 async def echo(request):
     return web.Response(body=await request.read(), content_type="application/json")
 
+try:  # the loop the service runs on
+    import uvloop
+    loop = uvloop.new_event_loop()
+except ImportError:
+    import asyncio
+    loop = asyncio.new_event_loop()
 app = web.Application()
 app.add_routes([web.post("/2015-03-31/functions/{name}/invocations", echo)])
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=loop)
 """
 
 
 def bare_rows() -> list[str]:
     """The HTTP stack alone: an aiohttp app that answers the Invoke path with the body."""
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
