@@ -232,6 +232,18 @@ def test_relock_keeps_the_layers_of_unchanged_functions(project: Path) -> None:
     assert "third" in after
 
 
+def test_relock_drops_the_layers_of_a_function_whose_dependencies_became_empty(
+    project: Path,
+) -> None:
+    before = json.loads(ok(run(project, "lock", "--json", "-q")).stdout)["functions"]
+    assert before["other"]
+    config = project / "lambda-pack.toml"
+    config.write_text(config.read_text().replace('dependencies = ["tiny"]', "dependencies = []"))
+    after = json.loads(ok(run(project, "lock", "--json", "-q")).stdout)["functions"]
+    assert after["other"] == []
+    assert after["hello"] == before["hello"]
+
+
 def test_cache_cap_from_the_config_bounds_the_runtime_cache(project: Path) -> None:
     config = project / "lambda-pack.toml"
     config.write_text("cache-max-bytes = 1\n" + config.read_text())

@@ -565,7 +565,7 @@ def test_aws_errors_become_one_error_and_one_tip() -> None:
 
 
 def test_shim_delivery_plans_within_tmp_and_makes_the_lock_stale(tmp_path: Path) -> None:
-    from pip_lambda_pack.pipeline import plan_params, shim_size_limit
+    from pip_lambda_pack.planning import plan_params, shim_size_limit
 
     root = _project(tmp_path)
     assert run(root, "lock", "-q").returncode == 0

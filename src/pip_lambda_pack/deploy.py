@@ -34,11 +34,11 @@ from typing import Any
 
 from .config import FunctionSpec, Project
 from .errors import ConfigError, DeployError, LambdaPackError, UserError
-from .layers import files_zip
 from .manifest import BuildManifest, FunctionEntry, task_of
 from .target import get_target
 from .units import human_size, limit_size
 from .wire import TaskManifest
+from .zipwrite import files_zip
 
 DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000  # Lambda's limit for a zip sent in the request
 MAX_LAYERS = 5  # Lambda's layers per function

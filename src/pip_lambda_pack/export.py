@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import FunctionSpec, Project, RequirementSet
+from .config import FunctionSpec, Project
 from .deploy import DeployOptions, FunctionWant, LayerWant, runtime_of, wanted
 from .errors import ConfigError
 from .manifest import BuildManifest
+from .requirements import RequirementSet
 
 FORMATS = ("sam", "terraform", "json")
 DEFAULT_PREFIX = "lambda-pack"

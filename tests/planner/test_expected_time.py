@@ -77,6 +77,31 @@ def test_stability_keeps_every_layer_when_a_light_function_is_added() -> None:
     assert set(old.layers) <= set(new.layers)
 
 
+def test_a_function_whose_dependencies_became_empty_drops_its_previous_layers() -> None:
+    fleet = small_fleet()
+    params = PlanParams(max_layers=3)
+    old = make_plan(fleet, params)
+    assert old.functions["b"]
+    emptied = Fleet(
+        packages=fleet.packages, functions={**fleet.functions, "b": FunctionNeed(pins=())}
+    )
+    new = make_plan(emptied, params, previous=old)
+    assert new.functions["b"] == ()
+    assert new.functions["a"] == old.functions["a"]
+
+
+def test_a_function_that_dropped_one_layers_wheels_drops_that_layer() -> None:
+    fleet = small_fleet()
+    params = PlanParams(max_layers=3)
+    old = make_plan(fleet, params)
+    fewer = Fleet(
+        packages=fleet.packages,
+        functions={**fleet.functions, "b": FunctionNeed(pins=("p0==1",), weight=3.0)},
+    )
+    new = make_plan(fewer, params, previous=old)
+    assert [new.layers[lid] for lid in new.functions["b"]] == [("p0==1",)]
+
+
 def stack_fleet(clash: bool) -> Fleet:
     """Six functions share the small hot wheels h0, h1; three of them also need h2 (or,
     with ``clash``, one needs another version of h2); each has a big private wheel."""

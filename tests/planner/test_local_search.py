@@ -103,3 +103,47 @@ def test_a_searched_replan_with_previous_keeps_every_constraint(
     old = make_plan(dataclasses.replace(fleet, functions=rest), params)
     new = make_plan(fleet, params, previous=old)  # make_plan checks every constraint
     assert set(new.functions) == set(fleet.functions)
+
+
+def test_a_rare_function_lists_the_hot_layer_holding_its_big_wheel() -> None:
+    """``rare`` had a private copy of ``a``; the merge cannot help (``hot`` holds another
+    version of x), so ``rare`` lists the hot layer (over-fetching the small b) and keeps only
+    x private: a worker no longer fetches a twice."""
+    wheels = [package("a==1", 20 * MB), package("b==1", 2 * MB)]
+    wheels += [package("x==1", 5 * MB), package("x==2", 5 * MB)]
+    fleet = Fleet(
+        packages={p.id: p for p in wheels},
+        functions={
+            "hot": FunctionNeed(pins=("a==1", "b==1", "x==2"), weight=50.0),
+            "rare": FunctionNeed(pins=("a==1", "x==1"), weight=1.0),
+        },
+    )
+    params = PlanParams(max_layers=2, horizon=50, cache_bytes=300 * MB)
+    start = {"hot": [{"a==1", "b==1"}, {"x==2"}], "rare": [{"a==1", "x==1"}]}
+    assert searched(fleet, params, start) == {
+        "hot": [["a==1", "b==1"], ["x==2"]],
+        "rare": [["a==1", "b==1"], ["x==1"]],
+    }
+    one = dataclasses.replace(params, max_layers=1)  # no slot for the hot layer beside x
+    assert searched(fleet, one, {"hot": [{"a==1", "b==1", "x==2"}], "rare": [start["rare"][0]]})[
+        "rare"
+    ] == [["a==1", "x==1"]]
+
+
+def test_a_wheel_every_user_gets_from_another_layer_too_is_taken_out() -> None:
+    """f listed b in two layers; merging them is refused (g would get a second a), so b
+    leaves the layer only f lists."""
+    wheels = [package("a==1", MB), package("a==2", MB), package("b==1", 5 * MB)]
+    fleet = Fleet(
+        packages={p.id: p for p in [*wheels, package("c==1", MB)]},
+        functions={
+            "f": FunctionNeed(pins=("a==1", "b==1", "c==1")),
+            "g": FunctionNeed(pins=("a==2", "b==1", "c==1")),
+        },
+    )
+    params = PlanParams(max_layers=2, horizon=50, cache_bytes=300 * MB)
+    start = {"f": [{"a==1", "b==1"}, {"b==1", "c==1"}], "g": [{"b==1", "c==1"}, {"a==2"}]}
+    assert searched(fleet, params, start) == {
+        "f": [["a==1"], ["b==1", "c==1"]],
+        "g": [["b==1", "c==1"], ["a==2"]],  # untouched
+    }

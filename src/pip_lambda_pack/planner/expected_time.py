@@ -194,7 +194,9 @@ def _atom_groups(needs: Mapping[str, Sequence[str]]) -> dict[str, list[Group]]:
 
 def _seeded_groups(fleet: Fleet, previous: LayerPlan, view: CacheView) -> dict[str, list[Group]]:
     """Start from the previous plan: a function whose closure is unchanged keeps its layers;
-    another reuses every previous layer inside its closure and groups the rest as atoms."""
+    another reuses every previous layer inside its closure and groups the rest as atoms.
+    Old layers are kept only if each still holds something the function needs: a function
+    whose dependencies became empty, or dropped all of one layer's, loses those layers."""
     atoms = _atom_groups(view.needs)
     layers = sorted(
         (frozenset(m) for m in previous.layers.values()), key=lambda g: (-len(g), sorted(g))
@@ -203,7 +205,8 @@ def _seeded_groups(fleet: Fleet, previous: LayerPlan, view: CacheView) -> dict[s
     for name, members in view.needs.items():
         wanted = set(members)
         old = [frozenset(previous.layers[lid]) for lid in previous.functions.get(name, ())]
-        if old and set(previous_needs(fleet, previous, name)) == wanted:
+        still_used = all(layer & wanted for layer in old)
+        if old and still_used and set(previous_needs(fleet, previous, name)) == wanted:
             seeded[name] = old
             continue
         reused = _reuse(layers, wanted)

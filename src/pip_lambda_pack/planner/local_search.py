@@ -26,6 +26,7 @@ from .model import Fleet, Group, PlanParams
 PAIRS_PER_FUNCTION = 400  # priced pairs per function at effort 1: the search's budget
 ROUNDS = 2  # merge and split passes, each with T and the cache's price solved afresh
 MAX_CACHE_SHARE = 0.15  # no merged layer over this share of a worker's cache
+COVER_CANDIDATES = 24  # layers a function's new cover is chosen among
 MIN_GAIN_S = 1e-12  # a merge must save at least this (model seconds per cold start)
 
 Queued = tuple[float, tuple[str, ...], tuple[str, ...]]  # (-gain, X's pins, Y's pins)
@@ -204,6 +205,53 @@ class _Layers:
             groups.append(group)
         self.groups[name] = sorted(groups, key=self.key)
 
+    def redundant(self, group: Group) -> Group:
+        """The wheels of ``group`` every user of it also gets from another of its layers."""
+        left = set(group)
+        for name in sorted(self.users[group]):
+            others = [g for g in self.groups[name] if g != group and not g.isdisjoint(left)]
+            left &= set().union(*others) if others else set()
+            if not left:
+                break
+        return frozenset(left)
+
+    def trim(self, group: Group, spare: Group) -> None:
+        """Take ``spare`` (see ``redundant``) out of ``group`` for every user: each still
+        gets those wheels from another layer, and no longer fetches them twice."""
+        smaller = group - spare
+        names = sorted(self.users.pop(group))
+        for pin in group:
+            self.by_pin[pin].discard(group)
+        self.version[group] += 1
+        for name in names:
+            groups = [g for g in self.groups[name] if g != group]
+            if smaller and smaller not in groups:
+                groups.append(smaller)
+            self.groups[name] = sorted(groups, key=self.key)
+            if smaller:
+                self._add_user(smaller, name)
+        if smaller:
+            self.version[smaller] += 1
+
+    def relist(self, name: str, chosen: Sequence[Group]) -> None:
+        """``name`` lists ``chosen`` instead of its layers (which cover the same closure)."""
+        packages = self.fleet.packages
+        for group in self.groups[name]:
+            self.users[group].discard(name)
+            self.version[group] += 1
+            if not self.users[group]:
+                del self.users[group]
+                for pin in group:
+                    self.by_pin[pin].discard(group)
+        self.groups[name] = sorted(set(chosen), key=self.key)
+        pins = set().union(*chosen)
+        self.held[name] = {packages[p].name: p for p in sorted(pins)}
+        code = self.fleet.functions[name].code_size
+        self.unpacked[name] = code + sum(packages[p].unpacked_size for p in pins)
+        for group in self.groups[name]:
+            self._add_user(group, name)
+            self.version[group] += 1
+
     def splits(self, name: str) -> list[tuple[Group, Group]]:
         """(one of its layers, a layer other functions list that it contains): splitting
         the first into the second and the rest stops fetching the second's wheels twice."""
@@ -242,6 +290,8 @@ def merge_layers(
     for _ in range(ROUNDS):
         layers.view = _plan_view(layers)
         budget = _merge_all(layers, budget)
+        _trim_all(layers)
+        budget = _cover_all(layers, budget)
         budget = _split_all(layers, budget)
     return layers.groups
 
@@ -283,6 +333,146 @@ def _merge_all(layers: _Layers, budget: int) -> int:
         union = layers.merge(x, y)
         budget -= _queue(layers, heap, seen, union, layers.partners(union))
     return budget
+
+
+class _Cover:
+    """A new cover of one function's closure: layers in use it may list (each priced at what
+    it adds to the fleet's cost), and one private layer of the rest.
+
+    The greedy passes and the merges leave a wheel in a hot layer and in the private layers
+    of rare functions beside it; a worker then fetches it once per layer. Here a function
+    lists the hot layers that hold its wheels (a layer others keep cached costs it almost
+    nothing), within the over-fetch rule, and keeps only what is left in a private layer."""
+
+    def __init__(self, layers: _Layers, name: str) -> None:
+        self.layers, self.name = layers, name
+        self.share = layers.view.share[name]
+        self.need = frozenset(layers.view.needs[name])
+        self.mine = set(layers.groups[name])
+        packages = layers.fleet.packages
+        self.names = {packages[p].name: p for p in self.need}
+        self.unpacked = layers.fleet.functions[name].code_size + sum(
+            packages[p].unpacked_size for p in self.need
+        )
+
+    def joining(self, group: Group) -> float:
+        """What the fleet's cost grows by when this function lists ``group``."""
+        layers = self.layers
+        rate = layers.rate_of(group) if group in layers.users else 0.0
+        if group in self.mine:
+            rate -= self.share
+        before = layers.cost(group, rate) if rate > 1e-15 else 0.0
+        return layers.cost(group, rate + self.share) - before
+
+    def leaving(self) -> float:
+        """What the fleet's cost falls by when this function lists none of its layers."""
+        return sum(self.joining(g) for g in sorted(self.mine, key=self.layers.key))
+
+    def candidates(self) -> list[Group]:
+        """Layers in use that hold some of its wheels, most of its bytes first."""
+        layers, packages = self.layers, self.layers.fleet.packages
+        found: set[Group] = set()
+        for pin in self.need:
+            found |= layers.by_pin[pin]
+        found -= self.mine
+        found = {
+            g
+            for g in found
+            if g not in layers.frozen and g in layers.users and layers.size(g) <= layers.largest
+        }
+        found |= self.mine
+        worth = {g: sum(packages[p].size for p in g & self.need) for g in found}
+        ranked = sorted(found, key=lambda g: (-worth[g], layers.key(g)))
+        return ranked[:COVER_CANDIDATES]
+
+    def may_take(self, group: Group, taken: dict[str, str], unpacked: int) -> int | None:
+        """The unpacked bytes after taking ``group`` beside ``taken`` (name -> pin), or None
+        where the over-fetch rule forbids it."""
+        layers, packages = self.layers, self.layers.fleet.packages
+        for pin in sorted(group - self.need):
+            known = self.names.get(packages[pin].name) or taken.get(packages[pin].name)
+            if known is not None and known != pin:
+                return None
+            if pin in layers.view.runtime:
+                return None
+            if known is None:
+                unpacked += packages[pin].unpacked_size
+        return unpacked if unpacked <= layers.params.size_for(self.name) else None
+
+    def best(self) -> tuple[float, list[Group]]:
+        """(model gain, new layers): greedy on the private bytes each layer saves."""
+        layers, packages = self.layers, self.layers.fleet.packages
+        most = layers.params.layers_for(self.name)
+        per_byte = layers.cost(self.need, self.share) / max(1, layers.size(self.need))
+        chosen: list[Group] = []
+        covered: set[str] = set()
+        taken: dict[str, str] = {}
+        unpacked = self.unpacked
+        pool = self.candidates()
+        cost = 0.0
+        while pool and len(chosen) < most:
+            slots_after = most - len(chosen) - 1
+            scored = []
+            for group in pool:
+                new = group & self.need - covered
+                if not new:
+                    continue
+                if slots_after == 0 and not self.need <= covered | group:
+                    continue  # the last slot must cover the rest
+                value = sum(packages[p].size for p in new) * per_byte - self.joining(group)
+                scored.append((-value, layers.key(group), group))
+            if not scored:
+                break
+            neg, _, group = min(scored)
+            if -neg <= 0:
+                break
+            pool.remove(group)
+            grown = self.may_take(group, taken, unpacked)
+            if grown is None:
+                continue
+            chosen.append(group)
+            cost += self.joining(group)
+            covered |= group & self.need
+            unpacked = grown
+            taken.update({packages[p].name: p for p in group - self.need})
+            if len(chosen) == most - 1 and not self.need <= covered:
+                break
+        rest = self.need - covered
+        if rest:
+            if len(chosen) >= most:
+                return 0.0, []
+            chosen.append(frozenset(rest))
+            cost += self.joining(frozenset(rest))
+        return self.leaving() - cost, chosen
+
+
+def _cover_all(layers: _Layers, budget: int) -> int:
+    """Per function, lightest first: list the hot layers holding its wheels and keep the rest
+    private, where the model prices it as a gain (see ``_Cover``)."""
+    share = layers.view.share
+    for name in sorted(layers.groups, key=lambda n: (share[n], n)):
+        if budget <= 0:
+            break
+        if any(g in layers.frozen for g in layers.groups[name]) or not layers.view.needs[name]:
+            continue
+        cover = _Cover(layers, name)
+        budget -= COVER_CANDIDATES
+        gain, chosen = cover.best()
+        if gain > MIN_GAIN_S and set(chosen) != cover.mine:
+            layers.relist(name, chosen)
+    return budget
+
+
+def _trim_all(layers: _Layers) -> None:
+    """Take out of every layer the wheels each of its users gets from another layer too:
+    fewer bytes for every fetch, the same coverage, no more layers (a merge for every user
+    may have put a wheel into a layer beside another of some users' layers holding it)."""
+    for group in sorted(layers.users, key=layers.key):
+        if group in layers.frozen or group not in layers.users:
+            continue
+        spare = layers.redundant(group)
+        if spare:
+            layers.trim(group, spare)
 
 
 def _split_all(layers: _Layers, budget: int) -> int:

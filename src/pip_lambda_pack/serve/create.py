@@ -23,28 +23,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import (
-    RESERVED_ENVIRONMENT,
-    IndexOptions,
-    Project,
-    shortcut_project,
-    with_overrides,
-)
+from ..building import build_project
+from ..config import Project, shortcut_project, with_overrides
 from ..errors import BlobNotFoundError, LambdaPackError
 from ..graph import Pin, pin_graph
 from ..inputs import materialize
+from ..lambda_settings import RESERVED_ENVIRONMENT
 from ..lock import Lock, LockedFunction, input_parts, inputs_digest
-from ..pipeline import (
-    Finders,
-    Settings,
-    build_project,
-    fleet_of,
-    plan_params,
-    resolve_project,
-    strategy_of,
-)
+from ..pinning import resolve_project
 from ..planner import Fleet, FunctionNeed, LayerPlan, Package, layer_id, make_plan
+from ..planning import fleet_of, plan_params, strategy_of
 from ..popularity import downloads
+from ..requirements import IndexOptions
+from ..settings import Finders, Settings
 from ..store import push
 from ..target import TARGETS
 from ..wire import TaskManifest
