@@ -53,6 +53,9 @@ def handler(event, context):
         raise RuntimeError("fail on purpose")
     if what == "big":
         return "x" * (7 * 1024 * 1024)
+    if what == "memory":
+        block = b"x" * (event["mb"] << 20)  # written, so resident
+        return {"held": len(block) >> 20}
     return {"pid": os.getpid(), "event": event, "remaining": context.get_remaining_time_in_millis()}
 """
 ENVIRON = """\
@@ -225,6 +228,20 @@ def test_environment_killed_mid_invocation(client: Any, tmp_path: Path) -> None:
     assert body["errorType"] == "Runtime.ExitError"
     assert "signal: kill" in body["errorMessage"]
     assert call(client, "faults", {"n": 3})[1]["event"] == {"n": 3}
+
+
+def test_going_past_the_memory_setting_is_lambdas_out_of_memory(client: Any) -> None:
+    _, fine = call(client, "faults", {"do": "memory", "mb": 30})  # under its 128 MB
+    assert fine == {"held": 30}
+    response, body = call(client, "faults", {"do": "memory", "mb": 300}, LogType="Tail")
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.OutOfMemory"
+    assert "Runtime exited with error: signal: kill" in body["errorMessage"]
+    log = log_of(response)
+    assert "Runtime.OutOfMemory" in log
+    used = int(log.split("Max Memory Used: ")[1].split(" MB")[0])
+    assert used > 128
+    assert call(client, "faults", {"n": 4})[1]["event"] == {"n": 4}  # a new environment
 
 
 def test_response_over_6mb_is_an_error(client: Any) -> None:
