@@ -250,6 +250,33 @@ def test_response_over_6mb_is_an_error(client: Any) -> None:
     assert body["errorType"] == "Function.ResponseSizeTooLarge"
 
 
+def test_latest_is_the_only_version(client: Any, root: Path) -> None:
+    before = store_listing(root / ".lambda-pack" / "store")
+    response, body = call(client, "hello", {"name": "q"}, Qualifier="$LATEST")
+    assert response["ExecutedVersion"] == "$LATEST" and body["message"].endswith("hello q")
+    versions = client.list_versions_by_function(FunctionName="hello")["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST"]
+    assert client.list_aliases(FunctionName="hello")["Aliases"] == []
+    assert client.get_function(FunctionName="hello", Qualifier="$LATEST")["Configuration"]
+    with pytest.raises(ClientError) as caught:
+        client.publish_version(FunctionName="hello")
+    assert _error(caught) == ("InvalidParameterValueException", 400)
+    assert "no versions or aliases" in caught.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as caught:
+        client.create_alias(FunctionName="hello", Name="live", FunctionVersion="$LATEST")
+    assert _error(caught) == ("InvalidParameterValueException", 400)
+    with pytest.raises(ClientError) as caught:
+        client.get_alias(FunctionName="hello", Name="live")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.get_function(FunctionName="hello", Qualifier="1")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.publish_version(FunctionName="nope")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    assert store_listing(root / ".lambda-pack" / "store") == before
+
+
 def test_bad_invocations(client: Any, root: Path) -> None:
     before = store_listing(root / ".lambda-pack" / "store")
     with pytest.raises(ClientError) as caught:
@@ -260,6 +287,9 @@ def test_bad_invocations(client: Any, root: Path) -> None:
     assert _error(caught) == ("ResourceNotFoundException", 404)
     with pytest.raises(ClientError) as caught:
         client.invoke(FunctionName="hello", Qualifier="7", Payload=b"{}")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="hello:live", Payload=b"{}")
     assert _error(caught) == ("ResourceNotFoundException", 404)
     with pytest.raises(ClientError) as caught:
         client.invoke(FunctionName="hello", Payload=b'"' + b"x" * (6 * 1024 * 1024) + b'"')
