@@ -499,8 +499,7 @@ class Environments:
             env.current = None
         cold = env.invocations == 1 or env.init_ms is None
         duration = (time.monotonic() - invocation.started) * 1000
-        env.peak_mb = max(env.peak_mb, _peak_rss_mb(env.status))
-        memory = env.peak_mb
+        memory = env.peak_mb  # read as it answered (_over_memory), or its last reading
         figures = env.provisioning if cold else {}
         report = _report(invocation.request_id, duration, env, cold, memory, figures)
         log = "\n".join(
@@ -713,7 +712,7 @@ def _stamp() -> str:
 
 
 def _trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"
 
 
 def _peak_rss_mb(status: int) -> int:
