@@ -19,6 +19,7 @@ from . import __version__
 from .atomic import write_bytes
 from .bytecode import Compiler, target_cache_tag
 from .config import FunctionSpec, Project, function_bytecode, function_exclude, function_index
+from .direct import wheel_path
 from .errors import BuildError, PlanError
 from .graph import Pin
 from .index import FileLink, Finder
@@ -36,7 +37,7 @@ from .manifest import (
 from .pinning import download, python_lookup
 from .planner import PlanParams
 from .planning import plan_params, shim_limits
-from .resolve import ResolvedPackage, wheel_path
+from .resolve import ResolvedPackage
 from .settings import FinderPool, Log, Settings
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
