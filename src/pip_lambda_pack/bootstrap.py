@@ -170,7 +170,10 @@ def _provision(store: str, name: str) -> list[str]:
 
 
 def scrub() -> None:
-    """Remove store credentials from the environment before any handler code runs."""
+    """Remove store credentials from the environment before any handler code runs: the
+    shim's secrets (``shim.scrub_secrets``), then every other ``LAMBDA_PACK_*`` variable and
+    the names ``LAMBDA_PACK_SCRUB`` lists."""
+    shim.scrub_secrets(os.environ)
     names = [n for n in os.environ.get(SCRUB_ENV, "").split(",") if n]
     names += [n for n in os.environ if n.startswith("LAMBDA_PACK_")]
     for name in names:

@@ -25,6 +25,7 @@ from .graph import Pin
 from .index import FileLink, Finder
 from .interpreters import Interpreter, find_optional
 from .layers import Artifact, LayerOptions, build_code_zip, build_layer, code_fingerprint
+from .links import file_link
 from .lock import Lock
 from .manifest import (
     BuildManifest,
@@ -315,17 +316,8 @@ def _finders_by_pin(project: Project, lock: Lock, finders: FinderPool) -> dict[s
 
 
 def _link(pin: Pin) -> FileLink:
-    return FileLink(
-        filename=pin.filename,
-        url=pin.url,
-        sha256=pin.sha256,
-        requires_python=None,
-        yanked=None,
-        metadata_sha256=None,
-        has_metadata=False,
-        size=pin.size if not pin.sdist else None,
-        source="lambda-pack.lock",
-    )
+    size = pin.size if not pin.sdist else None
+    return file_link(pin.filename, pin.url, sha256=pin.sha256, size=size, source="lambda-pack.lock")
 
 
 def _layer_entry(artifact: Artifact, members: tuple[str, ...], out_dir: Path) -> LayerEntry:

@@ -22,7 +22,7 @@ from .candidates import (
 )
 from .errors import HashMismatchError, LockError, NoWheelError, ResolutionError
 from .index import FileLink, Finder
-from .links import project_of, url_to_path
+from .links import file_link, project_of, url_to_path
 from .sdists import Log, PythonLookup, Source, build_wheel, default_lookup, tree_digest, twin_tip
 from .target import Target
 from .wire import redact
@@ -194,17 +194,7 @@ def _direct_tree(
 
 
 def _link_of(filename: str, url: str, sha256: str | None) -> FileLink:
-    return FileLink(
-        filename=filename,
-        url=url,
-        sha256=sha256,
-        requires_python=None,
-        yanked=None,
-        metadata_sha256=None,
-        has_metadata=False,
-        size=None,
-        source="a direct reference",
-    )
+    return file_link(filename, url, sha256=sha256, size=None, source="a direct reference")
 
 
 def pip_index_args(finder: Finder) -> list[str]:
