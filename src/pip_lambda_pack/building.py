@@ -93,7 +93,7 @@ def build_project(
     entries = {}
     params = plan_params(project)
     for spec in project.functions:
-        options = function_options(project, spec, compiler)
+        options = through_cache(function_options(project, spec, compiler), settings)
         code = build_code_zip(spec.code, out_dir, spec.name, options)
         locked = lock.functions[spec.name]
         layers = tuple(
@@ -122,7 +122,10 @@ def _build_layers(
     cache = settings.cache_dir / "layers"
     artifacts = {}
     missing = []
-    options = {lid: layer_options(project, lock, lid, compiler) for lid in lock.layers}
+    options = {
+        lid: through_cache(layer_options(project, lock, lid, compiler), settings)
+        for lid in lock.layers
+    }
     for lid, members in sorted(lock.layers.items()):
         found = _cached_layer(cache, lock, members, out_dir, options[lid])
         if found is None:
@@ -427,6 +430,15 @@ def _options(
         compiler=Compiler(mode=mode, interpreter=compiler),
         exclude=exclude,
     )
+
+
+def through_cache(options: LayerOptions, settings: Settings) -> LayerOptions:
+    """``options`` with its compiler reusing the verified batches of ``.pyc`` in
+    ``cache_dir/bytecode`` (the bytes are the same either way: a batch is the unit)."""
+    if options.compiler is None:
+        return options
+    compiler = dataclasses.replace(options.compiler, cache_dir=settings.cache_dir / "bytecode")
+    return dataclasses.replace(options, compiler=compiler)
 
 
 def build_options_key(project: Project, lock: Lock, compiler: Interpreter | None) -> list[Any]:
