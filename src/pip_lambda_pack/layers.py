@@ -114,7 +114,7 @@ def finish_entries(
     if options.compiler is None:
         return rewrite_records(kept, {}) if prefix else kept
     sources = [
-        Source(path=entry.path, dfile=root + entry.path, data=inflate(entry))
+        Source(path=entry.path, dfile=root + entry.path, data=inflate(entry), group=entry.origin)
         for entry in kept
         if entry.path.endswith(".py") and entry.path.startswith(prefix)
     ]

@@ -39,13 +39,12 @@ from ..requirements import IndexOptions
 from ..settings import Finders, Settings
 from ..store import push
 from ..target import TARGETS
-from ..wire import TaskManifest
+from ..wire import TaskManifest, is_function_name
 from .api import LambdaError, from_error, invalid, zip_bytes
 from .catalog import Catalog, StoredFunction, now_stamp
 from .environments import Environments
 from .record import RESERVED, FunctionRecord, ServeRecord, pin_usage
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HANDLER = re.compile(r"^[^\s]+\.[A-Za-z_][A-Za-z0-9_]*$")
 INPUTS = ("pylock.toml", "uv.lock", "poetry.lock", "requirements.txt", "pyproject.toml")
 MAX_ZIP = 50 * 1024 * 1024  # Lambda's limit for a direct upload
@@ -294,7 +293,7 @@ def check_handler(code: Path, handler: str) -> None:
 
 
 def _function_name(value: object) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not is_function_name(value):
         raise invalid(
             f"1 validation error detected: Value '{value}' at 'functionName' failed to "
             "satisfy constraint: Member must satisfy regular expression pattern: "
