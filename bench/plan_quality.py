@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fleetgen import generate
 
-from pip_lambda_pack.pipeline import load_fleet
 from pip_lambda_pack.planner import (
     DEFAULT_STRATEGY,
     STRATEGIES,
@@ -47,6 +46,7 @@ from pip_lambda_pack.planner import (
 from pip_lambda_pack.planner.cost import fleet_expected
 from pip_lambda_pack.planner.fleet import fleet_from_data
 from pip_lambda_pack.planner.model import layer_size
+from pip_lambda_pack.planning import load_fleet
 from pip_lambda_pack.popularity import pypi_downloads
 
 FLEETS = Path(__file__).resolve().parent / "fleets"

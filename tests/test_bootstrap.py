@@ -161,3 +161,114 @@ def test_init_error_bodies() -> None:
     down = ShimError("store http://x: blob sha256:ab: not found", "push it again")
     assert bootstrap.init_error_body(down)["errorType"] == "LambdaPack.ProvisionError"
     assert bootstrap.init_error_body(down)["errorMessage"].endswith("(TIP: push it again)")
+
+
+class ScriptedServer:
+    """A loopback TCP server that answers each connection's requests with given raw bytes.
+
+    ``script`` holds, per connection, the answers to its requests in order; ``None`` closes
+    the connection without answering. It records every request it read."""
+
+    def __init__(self, script: list[list[bytes | None]]) -> None:
+        import socket
+        import threading
+
+        self.script = script
+        self.requests: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return "127.0.0.1:%d" % self.listener.getsockname()[1]
+
+    def _serve(self) -> None:
+        for answers in self.script:
+            conn, _ = self.listener.accept()
+            with conn:
+                for answer in answers:
+                    self.requests.append(_read_request(conn))
+                    if answer is None:
+                        break
+                    conn.sendall(answer)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _read_request(conn: object) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)  # type: ignore[attr-defined]
+    head, _, body = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            while len(body) < int(line.split(b":")[1]):
+                body += conn.recv(65536)  # type: ignore[attr-defined]
+    return head + b"\r\n\r\n" + body
+
+
+NEXT_HEADERS = b"Lambda-Runtime-Aws-Request-Id: id-1\r\nContent-Type: application/json\r\n"
+
+
+def test_runtime_client_reads_chunked_and_close_delimited_bodies() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\n" + NEXT_HEADERS + b"Transfer-Encoding: chunked\r\n\r\n"
+        b'5\r\n{"a":\r\n3;ext=1\r\n 1}\r\n0\r\nX-Trailer: t\r\n\r\n'
+    )
+    to_close = b"HTTP/1.0 200 OK\r\n" + NEXT_HEADERS + b'\r\n{"b": 2}'
+    accepted = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
+    server = ScriptedServer([[chunked, accepted, to_close]])
+    try:
+        client = bootstrap.RuntimeClient(server.address)
+        request_id, headers, body = client.next()
+        assert (request_id, body) == ("id-1", b'{"a": 1}')
+        assert headers["content-type"] == "application/json"
+        client.respond("id-1", b'"done"')
+        assert client.next()[2] == b'{"b": 2}'  # to the end of the connection
+    finally:
+        server.close()
+    first, answer, last = server.requests
+    assert last == first  # the third request asked for the next invocation again
+    assert first.startswith(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n")
+    assert answer.startswith(b"POST /2018-06-01/runtime/invocation/id-1/response HTTP/1.1\r\n")
+    assert answer.endswith(b'\r\nContent-Length: 6\r\n\r\n"done"')
+
+
+def test_runtime_client_opens_a_new_connection_when_the_kept_one_went_stale() -> None:
+    ok = b"HTTP/1.1 200 OK\r\n" + NEXT_HEADERS + b"Content-Length: 2\r\n\r\n{}"
+    server = ScriptedServer([[ok, None], [ok]])  # the second request finds the first closed
+    try:
+        client = bootstrap.RuntimeClient(server.address)
+        assert client.next()[2] == b"{}"
+        assert client.next()[2] == b"{}"
+    finally:
+        server.close()
+    assert len(server.requests) == 3  # the lost one was sent again, once
+
+
+def test_runtime_client_keeps_hostile_ids_and_types_inside_their_fields() -> None:
+    accepted = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
+    server = ScriptedServer([[accepted]])
+    try:
+        client = bootstrap.RuntimeClient(server.address)
+        error = {"errorType": "Bad\r\nX-Injected: 1", "errorMessage": "m"}
+        client.error("../id 1/\r\n", error)
+    finally:
+        server.close()
+    [request] = server.requests
+    head = request.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0] == b"POST /2018-06-01/runtime/invocation/%2E%2E%2Fid%201%2F%0D%0A/error HTTP/1.1"
+    assert b"Lambda-Runtime-Function-Error-Type: Bad??X-Injected: 1" in head
+    assert not any(line.startswith(b"X-Injected") for line in head)
+
+
+def test_runtime_client_refuses_an_answer_that_is_not_http() -> None:
+    server = ScriptedServer([[b"SSH-2.0-OpenSSH\r\n\r\n"]])
+    try:
+        client = bootstrap.RuntimeClient(server.address)
+        with pytest.raises(ConnectionError, match="not an HTTP response"):
+            client.next()
+    finally:
+        server.close()

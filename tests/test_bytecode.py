@@ -16,7 +16,7 @@ import pytest
 from helpers import make_wheel
 from pip_lambda_pack.bytecode import Compiler, Source, compile_sources, pyc_path
 from pip_lambda_pack.config import load_project
-from pip_lambda_pack.errors import ConfigError
+from pip_lambda_pack.errors import BuildError, ConfigError
 from pip_lambda_pack.interpreters import Interpreter, find_interpreter
 from pip_lambda_pack.layers import LayerOptions, build_code_zip, build_layer
 from pip_lambda_pack.target import get_target
@@ -346,3 +346,72 @@ def test_shim_can_keep_a_pure_layer_zipped_and_unpacks_by_default(project: Path)
 
 
 ZIP = {"LAMBDA_PACK_LAYERS": "zip"}
+
+
+# CPython 3.12 shares a frozenset constant between the functions of a module only when its
+# strings were not interned before in the same process: compiled after `first`, `second`
+# gets other bytes. Compiling per package keeps a package's bytes the same in every layer.
+FIRST = {"aaa/__init__.py": "NAMES = ('alpha_k', 'beta_k')\n"}
+SECOND = {
+    "zzz/__init__.py": (
+        "class C:\n"
+        "    def f(self, x):\n"
+        "        if x not in {'alpha_k', 'beta_k'}:\n"
+        "            raise ValueError(f\"{x=} not in {{'alpha_k', 'beta_k'}}\")\n"
+        "        return x in {'alpha_k', 'beta_k'}\n\n"
+        "    def g(self, x):\n"
+        "        return x in {'alpha_k', 'beta_k'}\n"
+    )
+}
+
+
+def layer_pycs(layer: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(layer) as archive:
+        return {n: archive.read(n) for n in archive.namelist() if n.endswith(".pyc")}
+
+
+def test_a_package_compiles_to_the_same_bytes_in_every_layer_that_holds_it(
+    tmp_path: Path,
+) -> None:
+    first = wheel_in(tmp_path, "aaa", "1.0", FIRST)
+    second = wheel_in(tmp_path, "zzz", "1.0", SECOND)
+    alone = layer_pycs(build_layer([second], tmp_path / "alone", options(12)).path)
+    shared = layer_pycs(build_layer([first, second], tmp_path / "shared", options(12)).path)
+    name = "python/zzz/__pycache__/__init__.cpython-312.pyc"
+    assert shared[name] == alone[name]
+    # the two modules in one batch (one process) give other bytes: what batches avoid
+    compiler = options(12).compiler
+    assert compiler is not None
+    batch = [
+        Source(path=f"one/{p[0]}.py", dfile=f"/opt/python/{p}", data=text.encode())
+        for p, text in {**FIRST, **SECOND}.items()
+    ]
+    assert compile_sources(compiler, batch)["one/z.py"] != alone[name]
+
+
+def test_bytecode_cache_gives_the_same_layer_without_compiling(tmp_path: Path) -> None:
+    wheel = wheel_in(tmp_path, "pkg", "1.0", {**MODULES, **SECOND})
+    plain = options(12)
+    assert plain.compiler is not None
+    cached = dataclasses.replace(
+        plain, compiler=dataclasses.replace(plain.compiler, cache_dir=tmp_path / "bytecode")
+    )
+    fresh = build_layer([wheel], tmp_path / "fresh", plain)
+    filled = build_layer([wheel], tmp_path / "filled", cached)
+    stored = sorted((tmp_path / "bytecode").rglob("*.pycs"))
+    assert [fresh.sha256] == [filled.sha256] and len(stored) == 2  # pkg and zzz
+    broken = dataclasses.replace(
+        cached.compiler,
+        interpreter=dataclasses.replace(  # type: ignore[arg-type]
+            plain.compiler.interpreter, path=tmp_path / "no-such-python"
+        ),
+    )
+    warm = build_layer([wheel], tmp_path / "warm", dataclasses.replace(cached, compiler=broken))
+    assert warm.sha256 == fresh.sha256  # nothing compiled: that interpreter does not exist
+    damaged = bytearray(stored[0].read_bytes())
+    damaged[-1] ^= 1
+    stored[0].write_bytes(bytes(damaged))
+    with pytest.raises(BuildError, match="no-such-python"):  # not trusted: compiled again
+        build_layer([wheel], tmp_path / "damaged", dataclasses.replace(cached, compiler=broken))
+    again = build_layer([wheel], tmp_path / "again", cached)
+    assert again.sha256 == fresh.sha256 and stored[0].read_bytes() != bytes(damaged)

@@ -90,6 +90,34 @@ time.sleep(60)
 """
 
 
+def test_eviction_can_leave_the_deleting_to_the_caller(tmp_path: Path) -> None:
+    reader, blobs = _store(tmp_path, 2)
+    root = tmp_path / "cache"
+    _fill(root, reader, blobs)
+    trash: list[Path] = []
+    removed = Cache(root).evict(0, trash=trash)
+    assert [e.sha256 for e in removed] == [b.sha256 for b in blobs]
+    assert Cache(root).entries() == []  # out of the cache at once
+    assert [t.name.split("-")[1] for t in trash] == [b.sha256 for b in blobs]
+    assert all((t / "old" / "python" / "mod.py").is_file() for t in trash)  # not yet deleted
+    Cache(root).ensure(blobs[0], reader)  # and a new fetch of it is not confused by them
+    assert (root / blobs[0].sha256 / "python" / "mod.py").is_file()
+
+
+def test_bootstrap_deletes_evicted_trees_in_a_detached_process(tmp_path: Path) -> None:
+    from pip_lambda_pack import bootstrap
+
+    trash = [tmp_path / f".tmp-{i}" for i in range(2)]
+    for folder in trash:
+        (folder / "old" / "deep").mkdir(parents=True)
+        (folder / "old" / "deep" / "f.py").write_text("x")
+    bootstrap.delete_later(trash)  # returns at once; a grandchild deletes
+    deadline = time.monotonic() + 30
+    while any(t.exists() for t in trash) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.exists() for t in trash)
+
+
 def test_a_capped_cache_evicts_all_but_what_is_in_use(tmp_path: Path) -> None:
     reader, blobs = _store(tmp_path, 3)
     root = tmp_path / "cache"

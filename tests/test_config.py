@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pip_lambda_pack.config import (
-    IndexOptions,
-    find_config,
-    load_project,
-    read_requirements,
-    shortcut_project,
-    with_overrides,
-)
+from pip_lambda_pack.config import find_config, load_project, shortcut_project, with_overrides
 from pip_lambda_pack.errors import ConfigError
 from pip_lambda_pack.formats import FormatControl
+from pip_lambda_pack.requirements import IndexOptions, read_requirements
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -294,7 +288,7 @@ def test_function_lambda_settings_are_read(tmp_path: Path) -> None:
 
 
 def test_default_prefix_is_the_directory_name_made_safe(tmp_path: Path) -> None:
-    from pip_lambda_pack.config import default_prefix
+    from pip_lambda_pack.lambda_settings import default_prefix
 
     assert default_prefix(tmp_path / "My Shop.v2") == "My-Shop-v2"
     assert default_prefix(tmp_path / "___") == "lambda-pack"

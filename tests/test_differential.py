@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -36,9 +37,10 @@ def corpus_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         folder = Path(given)
     else:
         folder = tmp_path_factory.mktemp("corpus-wheels")
-        for requirements in sorted(CORPUS.glob("*.txt")):
-            _pip("download", "-q", "-d", folder, "-r", requirements, *_target_options())
-    wheels = sorted(folder.glob("*.whl"))
+        with ThreadPoolExecutor(max_workers=4) as pool:  # a folder each: no two write one file
+            list(pool.map(lambda txt: _pip_download(txt, folder / txt.stem), CORPUS.glob("*.txt")))
+    by_name = {wheel.name: wheel for wheel in sorted(folder.rglob("*.whl"))}
+    wheels = [by_name[name] for name in sorted(by_name)]
     assert len(wheels) > 40, f"expected the corpus wheels in {folder}"
     return wheels
 
@@ -55,6 +57,15 @@ def _target_options() -> list[str]:
 def _pip(*args: str | Path) -> None:
     cmd = [sys.executable, "-m", "pip", *map(str, args)]
     subprocess.run(cmd, check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+
+
+def _pip_download(requirements: Path, folder: Path) -> None:
+    _pip("download", "-q", "-d", folder, "-r", requirements, *_target_options())
+
+
+def _pip_install(wheel: Path, root: Path) -> None:
+    options = ["--no-deps", "--no-compile", "--no-index", *_target_options()]
+    _pip("install", "-q", *options, "--target", root / wheel.stem, wheel)
 
 
 def _layer_files(layer: Path) -> dict[str, bytes]:
@@ -88,10 +99,10 @@ def _bookkeeping(path: str) -> bool:
 def test_layer_matches_pip_install_target(corpus_wheels: list[Path], tmp_path: Path) -> None:
     mismatched = []
     compared = 0
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each pip is a process of its own
+        list(pool.map(lambda wheel: _pip_install(wheel, tmp_path / "pip"), corpus_wheels))
     for wheel in corpus_wheels:
         target = tmp_path / "pip" / wheel.stem
-        options = ["--no-deps", "--no-compile", "--no-index", *_target_options()]
-        _pip("install", "-q", *options, "--target", target, wheel)
         ours = _layer_files(build_layer([wheel], tmp_path / "ours").path)
         theirs = _pip_files(target)
         compared += len(ours)

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from helpers import make_wheel
 from pip_lambda_pack.errors import BuildError
-from pip_lambda_pack.layers import ZipEntry, build_code_zip, build_layer, zip_bytes
+from pip_lambda_pack.layers import build_code_zip, build_layer
+from pip_lambda_pack.zipwrite import ZipEntry, zip_bytes
 
 
 def _listing(path: Path) -> list[tuple[str, str, int]]:

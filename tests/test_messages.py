@@ -168,7 +168,7 @@ def test_limits_are_in_one_unit() -> None:
 
 THREADED_LOG = """
 from concurrent.futures import ThreadPoolExecutor
-from pip_lambda_pack.cli import _line
+from pip_lambda_pack.commands import _line
 lines = [f"fetching https://index.example/simple/package-{i}/" for i in range(4000)]
 with ThreadPoolExecutor(max_workers=8) as pool:
     list(pool.map(_line, lines))

@@ -17,10 +17,10 @@ import pytest
 import trustme
 
 from indexserver import IndexServer
-from pip_lambda_pack.config import IndexOptions
 from pip_lambda_pack.formats import FormatControl
 from pip_lambda_pack.pip_plugin import LambdaPackCommand, pip_options
 from pip_lambda_pack.pipconf import DEFAULT_TIMEOUT, NetworkOptions, PipOptions, http_client
+from pip_lambda_pack.requirements import IndexOptions
 from projects import HOST_TARGET, fill_wheelhouse, run
 
 

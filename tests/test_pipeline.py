@@ -10,11 +10,14 @@ import pytest
 
 from fakes import FakeFinder
 from indexserver import IndexServer
-from pip_lambda_pack.config import IndexOptions, load_project
+from pip_lambda_pack.config import load_project
 from pip_lambda_pack.graph import pin_graph
 from pip_lambda_pack.lock import read_lock
-from pip_lambda_pack.pipeline import Settings, fleet_of, lock_project
+from pip_lambda_pack.pipeline import lock_project
+from pip_lambda_pack.planning import fleet_of
 from pip_lambda_pack.popularity import downloads, pypi_downloads
+from pip_lambda_pack.requirements import IndexOptions
+from pip_lambda_pack.settings import Settings
 from projects import fill_wheelhouse, run, write_project
 
 

@@ -482,7 +482,7 @@ def test_cold_starts_are_recorded_and_lock_reads_them(client: Any, root: Path) -
     from pip_lambda_pack.config import load_project
     from pip_lambda_pack.graph import pin_graph
     from pip_lambda_pack.lock import read_lock
-    from pip_lambda_pack.pipeline import plan_params, with_observed_usage
+    from pip_lambda_pack.planning import plan_params, with_observed_usage
     from pip_lambda_pack.serve.record import read_record
     from pip_lambda_pack.store import LocalStore
 

@@ -1,29 +1,38 @@
-"""Project inputs: the ``[tool.lambda-pack]`` config, requirements files and CLI shortcuts.
+"""Project inputs: the ``[tool.lambda-pack]`` config and CLI shortcuts as frozen records.
 
-Everything is read once here and turned into frozen records; the rest of the pipeline
+Everything is read once here (requirements files by ``requirements``, a function's Lambda
+settings by ``lambda_settings``) and turned into frozen records; the rest of the pipeline
 never opens a config or requirements file itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import os
-import re
-import shlex
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from .errors import ConfigError
-from .formats import FormatControl
+from .lambda_settings import (
+    check_code_dir,
+    check_function_name,
+    check_handler,
+    default_prefix,
+    function_settings,
+    project_prefix,
+)
 from .planner.model import OPTIONS
-from .wire import WireError, as_function_name
+from .requirements import (
+    IndexOptions,
+    RequirementSet,
+    find_links_location,
+    not_utf8,
+    parse_requirement,
+    read_requirements,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,8 +42,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 CONFIG_NAMES = ("lambda-pack.toml", "pyproject.toml")
 DEFAULT_MAX_LAYERS = 5
 DEFAULT_STORE = ".lambda-pack/store"
-_ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
-_HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
 
 # Every key a config may hold, in one place: any other key is an error with a did-you-mean.
 # Adding a key? Add it here: top level (PROJECT_KEYS) or in a [functions.NAME] table
@@ -84,55 +91,6 @@ FUNCTION_KEYS = frozenset(
         "exclude",
     }
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IndexOptions:
-    """Where packages come from; later sources extend earlier ones, ``index_url`` replaces."""
-
-    index_url: str | None = None
-    extra_index_urls: tuple[str, ...] = ()
-    find_links: tuple[str, ...] = ()
-    no_index: bool = False
-    pre: bool = False
-    trusted_hosts: tuple[str, ...] = ()  # "host" or "host:port": TLS not verified, as pip
-
-    def merged(self, other: IndexOptions) -> IndexOptions:
-        """``other`` on top of ``self`` (the way pip lets a later option win)."""
-        return IndexOptions(
-            index_url=other.index_url or self.index_url,
-            extra_index_urls=_unique(self.extra_index_urls + other.extra_index_urls),
-            find_links=_unique(self.find_links + other.find_links),
-            no_index=self.no_index or other.no_index,
-            pre=self.pre or other.pre,
-            trusted_hosts=_unique(self.trusted_hosts + other.trusted_hosts),
-        )
-
-    def index_urls(self) -> tuple[str, ...]:
-        """The indexes to query, in order (none with ``--no-index``)."""
-        if self.no_index:
-            return ()
-        return _unique((self.index_url or "https://pypi.org/simple", *self.extra_index_urls))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequirementSet:
-    """Requirements, constraints and hashes of one function, as strings in file order."""
-
-    requirements: tuple[str, ...] = ()
-    constraints: tuple[str, ...] = ()
-    hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # canonical name -> sha256 hexes
-    index: IndexOptions = field(default_factory=IndexOptions)
-    formats: FormatControl = field(default_factory=FormatControl)  # --only-binary & co.
-
-    def parsed(self) -> list[Requirement]:
-        return [Requirement(line) for line in self.requirements]
-
-    def parsed_constraints(self) -> list[Requirement]:
-        return [Requirement(line) for line in self.constraints]
-
-    def hash_map(self) -> dict[str, frozenset[str]]:
-        return {name: frozenset(values) for name, values in self.hashes}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,277 +195,6 @@ class Project:
         )
 
 
-def _unique(items: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
-
-
-# -- requirements files ---------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Collected:
-    requirements: list[str] = field(default_factory=list)
-    constraints: list[str] = field(default_factory=list)
-    hashes: dict[str, list[str]] = field(default_factory=dict)
-    index: IndexOptions = field(default_factory=IndexOptions)
-    formats: FormatControl = field(default_factory=FormatControl)
-
-
-def read_requirements(path: Path) -> RequirementSet:
-    """Parse a pip requirements file with ``-r``, ``-c``, ``--hash`` and index options."""
-    collected = _Collected()
-    _read_into(Path(path), collected, constraint=False, seen=())
-    return RequirementSet(
-        requirements=tuple(collected.requirements),
-        constraints=tuple(collected.constraints),
-        hashes=tuple(sorted((n, tuple(sorted(h))) for n, h in collected.hashes.items())),
-        index=collected.index,
-        formats=collected.formats,
-    )
-
-
-def _read_into(path: Path, out: _Collected, *, constraint: bool, seen: tuple[Path, ...]) -> None:
-    resolved = path.resolve()
-    if resolved in seen:
-        raise ConfigError(f"{path}: requirements files include each other", "remove the loop")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"requirements file not found: {path}", "check the path in the config or on -r"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise not_utf8(path, exc) from None
-    except IsADirectoryError:
-        raise ConfigError(
-            f"{path} is a directory, not a requirements file", "name a file"
-        ) from None
-    for number, line in _logical_lines(text):
-        where = f"{path}:{number}"
-        _read_line(line, where, path.parent, out, constraint, (*seen, resolved))
-
-
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Lines joined at trailing backslashes, comments stripped, ``${VAR}`` expanded."""
-    buffer, start = "", 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not buffer:
-            start = number
-        if raw.endswith("\\"):
-            buffer += raw[:-1] + " "
-            continue
-        line = re.sub(r"(^|\s+)#.*$", "", buffer + raw).strip()
-        buffer = ""
-        if line:
-            yield start, _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)
-    if buffer.strip():
-        yield start, buffer.strip()
-
-
-_OPTION_ALIASES = {
-    "-r": "--requirement",
-    "-c": "--constraint",
-    "-i": "--index-url",
-    "-f": "--find-links",
-    "-e": "--editable",
-}
-_IGNORED_OPTIONS = {"--use-feature"}
-_SUPPORTED = (
-    "-r, -c, -e, --hash, -i, --extra-index-url, -f, --no-index, --pre, --only-binary, "
-    "--no-binary, --prefer-binary, --trusted-host"
-)
-
-
-def _read_line(
-    line: str, where: str, base: Path, out: _Collected, constraint: bool, seen: tuple[Path, ...]
-) -> None:
-    if line.startswith("-"):
-        _read_option(line, where, base, out, seen)
-        return
-    try:
-        words = shlex.split(line, posix=True)
-    except ValueError as exc:  # an unclosed quote
-        raise ConfigError(f"{where}: {exc.args[0].lower()} in {line!r}", "close it") from None
-    hashes = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--hash=")]
-    requirement = _parse_requirement(_requirement_text(line), where, base)
-    (out.constraints if constraint else out.requirements).append(str(requirement))
-    if hashes:
-        name = canonicalize_name(requirement.name)
-        out.hashes.setdefault(name, []).extend(_sha256_values(hashes, where))
-
-
-def _requirement_text(line: str) -> str:
-    """The requirement part of a line, without its trailing ``--hash`` options."""
-    return re.split(r"\s+--hash[=\s]", line, maxsplit=1)[0].strip()
-
-
-def _sha256_values(values: list[str], where: str) -> list[str]:
-    digests = []
-    for value in values:
-        algorithm, _, digest = value.partition(":")
-        if algorithm != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ConfigError(
-                f"{where}: unsupported hash {value!r}",
-                "use --hash=sha256:<64 hex digits>",
-            )
-        digests.append(digest)
-    return digests
-
-
-def _parse_requirement(text: str, where: str, base: Path | None = None) -> Requirement:
-    """A requirement line as a Requirement; a local path (``./lib``, ``dist/x.whl``) or a
-    ``name @ URL`` direct reference becomes ``name @ file:///absolute/path`` or the URL."""
-    if base is not None and _looks_like_path(text):
-        return local_requirement(text, base, where)
-    try:
-        requirement = Requirement(text)
-    except InvalidRequirement as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{where}: malformed requirement {text!r}: {first}",
-            "write it as NAME[extras] SPECIFIER [; marker], e.g. requests>=2.31",
-        ) from None
-    if requirement.url:
-        return _direct_reference(requirement, base, where)
-    return requirement
-
-
-def _looks_like_path(text: str) -> bool:
-    """pip's rule: a line that starts like a path, or names an archive, is a path."""
-    if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@", text):
-        return False  # name @ URL: a direct reference
-    head = re.split(r"\s*;", text, maxsplit=1)[0].split("[", 1)[0].strip()
-    if head.startswith((".", "/", "~")) or os.sep in head:
-        return True
-    return head.endswith((".whl", ".tar.gz", ".zip"))
-
-
-def local_requirement(text: str, base: Path, where: str) -> Requirement:
-    """``./lib[extra] ; marker`` (or a wheel or sdist path) as ``name @ file:///...``."""
-    head, _, marker = text.partition(";")
-    path_text, _, extras = head.strip().partition("[")
-    try:
-        path = (base / Path(path_text.strip()).expanduser()).resolve()
-    except RuntimeError:  # ~user of a user this machine does not have
-        message = f"{where}: no such user's home in {path_text.strip()}"
-        raise ConfigError(message, "write the path in full") from None
-    if not path.exists():
-        raise ConfigError(f"{where}: {path_text.strip()} does not exist", "fix the path")
-    name = local_project_name(path, where)
-    extra = f"[{extras}" if extras else ""
-    tail = f" ; {marker.strip()}" if marker.strip() else ""
-    return Requirement(f"{name}{extra} @ {path.as_uri()}{tail}")
-
-
-def local_project_name(path: Path, where: str) -> str:
-    """The project name of a local wheel, sdist or source tree (pyproject.toml's
-    ``[project] name``, or setup.cfg's ``[metadata] name``)."""
-    if path.is_file():
-        from packaging.utils import parse_sdist_filename, parse_wheel_filename
-
-        try:
-            if path.name.endswith(".whl"):
-                return str(parse_wheel_filename(path.name)[0])
-            return str(parse_sdist_filename(path.name)[0])
-        except ValueError:
-            raise ConfigError(f"{where}: {path.name} is not a wheel or sdist name", "") from None
-    name = _static_name(path)
-    if name is None:
-        raise ConfigError(
-            f"{where}: cannot tell the project name of {path}",
-            "give it a [project] name in pyproject.toml (or [metadata] name in setup.cfg), "
-            "or write NAME @ file:///path",
-        )
-    return name
-
-
-def _static_name(path: Path) -> str | None:
-    pyproject = path / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            name = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        except tomllib.TOMLDecodeError:
-            name = {}
-        if isinstance(name.get("name"), str):
-            return str(name["name"])
-    setup_cfg = path / "setup.cfg"
-    if setup_cfg.is_file():
-        import configparser
-
-        parser = configparser.ConfigParser()
-        with contextlib.suppress(configparser.Error):
-            parser.read(setup_cfg, encoding="utf-8")
-            if parser.has_option("metadata", "name"):
-                return parser.get("metadata", "name")
-    return None
-
-
-def _direct_reference(requirement: Requirement, base: Path | None, where: str) -> Requirement:
-    """``name @ URL``: file and http(s) URLs of wheels, sdists or (file) source trees."""
-    url = str(requirement.url)
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "file" or ("://" not in url and base is not None):
-        if scheme != "file":  # name @ ./lib: not PEP 508, but what a monorepo means
-            path = (base / url).resolve() if base is not None else Path(url)
-            requirement = Requirement(str(requirement).replace(url, path.as_uri(), 1))
-        return requirement
-    if scheme in ("http", "https"):
-        return requirement
-    raise ConfigError(
-        f"{where}: {scheme} references are not supported: {requirement}",
-        "build a wheel of it and reference the file (name @ file:///path/x.whl) or its URL",
-    )
-
-
-def _read_option(
-    line: str, where: str, base: Path, out: _Collected, seen: tuple[Path, ...]
-) -> None:
-    option, value = _split_option(line)
-    option = _OPTION_ALIASES.get(option, option)
-    if option in ("--requirement", "--constraint"):
-        nested = base / value
-        _read_into(nested, out, constraint=option == "--constraint", seen=seen)
-    elif option == "--editable":  # a layer cannot point back at a tree: built like ./lib
-        out.requirements.append(str(local_requirement(value, base, where)))
-    elif option == "--index-url":
-        out.index = out.index.merged(IndexOptions(index_url=value))
-    elif option == "--extra-index-url":
-        out.index = out.index.merged(IndexOptions(extra_index_urls=(value,)))
-    elif option == "--find-links":
-        out.index = out.index.merged(IndexOptions(find_links=(_location(value, base),)))
-    elif option == "--no-index":
-        out.index = out.index.merged(IndexOptions(no_index=True))
-    elif option == "--pre":
-        out.index = out.index.merged(IndexOptions(pre=True))
-    elif option == "--trusted-host":
-        out.index = out.index.merged(IndexOptions(trusted_hosts=(value,)))
-    elif option in ("--only-binary", "--no-binary"):
-        out.formats = out.formats.with_option(option, value, where)
-    elif option == "--prefer-binary":
-        out.formats = replace(out.formats, prefer_binary=True)
-    elif option not in _IGNORED_OPTIONS:
-        raise ConfigError(
-            f"{where}: unsupported option {option}", f"remove it; supported: {_SUPPORTED}"
-        )
-
-
-def _split_option(line: str) -> tuple[str, str]:
-    if line.startswith("--") and "=" in line.split()[0]:
-        option, _, value = line.partition("=")
-        return option, value.strip()
-    parts = line.split(None, 1)
-    if len(parts) == 1 and len(parts[0]) > 2 and not parts[0].startswith("--"):
-        return parts[0][:2], parts[0][2:]  # -rother.txt
-    return parts[0], parts[1].strip() if len(parts) > 1 else ""
-
-
-def _location(value: str, base: Path) -> str:
-    """A find-links location: URLs as given, paths made absolute against the file's dir."""
-    if "://" in value:
-        return value
-    return str((base / value).resolve())
-
-
 # -- project config -------------------------------------------------------------------
 
 
@@ -551,7 +238,7 @@ def load_project(path: Path) -> Project:
         max_layers=_max_layers(table.get("max-layers", DEFAULT_MAX_LAYERS), path),
         strategy=_optional_string(table, "strategy", path),
         functions=specs,
-        prefix=_prefix(table, root, path),
+        prefix=project_prefix(table, root, path),
         index=_index_options(table, root, path),
         planner=planner_options(table, str(path)),
         cache_max_bytes=_cache_cap(table.get("cache-max-bytes"), path),
@@ -571,14 +258,6 @@ def check_keys(table: Mapping[str, Any], known: frozenset[str], path: str, prefi
             if close
             else f"known keys: {', '.join(sorted(known))}",
         )
-
-
-def not_utf8(path: Path, exc: UnicodeDecodeError) -> ConfigError:
-    """The error for a text input that is not UTF-8 (TOML and requirements files must be)."""
-    return ConfigError(
-        f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
-        "save it as UTF-8",
-    )
 
 
 def _config_table(path: Path) -> dict[str, Any]:
@@ -680,7 +359,7 @@ def _index_options(table: Mapping[str, Any], root: Path, path: Path) -> IndexOpt
     return IndexOptions(
         index_url=index_url,
         extra_index_urls=_strings(table, "extra-index-urls", path),
-        find_links=tuple(_location(v, root) for v in _strings(table, "find-links", path)),
+        find_links=tuple(find_links_location(v, root) for v in _strings(table, "find-links", path)),
         no_index=_flag(table, "no-index", path),
         pre=_flag(table, "pre", path),
     )
@@ -773,7 +452,7 @@ def _inline_requirements(value: Mapping[str, Any], where: str, root: Path) -> Re
     if not isinstance(dependencies, list):
         raise ConfigError(f"{where}.dependencies must be a list", 'write ["requests>=2"]')
     lines = [
-        str(_parse_requirement(str(d), f"{where}.dependencies[{i}]", root))
+        str(parse_requirement(str(d), f"{where}.dependencies[{i}]", root))
         for i, d in enumerate(dependencies)
     ]
     return RequirementSet(requirements=tuple(lines))
@@ -783,167 +462,6 @@ def _weight(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"{where}.weight must be a positive number", "write weight = 1.0")
     return float(value)
-
-
-# -- Lambda settings of a function (deploy, export, serve) ----------------------------
-
-# Environment variables Lambda sets itself and refuses in a function's configuration.
-RESERVED_ENVIRONMENT = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
-DELIVERIES = ("layers", "shim")
-MAX_EPHEMERAL_STORAGE_MB = 10240
-_ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
-
-
-def function_settings(value: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """The Lambda settings of one ``functions.NAME`` table, checked against Lambda's limits."""
-    return {
-        "memory": _int_in(value, "memory", 128, (128, 10240), where),
-        "timeout": _int_in(value, "timeout", 3, (1, 900), where),
-        "environment": _environment(value.get("environment", {}), f"{where}.environment"),
-        "role": check_role(value["role"], f"{where}.role") if "role" in value else None,
-        "ephemeral_storage_mb": _int_in(
-            value, "ephemeral-storage-mb", 512, (512, MAX_EPHEMERAL_STORAGE_MB), where
-        ),
-        "description": _description(value.get("description", ""), f"{where}.description"),
-        "tags": _tags(value.get("tags", {}), f"{where}.tags"),
-        "delivery": _delivery(value.get("delivery", "layers"), f"{where}.delivery"),
-    }
-
-
-def _int_in(
-    value: Mapping[str, Any], key: str, default: int, bounds: tuple[int, int], where: str
-) -> int:
-    number = value.get(key, default)
-    low, high = bounds
-    if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
-        raise ConfigError(
-            f"{where}.{key} must be an integer from {low} to {high}, not {number!r}",
-            f"write {key} = {default} (Lambda's default) or another value in that range",
-        )
-    return number
-
-
-def _string_table(value: object, where: str, example: str) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigError(f"{where} must be a table of strings", f"write {example}")
-    return value
-
-
-def _environment(value: object, where: str) -> tuple[tuple[str, str], ...]:
-    table = _string_table(value, where, 'environment = { LOG_LEVEL = "info" }')
-    for name in table:
-        if not _ENV_NAME.match(name) or name in RESERVED_ENVIRONMENT:
-            raise ConfigError(
-                f"{where}: {name!r} is not a name Lambda accepts",
-                "use letters, digits and '_', starting with a letter, and none of the "
-                "variables Lambda sets itself (AWS_REGION, _HANDLER, ...)",
-            )
-    if sum(len(k) + len(v) for k, v in table.items()) > 4096:
-        raise ConfigError(f"{where} is over Lambda's 4 KB", "move large values to a file or SSM")
-    return tuple(sorted(table.items()))
-
-
-def check_role(value: object, where: str) -> str:
-    """An IAM role ARN as Lambda's ``Role`` takes it."""
-    if not isinstance(value, str) or not _ROLE_ARN.match(value):
-        raise ConfigError(
-            f"{where}: {value!r} is not an IAM role ARN",
-            'write role = "arn:aws:iam::123456789012:role/NAME"',
-        )
-    return value
-
-
-def _description(value: object, where: str) -> str:
-    if not isinstance(value, str) or len(value) > 256:
-        raise ConfigError(f"{where} must be a string of at most 256 characters", "shorten it")
-    return value
-
-
-def _tags(value: object, where: str) -> tuple[tuple[str, str], ...]:
-    table = _string_table(value, where, 'tags = { team = "data" }')
-    for key, tag in table.items():
-        if not 1 <= len(key) <= 128 or len(tag) > 256 or key.lower().startswith("aws:"):
-            raise ConfigError(
-                f"{where}: tag {key!r} is not one Lambda accepts",
-                "keys of 1-128 characters not starting with 'aws:', values of at most 256",
-            )
-    if len(table) > 50:
-        raise ConfigError(f"{where} has {len(table)} tags", "keep at most 50 (Lambda's limit)")
-    return tuple(sorted(table.items()))
-
-
-def _delivery(value: object, where: str) -> str:
-    if value not in DELIVERIES:
-        raise ConfigError(
-            f'{where} must be "layers" or "shim", not {value!r}',
-            'write delivery = "shim" for a function past 5 layers or 250 MB, else leave it out',
-        )
-    return str(value)
-
-
-def default_prefix(root: Path) -> str:
-    """The project directory's name, cut to what a Lambda name prefix may hold."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", root.resolve().name).strip("-_")[:40]
-    return name if _PREFIX.match(name) else "lambda-pack"
-
-
-def _prefix(table: Mapping[str, Any], root: Path, path: Path) -> str:
-    value = table.get("prefix")
-    if value is None:
-        return default_prefix(root)
-    if not isinstance(value, str) or not _PREFIX.match(value):
-        raise ConfigError(
-            f"{path}: prefix {value!r} is not a Lambda name prefix",
-            "use 1-40 letters, digits, '-' and '_', starting with a letter or digit",
-        )
-    return value
-
-
-def check_function_name(name: str, where: str) -> str:
-    try:
-        return as_function_name(name)
-    except WireError as exc:
-        raise ConfigError(f"{where}: {exc.message}", exc.tip) from None
-
-
-def check_handler(handler: str, where: str) -> str:
-    if not _HANDLER.match(handler):
-        raise ConfigError(
-            f"{where}: handler {handler!r} is not module.function",
-            'write it as "app.handler" (module path, then the function name)',
-        )
-    return handler
-
-
-def check_code_dir(code: Path, where: str) -> Path:
-    if not code.is_dir():
-        raise ConfigError(f"{where}: code directory not found: {code}", "create it or fix the path")
-    return code.resolve()
 
 
 def shortcut_project(
@@ -964,7 +482,7 @@ def shortcut_project(
         reqs, lock_input = _function_requirements(table, root, "-r", Selection())
     else:
         reqs = RequirementSet(
-            requirements=tuple(str(_parse_requirement(d, "argument")) for d in dependencies)
+            requirements=tuple(str(parse_requirement(d, "argument")) for d in dependencies)
         )
     spec = FunctionSpec(
         name=name,

@@ -18,10 +18,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import FunctionSpec, Project, RequirementSet
-from .deploy import DeployOptions, FunctionWant, LayerWant, runtime_of, wanted
+from .config import FunctionSpec, Project
+from .deploy import runtime_of, wanted
+from .deploy_model import DeployOptions, FunctionWant, LayerWant
 from .errors import ConfigError
 from .manifest import BuildManifest
+from .requirements import RequirementSet
 
 FORMATS = ("sam", "terraform", "json")
 DEFAULT_PREFIX = "lambda-pack"

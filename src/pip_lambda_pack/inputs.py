@@ -23,8 +23,9 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .config import IndexOptions, Project, RequirementSet, Selection, not_utf8
+from .config import Project, Selection
 from .errors import ConfigError, NoWheelError
+from .requirements import IndexOptions, RequirementSet, not_utf8
 from .target import Target
 
 if sys.version_info >= (3, 11):

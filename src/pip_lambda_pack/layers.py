@@ -10,40 +10,38 @@ The same wheels in any order, on any machine and any day, give one sha256.
 
 from __future__ import annotations
 
-import configparser
 import hashlib
-import io
 import os
 import re
-import stat
-import struct
 import uuid
 import zipfile
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
 
 from .atomic import atomic_writer, write_bytes
 from .bytecode import Compiler, Source, compile_sources, pyc_path
 from .errors import BuildError
-from .records import RecordCheck, RecordRow, parse_record, record_bytes, row_of
+from .records import RecordRow, parse_record, record_bytes, row_of
+from .wheels import check_entry_path, console_scripts, wheel_entries
+from .zipwrite import (
+    HashingWriter,
+    ZipEntry,
+    deflated_entry,
+    inflate,
+    merge_entries,
+    sha256_hex,
+    stored_entry,
+    unzipped_bytes,
+    write_zip,
+    zip_bytes,
+)
 
-DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: a constant, never SOURCE_DATE_EPOCH
-DOS_TIME = 0
-MADE_BY = (3 << 8) | 20  # unix, zip spec 2.0
-NEEDED = 20
-NEEDED_ZIP64 = 45
-UTF8_FLAG = 0x800
-SHEBANG = b"#!/usr/bin/env python3"
 CODE_SKIP_DIRS = frozenset({"__pycache__", ".git", ".lambda-pack"})
 LAYER_ROOT = "/opt/"  # where Lambda unpacks a layer: the file names code objects keep
 CODE_ROOT = "/var/task/"  # where Lambda unpacks the function's code
 # __pycache__/NAME.TAG.pyc or NAME.TAG.opt-N.pyc (PEP 3147 / PEP 488)
 _CACHED_PYC = re.compile(r"(?:^|/)__pycache__/[^/.]+\.(?P<tag>[^./]+)(?:\.opt-\d+)?\.pyc$")
-_U16 = 0xFFFF
-_U32 = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,19 +68,6 @@ class LayerOptions:
         return [self.cache_tag, self.compiler.key if self.compiler else None, list(self.exclude)]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ZipEntry:
-    """One file of an output zip, already compressed (``payload``) as ``method`` says."""
-
-    path: str
-    mode: int  # 0o644 or 0o755
-    method: int  # zipfile.ZIP_STORED or zipfile.ZIP_DEFLATED
-    crc: int
-    size: int  # uncompressed
-    payload: bytes
-    origin: str  # the wheel (or directory) it came from, for error messages
-
-
 def build_layer(
     wheels: Sequence[Path], out_dir: Path, options: LayerOptions | None = None
 ) -> Artifact:
@@ -101,26 +86,14 @@ def build_layer(
     # Streamed to a staging file while hashed (a layer can be hundreds of MB), then named.
     staging = out_dir / "layers" / f".building-{uuid.uuid4().hex}.zip"
     with atomic_writer(staging) as handle:
-        writer = _HashingWriter(handle)
+        writer = HashingWriter(handle)
         write_zip(entries, writer)
     digest = writer.digest.hexdigest()
     path = out_dir / "layers" / f"{digest}.zip"
     os.replace(staging, path)
-    return Artifact(path=path, sha256=digest, size=writer.size, unzipped_size=_unzipped(entries))
-
-
-class _HashingWriter:
-    """A binary sink that hashes and counts what passes through to ``handle``."""
-
-    def __init__(self, handle: BinaryIO) -> None:
-        self.handle = handle
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.digest.update(data)
-        self.size += len(data)
-        self.handle.write(data)
+    return Artifact(
+        path=path, sha256=digest, size=writer.size, unzipped_size=unzipped_bytes(entries)
+    )
 
 
 def finish_entries(
@@ -141,7 +114,7 @@ def finish_entries(
     if options.compiler is None:
         return rewrite_records(kept, {}) if prefix else kept
     sources = [
-        Source(path=entry.path, dfile=root + entry.path, data=_inflate(entry))
+        Source(path=entry.path, dfile=root + entry.path, data=inflate(entry), group=entry.origin)
         for entry in kept
         if entry.path.endswith(".py") and entry.path.startswith(prefix)
     ]
@@ -149,7 +122,8 @@ def finish_entries(
     compiled = compile_sources(options.compiler, sources)
     tag = options.compiler.interpreter.cache_tag
     pycs = [
-        _stored(pyc_path(path, tag), 0o644, pyc, origins[path]) for path, pyc in compiled.items()
+        stored_entry(pyc_path(path, tag), 0o644, pyc, origins[path])
+        for path, pyc in compiled.items()
     ]
     merged = merge_entries([*kept, *pycs])
     return rewrite_records(merged, {p: pyc_path(p, tag) for p in compiled}) if prefix else merged
@@ -221,7 +195,7 @@ def _rewritten(
     record: ZipEntry, by_path: Mapping[str, ZipEntry], pycs: Mapping[str, str]
 ) -> ZipEntry:
     info = record.path.split("/")[1]
-    rows = parse_record(_inflate(record), f"{record.origin}: {info}")
+    rows = parse_record(inflate(record), f"{record.origin}: {info}")
     data_dir = info.removesuffix(".dist-info") + ".data"
     kept: list[RecordRow] = []
     added: list[RecordRow] = []
@@ -230,15 +204,15 @@ def _rewritten(
         if layer is None or layer == record.path or layer not in by_path:
             continue
         if layer.startswith("bin/"):
-            kept.append(row_of(_record_path(layer), _inflate(by_path[layer])))
+            kept.append(row_of(_record_path(layer), inflate(by_path[layer])))
         else:
             kept.append(RecordRow(path=_record_path(layer), hash=row.hash, size=row.size))
         if layer in pycs and pycs[layer] in by_path:
-            added.append(row_of(_record_path(pycs[layer]), _inflate(by_path[pycs[layer]])))
+            added.append(row_of(_record_path(pycs[layer]), inflate(by_path[pycs[layer]])))
     listed = {row.path for row in kept}
     for path in _launchers(by_path, info, record.origin):
         if _record_path(path) not in listed:
-            added.append(row_of(_record_path(path), _inflate(by_path[path])))
+            added.append(row_of(_record_path(path), inflate(by_path[path])))
     new = [
         *kept,
         *sorted(added, key=lambda r: r.path),
@@ -246,7 +220,7 @@ def _rewritten(
     ]
     if new == [r for r in rows if _installed(r.path, data_dir) != record.path] + new[-1:]:
         return record
-    return _stored(record.path, record.mode, record_bytes(new), record.origin)
+    return stored_entry(record.path, record.mode, record_bytes(new), record.origin)
 
 
 def _launchers(by_path: Mapping[str, ZipEntry], info: str, origin: str) -> list[str]:
@@ -254,7 +228,7 @@ def _launchers(by_path: Mapping[str, ZipEntry], info: str, origin: str) -> list[
     entry_points = by_path.get(f"python/{info}/entry_points.txt")
     if entry_points is None:
         return []
-    text = _inflate(entry_points).decode("utf-8", errors="replace")
+    text = inflate(entry_points).decode("utf-8", errors="replace")
     return [path for path in console_scripts(origin, text) if path in by_path]
 
 
@@ -308,244 +282,14 @@ def build_code_zip(
     path = out_dir / "functions" / f"{name}.zip"
     write_bytes(path, data)
     return Artifact(
-        path=path, sha256=_sha256(data), size=len(data), unzipped_size=_unzipped(entries)
+        path=path, sha256=sha256_hex(data), size=len(data), unzipped_size=unzipped_bytes(entries)
     )
-
-
-def wheel_entries(wheel: Path) -> list[ZipEntry]:
-    """The layer entries of one wheel, with their paths mapped by the wheel install rules."""
-    try:
-        with zipfile.ZipFile(wheel) as archive, open(wheel, "rb") as raw:
-            dist_info = _dist_info(wheel, archive)
-            data_dir = dist_info.removesuffix(".dist-info") + ".data"
-            record = RecordCheck(
-                wheel.name, dist_info, _read_optional(archive, dist_info, "RECORD")
-            )
-            scripts = console_scripts(wheel.name, _entry_points(archive, dist_info))
-            entries = list(scripts.values())
-            for info in archive.infolist():
-                entry = _wheel_entry(wheel, (archive, raw), info, data_dir, record)
-                if entry is not None and entry.path not in scripts:  # as pip: entry points win
-                    entries.append(entry)
-            return entries
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error) as exc:
-        raise BuildError(
-            f"{wheel.name}: not a readable wheel: {exc}", "delete it from the cache and build again"
-        ) from exc
-
-
-# pip 26's launcher (recent pips dropped distlib's `import re` to start faster), byte for
-# byte after the shebang line; fixed here so a layer does not depend on the builder's pip
-_LAUNCHER = """import sys
-from {module} import {name}
-if __name__ == '__main__':
-    sys.argv[0] = sys.argv[0].removesuffix('.exe')
-    sys.exit({call}())
-"""
-_ENTRY_NAME = re.compile(r"^[\w.+-]+$")
-_ENTRY_VALUE = re.compile(
-    r"^(?P<module>\w+(?:\.\w+)*)\s*:\s*(?P<attr>\w+(?:\.\w+)*)\s*(?:\[.*\])?$"
-)
-
-
-def _entry_points(archive: zipfile.ZipFile, dist_info: str) -> str:
-    data = _read_optional(archive, dist_info, "entry_points.txt")
-    return "" if data is None else data.decode("utf-8", errors="replace")
-
-
-def _read_optional(archive: zipfile.ZipFile, dist_info: str, name: str) -> bytes | None:
-    try:
-        return archive.read(f"{dist_info}/{name}")
-    except KeyError:
-        return None
-
-
-def console_scripts(origin: str, text: str) -> dict[str, ZipEntry]:
-    """``bin/NAME`` launchers of the ``console_scripts`` and ``gui_scripts`` entry points,
-    as pip writes them (its launcher text, mode 0755), with the target's shebang
-    ``#!/usr/bin/env python3``: Lambda puts its runtime's ``/var/lang/bin`` first on PATH,
-    so this finds the runtime's Python there, and the one of a local run elsewhere."""
-    if not text:
-        return {}
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(text)
-    except configparser.Error as exc:
-        raise _bad_entry_points(origin, str(exc).splitlines()[0]) from None
-    scripts = {}
-    for group in ("console_scripts", "gui_scripts"):
-        if parser.has_section(group):
-            for name, value in sorted(parser.items(group)):
-                entry = _launcher(origin, name, value)
-                scripts[entry.path] = entry
-    return scripts
-
-
-def _launcher(origin: str, name: str, value: str) -> ZipEntry:
-    match = _ENTRY_VALUE.match(value.strip())
-    if not _ENTRY_NAME.match(name) or match is None or name in (".", ".."):
-        raise _bad_entry_points(origin, f"{name} = {value} is not NAME = module:function")
-    call = match["attr"]
-    text = _LAUNCHER.format(module=match["module"], name=call.split(".")[0], call=call)
-    return _stored("bin/" + name, 0o755, SHEBANG + b"\n" + text.encode(), origin)
-
-
-def _bad_entry_points(origin: str, detail: str) -> BuildError:
-    return BuildError(
-        f"{origin}: entry_points.txt: {detail}",
-        "the wheel is malformed; use another build of the package",
-    )
-
-
-def _dist_info(wheel: Path, archive: zipfile.ZipFile) -> str:
-    tops = {name.split("/", 1)[0] for name in archive.namelist() if name.endswith("/METADATA")}
-    infos = sorted(top for top in tops if top.endswith(".dist-info"))
-    if len(infos) != 1:
-        raise BuildError(
-            f"{wheel.name}: expected one *.dist-info/METADATA, found {len(infos)}",
-            "the wheel is malformed; use another build of the package",
-        )
-    return infos[0]
-
-
-def _wheel_entry(
-    wheel: Path,
-    files: tuple[zipfile.ZipFile, BinaryIO],
-    info: zipfile.ZipInfo,
-    data_dir: str,
-    record: RecordCheck,
-) -> ZipEntry | None:
-    """The layer entry of one wheel file (None: not installed), checked against RECORD."""
-    archive, raw = files
-    if info.is_dir():
-        return None
-    check_entry_path(wheel.name, info.filename)
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise BuildError(
-            f"{wheel.name}: entry {info.filename!r} is a symlink",
-            "wheels cannot hold symlinks; use another build of the package",
-        )
-    path, is_script = _layer_path(wheel, info.filename, data_dir)
-    if path is None:
-        record.check(info.filename, archive.read(info))
-        return None
-    mode = 0o755 if mode & 0o111 else 0o644
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        data = archive.read(info)  # zipfile checks the CRC
-        record.check(info.filename, data)
-        return _stored(path, 0o755 if is_script else mode, _script(data, is_script), wheel.name)
-    payload = _raw_payload(raw, info)
-    data = _checked(payload, info)  # the CRC holds, so the raw copy is a valid copy
-    record.check(info.filename, data)
-    if is_script:
-        return _stored(path, 0o755, _fix_shebang(data), wheel.name)
-    return ZipEntry(
-        path=path,
-        mode=mode,
-        method=info.compress_type,
-        crc=info.CRC,
-        size=info.file_size,
-        payload=payload,
-        origin=wheel.name,
-    )
-
-
-def _script(data: bytes, is_script: bool) -> bytes:
-    return _fix_shebang(data) if is_script else data
-
-
-def _checked(payload: bytes, info: zipfile.ZipInfo) -> bytes:
-    """The entry's bytes, inflated straight from its raw payload; BadZipFile unless
-    their size and CRC-32 are the ones the archive records."""
-    if info.compress_type == zipfile.ZIP_DEFLATED:
-        data = zlib.decompress(payload, -15, max(info.file_size, 1))  # releases the GIL
-    else:
-        data = payload
-    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-    return data
-
-
-def check_entry_path(origin: str, name: str) -> None:
-    """Refuse absolute paths, drive letters, backslashes, and ``..``, ``.`` or empty parts."""
-    parts = name.split("/")
-    unsafe = (
-        name.startswith("/")
-        or "\\" in name
-        or (len(name) > 1 and name[1] == ":")
-        or any(part in ("", ".", "..") for part in parts)
-    )
-    if unsafe:
-        raise BuildError(
-            f"{origin}: unsafe path {name!r} in the archive",
-            "the archive is malformed or malicious; do not use it",
-        )
-
-
-def _layer_path(wheel: Path, name: str, data_dir: str) -> tuple[str | None, bool]:
-    """Where a wheel entry goes in the layer, and whether it is a script."""
-    top, _, rest = name.partition("/")
-    if top != data_dir:
-        return "python/" + name, False
-    scheme, _, inner = rest.partition("/")
-    if inner and scheme in ("purelib", "platlib"):
-        return "python/" + inner, False
-    if inner and scheme == "scripts":
-        return "bin/" + inner, True
-    if inner and scheme in ("headers", "data"):
-        return None, False
-    raise BuildError(
-        f"{wheel.name}: {name!r} is in no known .data scheme",
-        "the wheel is malformed; use another build of the package",
-    )
-
-
-def _fix_shebang(data: bytes) -> bytes:
-    """``#!python`` (or ``#!pythonw``) becomes ``#!/usr/bin/env python3``, as installers do."""
-    for prefix in (b"#!pythonw", b"#!python"):
-        if data.startswith(prefix):
-            return SHEBANG + data[len(prefix) :]
-    return data
-
-
-def _raw_payload(raw: BinaryIO, info: zipfile.ZipInfo) -> bytes:
-    """The entry's compressed bytes, read past its local header."""
-    raw.seek(info.header_offset)
-    header = raw.read(30)
-    signature, *_, name_len, extra_len = struct.unpack("<IHHHHHIIIHH", header)
-    if signature != 0x04034B50:
-        raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
-    raw.seek(info.header_offset + 30 + name_len + extra_len)
-    payload = raw.read(info.compress_size)
-    if len(payload) != info.compress_size:
-        raise zipfile.BadZipFile(f"truncated entry {info.filename!r}")
-    return payload
-
-
-def _stored(path: str, mode: int, data: bytes, origin: str) -> ZipEntry:
-    return ZipEntry(
-        path=path,
-        mode=mode,
-        method=zipfile.ZIP_STORED,
-        crc=zlib.crc32(data),
-        size=len(data),
-        payload=data,
-        origin=origin,
-    )
-
-
-def _deflated(path: str, mode: int, data: bytes, origin: str) -> ZipEntry:
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
-    payload = compressor.compress(data) + compressor.flush()
-    return replace(_stored(path, mode, data, origin), method=zipfile.ZIP_DEFLATED, payload=payload)
 
 
 def _deflate_new(entries: Sequence[ZipEntry]) -> list[ZipEntry]:
     """Every entry deflated, as a code zip has them (its new ``.pyc`` come stored)."""
     return [
-        _deflated(e.path, e.mode, e.payload, e.origin) if e.method == zipfile.ZIP_STORED else e
+        deflated_entry(e.path, e.mode, e.payload, e.origin) if e.method == zipfile.ZIP_STORED else e
         for e in entries
     ]
 
@@ -559,7 +303,7 @@ def _code_entries(code_dir: Path, out_dir: Path) -> Iterable[ZipEntry]:
             raise BuildError(
                 f"{code_dir}: cannot read {rel}: {exc.strerror}", "fix its mode"
             ) from None
-        yield _deflated(rel, mode, data, str(code_dir))
+        yield deflated_entry(rel, mode, data, str(code_dir))
 
 
 def _code_files(code_dir: Path, out_dir: Path) -> Iterator[tuple[Path, str]]:
@@ -591,118 +335,3 @@ def code_fingerprint(code_dir: Path, out_dir: Path) -> str:
             info = path.stat()
             digest.update(f"\0{rel}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_mode}".encode())
     return digest.hexdigest()
-
-
-def merge_entries(entries: Iterable[ZipEntry]) -> list[ZipEntry]:
-    """Entries sorted by path, one per path; BuildError when one path has two contents.
-
-    When several entries hold the same bytes, the choice among them does not depend on
-    their order: the smallest payload encoding wins and the mode is 0755 if any has it.
-    """
-    by_path: dict[str, ZipEntry] = {}
-    for entry in entries:
-        kept = by_path.get(entry.path)
-        by_path[entry.path] = entry if kept is None else _one_of(kept, entry)
-    return [by_path[path] for path in sorted(by_path)]
-
-
-def _one_of(a: ZipEntry, b: ZipEntry) -> ZipEntry:
-    if not _same_bytes(a, b):
-        first, second = sorted((a.origin, b.origin))
-        raise BuildError(
-            f"{first} and {second} both provide {a.path} with different contents",
-            "they cannot be installed together; pin versions that agree or drop one",
-        )
-    keep = min(a, b, key=lambda e: (e.method, len(e.payload), e.payload))
-    return replace(keep, mode=max(a.mode, b.mode), origin=min(a.origin, b.origin))
-
-
-def _same_bytes(a: ZipEntry, b: ZipEntry) -> bool:
-    if (a.crc, a.size) != (b.crc, b.size):
-        return False
-    if (a.method, a.payload) == (b.method, b.payload):
-        return True
-    return _inflate(a) == _inflate(b)
-
-
-def _inflate(entry: ZipEntry) -> bytes:
-    if entry.method == zipfile.ZIP_STORED:
-        return entry.payload
-    return zlib.decompress(entry.payload, -15)
-
-
-def files_zip(files: Mapping[str, bytes]) -> bytes:
-    """A deterministic zip of ``files`` (archive path -> bytes): sorted, deflated, mode 0644."""
-    return zip_bytes([_deflated(path, 0o644, files[path], path) for path in sorted(files)])
-
-
-def zip_bytes(entries: Sequence[ZipEntry]) -> bytes:
-    """The zip archive of ``entries`` in the given order (zip64 end records past 65535)."""
-    out = io.BytesIO()
-    write_zip(entries, out)
-    return out.getvalue()
-
-
-class _Sink(Protocol):
-    def write(self, data: bytes, /) -> object: ...
-
-
-def write_zip(entries: Sequence[ZipEntry], out: _Sink) -> None:
-    """Write the zip archive of ``entries`` (the bytes ``zip_bytes`` returns) to ``out``."""
-    offset = 0
-    central = []
-    for entry in entries:
-        name = entry.path.encode("utf-8")
-        header = _header(entry, name, offset, central=False)
-        out.write(header)
-        out.write(entry.payload)
-        central.append(_header(entry, name, offset, central=True))
-        offset += len(header) + len(entry.payload)
-    if offset > _U32:
-        raise BuildError(
-            f"archive of {len(entries)} files is over 4 GiB", "split it across more layers"
-        )
-    directory = b"".join(central)
-    out.write(directory)
-    out.write(_end_records(len(entries), len(directory), offset))
-
-
-def _header(entry: ZipEntry, name: bytes, offset: int, *, central: bool) -> bytes:
-    flags = 0 if name.isascii() else UTF8_FLAG
-    common = (NEEDED, flags, entry.method, DOS_TIME, DOS_DATE, entry.crc)
-    sizes = (len(entry.payload), entry.size, len(name), 0)
-    if not central:
-        return struct.pack("<IHHHHHIIIHH", 0x04034B50, *common, *sizes) + name
-    attrs = (0, 0, 0, (stat.S_IFREG | entry.mode) << 16, offset)
-    return struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, MADE_BY, *common, *sizes, *attrs) + name
-
-
-def _end_records(count: int, size: int, offset: int) -> bytes:
-    end = struct.pack(
-        "<IHHHHIIH", 0x06054B50, 0, 0, min(count, _U16), min(count, _U16), size, offset, 0
-    )
-    if count < _U16:
-        return end
-    zip64 = struct.pack(
-        "<IQHHIIQQQQ",
-        0x06064B50,
-        44,
-        (3 << 8) | NEEDED_ZIP64,
-        NEEDED_ZIP64,
-        0,
-        0,
-        count,
-        count,
-        size,
-        offset,
-    )
-    locator = struct.pack("<IIQI", 0x07064B50, 0, offset + size, 1)
-    return zip64 + locator + end
-
-
-def _unzipped(entries: Iterable[ZipEntry]) -> int:
-    return sum(entry.size for entry in entries)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -21,12 +21,13 @@ from urllib.parse import unquote, urlparse
 import tomli_w
 
 from .atomic import write_text
-from .config import FunctionSpec, IndexOptions, Project, function_index
+from .config import FunctionSpec, Project, function_index
 from .credentials import public_url
 from .errors import LockError
 from .formats import FormatControl
 from .graph import Pin
 from .planner.model import OPTIONS
+from .requirements import IndexOptions
 
 if sys.version_info >= (3, 11):
     import tomllib

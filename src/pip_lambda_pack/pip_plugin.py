@@ -15,8 +15,8 @@ from pip._internal.cli import cmdoptions
 from pip._internal.cli.base_command import Command
 
 from . import cli
-from .config import IndexOptions
 from .pipconf import PipOptions, from_pip_values
+from .requirements import IndexOptions
 
 PROG = "pip lambda-pack"
 

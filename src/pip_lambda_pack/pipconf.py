@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from .config import IndexOptions
 from .formats import FormatControl
+from .requirements import IndexOptions
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = "pip-lambda-pack"

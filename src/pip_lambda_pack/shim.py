@@ -11,40 +11,40 @@ bad input (unknown function, corrupt blob, handler not importable, event not JSO
 
     python shim.py --store PATH_OR_FILE_URL --name NAME [--cache DIR] [--event FILE|-]
                    [--memory-mb 128] [--timeout-s 3] [--stats-json FILE]
+
+Why it is longer than the ~600 lines other modules keep to: a layer, a code zip or /tmp
+carries it as one file (``invoke.shim_source`` inlines ``wire.py`` between its markers),
+so its store readers, cache and runner cannot be modules of their own.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import dataclasses
 import errno
 import fcntl
 import hashlib
-import http.client
 import importlib
 import json
 import os
 import re
-import shutil
 import signal
 import stat
 import sys
-import tempfile
 import time
-import traceback
 import types
-import uuid
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol, TypeVar
-from urllib.error import HTTPError, URLError
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
-from urllib.request import Request, url2pathname, urlopen
+
+if TYPE_CHECKING:  # imported where they are used: a cold start that reads a local store
+    import argparse  # needs none of them, and they cost it tens of milliseconds
+    import http.client
+    import zipfile
+    from urllib.error import HTTPError
 
 # The wire formats and rules (task manifest, names, digests, store URLs, credentials, redact):
 # from the package, or, when this file runs by itself (python shim.py), from wire.py beside
@@ -74,9 +74,19 @@ if __package__:
         s3_location,
         task_digest,
     )
-else:  # pragma: no cover - run as a script, in a fresh interpreter
-    _WIRE = Path(__file__).with_name("wire.py")
-    exec(compile(_WIRE.read_text(encoding="utf-8"), str(_WIRE), "exec"))
+else:  # pragma: no cover - run as a script (serve's environments): wire.py beside it, loaded
+    # by its importer under a private name, so its bytecode is cached (compiling it costs a
+    # cold start ~20 ms) and no module of the handler's named ``wire`` is shadowed
+    import importlib.util
+
+    _SPEC = importlib.util.spec_from_file_location(
+        "_lambda_pack_wire", Path(__file__).with_name("wire.py")
+    )
+    assert _SPEC is not None and _SPEC.loader is not None
+    _WIRE = sys.modules[_SPEC.name] = importlib.util.module_from_spec(_SPEC)
+    _SPEC.loader.exec_module(_WIRE)
+    del sys.modules[_SPEC.name]  # the handler sees no module of ours
+    globals().update({k: v for k, v in vars(_WIRE).items() if not k.startswith("__")})
 # --- wire.py: end ---
 
 DEFAULT_CACHE = "/tmp/lambda-pack-cache"
@@ -164,6 +174,8 @@ class Fetcher:
         return retried(lambda: self._get_authorized(url, what, accept))
 
     def _get_authorized(self, url: str, what: str, accept: str | None) -> http.client.HTTPResponse:
+        from urllib.error import HTTPError
+
         try:
             return self._open(url, what, accept)
         except HTTPError as exc:
@@ -176,6 +188,10 @@ class Fetcher:
             raise self._error(exc, what) from None
 
     def _open(self, url: str, what: str, accept: str | None) -> http.client.HTTPResponse:
+        import http.client
+        from urllib.error import HTTPError, URLError
+        from urllib.request import Request, urlopen
+
         request = Request(url)
         if accept:
             request.add_header("Accept", accept)
@@ -203,6 +219,9 @@ class Fetcher:
         return False
 
     def _token(self, params: dict[str, str], what: str) -> str:
+        from urllib.error import HTTPError, URLError
+        from urllib.request import Request, urlopen
+
         query = urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
         request = Request(params["realm"] + ("?" + query if query else ""))
         if self.credentials:
@@ -327,6 +346,8 @@ def open_reader(url: str) -> StoreReader:
     scheme = match.group(1).lower()
     check_login(url)
     if scheme == "file":
+        from urllib.request import url2pathname
+
         return LocalReader(Path(url2pathname(urlsplit(url).path)))
     readers: dict[str, Callable[[str], StoreReader]] = {
         "http": HttpReader,
@@ -378,12 +399,19 @@ def retried(action: Callable[[], T], broken: Callable[[Exception], ShimError] | 
         except TransientError:
             if attempt == RETRIES - 1:
                 raise
-        except (OSError, http.client.HTTPException) as exc:
+        except _io_errors() as exc:
             if broken is None:
                 raise
             if attempt == RETRIES - 1:
                 raise broken(exc) from None
     raise AssertionError("unreachable")
+
+
+def _io_errors() -> tuple[type[Exception], ...]:
+    """OSError, and http.client's errors once a store reader has imported it (only then
+    can one be raised)."""
+    client = sys.modules.get("http.client")
+    return (OSError, client.HTTPException) if client is not None else (OSError,)
 
 
 def _broken(reader: StoreReader, digest: str) -> Callable[[Exception], ShimError]:
@@ -497,11 +525,16 @@ class Cache:
     def _fetch(self, blob: BlobRef | TaskLayer, reader: StoreReader, final: Path) -> int:
         _remove_stale(self.root, blob.sha256)
         if os.path.lexists(final):  # there, but not verified by us: set aside, fetch again
+            import uuid
+
             os.rename(final, self.root / f".tmp-{blob.sha256}-{uuid.uuid4().hex}")
             _remove_stale(self.root, blob.sha256)
         return retried(lambda: self._unpack(blob, reader, final), _broken(reader, blob.sha256))
 
     def _unpack(self, blob: BlobRef | TaskLayer, reader: StoreReader, final: Path) -> int:
+        import shutil
+        import tempfile
+
         prefix = f".tmp-{blob.sha256}-"
         fd, download = tempfile.mkstemp(dir=self.root, prefix=prefix, suffix=".zip")
         unpacked = Path(tempfile.mkdtemp(dir=self.root, prefix=prefix))
@@ -559,8 +592,13 @@ class Cache:
         with _try_exclusive(self.root / f"{digest}.lock") as free:
             return not free
 
-    def evict(self, max_bytes: int | None = None) -> list[Entry]:
-        """Remove least recently used blobs not in use until the rest fit ``max_bytes``."""
+    def evict(self, max_bytes: int | None = None, trash: list[Path] | None = None) -> list[Entry]:
+        """Remove least recently used blobs not in use until the rest fit ``max_bytes``.
+
+        With ``trash``, a removed blob's tree is only moved aside (out of the cache at once)
+        and listed there for the caller to delete later: deleting thousands of files takes
+        seconds that a cold start should not wait for (bootstrap deletes in the background).
+        """
         cap = self.max_bytes if max_bytes is None else max_bytes
         entries = self.entries()
         total = sum(e.size for e in entries)
@@ -568,7 +606,7 @@ class Cache:
         for entry in entries:
             if cap is None or total <= cap:
                 break
-            if not entry.in_use and self._remove(entry.sha256):
+            if not entry.in_use and self._remove(entry.sha256, trash):
                 removed.append(entry)
                 total -= entry.size
         return removed
@@ -589,14 +627,20 @@ class Cache:
                         removed += 1
         return removed
 
-    def _remove(self, digest: str) -> bool:
+    def _remove(self, digest: str, later: list[Path] | None = None) -> bool:
+        import shutil
+        import tempfile
+
         with _try_exclusive(self.root / f"{digest}.lock") as free:
             if not free or not (self.root / digest).is_dir():
                 return False
             trash = tempfile.mkdtemp(dir=self.root, prefix=f".tmp-{digest}-")
             os.rename(self.root / digest, Path(trash) / "old")
             (self.root / f"{digest}.used").unlink(missing_ok=True)
-        shutil.rmtree(trash, ignore_errors=True)
+        if later is None:
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            later.append(Path(trash))
         return True
 
 
@@ -666,6 +710,8 @@ def _remove_stale(root: Path, digest: str) -> None:
 
 def _remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
@@ -693,6 +739,8 @@ def zip_layer(archive_path: Path, digest: str) -> bool:
     """
     if os.environ.get(LAYERS_ENV, "extract") != "zip":
         return False
+    import zipfile
+
     try:
         with zipfile.ZipFile(archive_path) as archive:
             names = archive.namelist()
@@ -718,6 +766,9 @@ def extract(archive_path: Path, dest: Path, digest: str, limit: Limit | None = N
     """Unpack a zip, refusing absolute paths, ``..``, symlinks and more bytes than ``limit``
     (the central directory's sizes are checked before anything is written, and each entry
     stops at its declared size); modes 0644/0755. The bytes written."""
+    import zipfile
+    import zlib
+
     limit = limit or Limit(None, "")
     try:
         with zipfile.ZipFile(archive_path) as archive:
@@ -871,6 +922,8 @@ class LambdaContext:
     """The context object Lambda passes to a handler (same attributes and types)."""
 
     def __init__(self, name: str, memory_mb: int, timeout_s: float, region: str) -> None:
+        import uuid
+
         self.function_name = name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{region}:000000000000:function:{name}"
@@ -927,6 +980,8 @@ def call_handler(
 
 def _stack(exc: BaseException) -> list[str]:
     """The handler's frames formatted as Lambda's runtime does (no column carets)."""
+    import traceback
+
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop the shim's own frame
     return traceback.format_list([(f.filename, f.lineno or 0, f.name, f.line) for f in frames])
 
@@ -960,6 +1015,8 @@ def read_event(source: str | None) -> object:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="shim.py", description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=os.environ.get("LAMBDA_PACK_STORE"), help="store URL")
     parser.add_argument("--name", required=True, help="the function's name in the store")
@@ -1013,7 +1070,7 @@ def as_shim_error(exc: Exception) -> ShimError:
         return ShimError(exc.message, exc.tip)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return disk_full(Path(exc.filename or "the cache"))
-    if isinstance(exc, OSError | http.client.HTTPException):
+    if isinstance(exc, _io_errors()):
         return ShimError(redact_text(str(exc)), "check the store and the cache directory", 1)
     text = str(exc).strip().splitlines()
     return ShimError(

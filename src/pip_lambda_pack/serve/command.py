@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..pipeline import Settings
+    from ..settings import Settings
     from .record import FunctionRecord
 
 
@@ -29,7 +29,7 @@ def serve(
             f"serve needs the serve extra ({exc.name} is not installed)",
             "pip install 'pip-lambda-pack[serve]'",
         ) from None
-    from ..config import IndexOptions
+    from ..requirements import IndexOptions
     from ..store import open_store
 
     url, base, cap = location

@@ -23,37 +23,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import (
-    RESERVED_ENVIRONMENT,
-    IndexOptions,
-    Project,
-    shortcut_project,
-    with_overrides,
-)
+from ..building import build_project
+from ..config import Project, shortcut_project, with_overrides
 from ..errors import BlobNotFoundError, LambdaPackError
 from ..graph import Pin, pin_graph
 from ..inputs import materialize
+from ..lambda_settings import RESERVED_ENVIRONMENT
 from ..lock import Lock, LockedFunction, input_parts, inputs_digest
-from ..pipeline import (
-    Finders,
-    Settings,
-    build_project,
-    fleet_of,
-    plan_params,
-    resolve_project,
-    strategy_of,
-)
+from ..pinning import resolve_project
 from ..planner import Fleet, FunctionNeed, LayerPlan, Package, layer_id, make_plan
+from ..planning import fleet_of, plan_params, strategy_of
 from ..popularity import downloads
+from ..requirements import IndexOptions
+from ..settings import Finders, Settings
 from ..store import push
 from ..target import TARGETS
-from ..wire import TaskManifest
+from ..wire import TaskManifest, is_function_name
 from .api import LambdaError, from_error, invalid, zip_bytes
 from .catalog import Catalog, StoredFunction, now_stamp
 from .environments import Environments
 from .record import RESERVED, FunctionRecord, ServeRecord, pin_usage
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HANDLER = re.compile(r"^[^\s]+\.[A-Za-z_][A-Za-z0-9_]*$")
 INPUTS = ("pylock.toml", "uv.lock", "poetry.lock", "requirements.txt", "pyproject.toml")
 MAX_ZIP = 50 * 1024 * 1024  # Lambda's limit for a direct upload
@@ -277,7 +267,7 @@ def check_handler(code: Path, handler: str) -> None:
 
 
 def _function_name(value: object) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not is_function_name(value):
         raise invalid(
             f"1 validation error detected: Value '{value}' at 'functionName' failed to "
             "satisfy constraint: Member must satisfy regular expression pattern: "

@@ -37,6 +37,7 @@ BOOTSTRAP = Path(bootstrap.__file__).resolve()
 API = f"/{bootstrap.API_VERSION}/runtime"
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
 LOG_TAIL = 4096  # bytes of log X-Amz-Log-Result carries
+_ACCEPTED = b'{"status": "OK"}'
 ACCOUNT = "000000000000"
 
 
@@ -92,7 +93,6 @@ class Invocation:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     lines: list[str] = field(default_factory=list)
-    flushed: asyncio.Event = field(default_factory=asyncio.Event)  # its end marker was read
     started: float = 0.0
     deadline_ms: int = 0
     environment: Environment | None = None
@@ -112,10 +112,14 @@ class Environment:
     init_ms: float | None = None
     init_error: bytes | None = None
     provisioning: dict[str, Any] = field(default_factory=dict)
+    output: int  # the read end of its stdout and stderr pipe (non-blocking)
     waiter: asyncio.Future[Invocation | None] | None = None
     current: Invocation | None = None
-    logging: deque[Invocation] = field(default_factory=deque)  # whose output the pipe carries
+    logging: list[str] | None = None  # the running invocation's lines, while it runs
+    partial: bytes = b""  # output after the last newline
     pending_log: list[str] = field(default_factory=list)  # output before the next invocation
+    output_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    status: int = -1  # /proc/PID/status, open, for its peak RSS
     idle_since: float = 0.0
     invocations: int = 0
     dead: bool = False
@@ -123,7 +127,6 @@ class Environment:
     returning: bool = False  # answered; its next /next is on the way
     killed_for: str = ""
     peak_mb: int = 0  # the last reading of its peak RSS
-    reader: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -259,6 +262,7 @@ class Environments:
         port = sock.getsockname()[1]
         site = web.SockSite(self.runner, sock, shutdown_timeout=0.5)
         await site.start()
+        output, output_w = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
                 settings.python,
@@ -266,13 +270,17 @@ class Environments:
                 env=self._environment(settings, port),
                 cwd="/",
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=output_w,
+                stderr=output_w,
                 start_new_session=True,  # its own process group: killed whole, no orphans
             )
         except OSError:
+            os.close(output)
             await site.stop()
             raise
+        finally:
+            os.close(output_w)
+        os.set_blocking(output, False)
         env = Environment(
             id=uuid.uuid4().hex[:12],
             settings=settings,
@@ -280,10 +288,13 @@ class Environments:
             site=site,
             port=port,
             spawned=time.monotonic(),
+            output=output,
         )
+        with contextlib.suppress(OSError):
+            env.status = os.open(f"/proc/{process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
         pool.environments.append(env)
         self.by_port[port] = env
-        env.reader = asyncio.create_task(self._read_log(env))
+        asyncio.get_running_loop().add_reader(output, self._read_output, env)
         self._keep(asyncio.create_task(self._watch(pool, env)))
         asyncio.get_running_loop().call_later(self.limits.init_timeout_s, self._init_timed_out, env)
         self.log(f"serve: {settings.name}: environment {env.id} started (pid {process.pid})")
@@ -314,33 +325,66 @@ class Environments:
         }
         return {**dict(settings.environment), **self.base_env, **lambda_env}
 
-    async def _read_log(self, env: Environment) -> None:
-        """Attribute the process's output to invocations, in the order it was written."""
-        assert env.process.stdout is not None
-        async for raw in env.process.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            if line.startswith(bootstrap.CONTROL):
-                self._control(env, line[len(bootstrap.CONTROL) :])
-                continue
-            target = env.logging[0].lines if env.logging else env.pending_log
-            target.append(line)
-            self.log(f"[{env.settings.name} {env.id}] {line}")
+    def _read_output(self, env: Environment, limit: int = 1 << 20) -> None:
+        """Read what the process wrote so far (up to ``limit`` bytes) into its log lines.
 
-    def _control(self, env: Environment, line: str) -> None:
-        kind, _, rest = line.partition(" ")
-        if kind == "init":
-            with contextlib.suppress(ValueError):
-                env.provisioning = dict(json.loads(rest))
-        elif kind == "end" and env.logging and env.logging[0].request_id == rest:
-            env.logging.popleft().flushed.set()
+        Called when the pipe is readable, and at once when an invocation starts and when
+        its answer arrives: bootstrap flushes its output before it posts the answer, so
+        what the pipe holds then is exactly that invocation's output, in order."""
+        chunks = []
+        while limit > 0 and env.output >= 0:
+            try:
+                data = os.read(env.output, 1 << 16)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self._close_output(env)
+                break
+            chunks.append(data)
+            limit -= len(data)
+        if chunks:
+            *lines, env.partial = (env.partial + b"".join(chunks)).split(b"\n")
+            for line in lines:
+                self._line(env, line.decode(errors="replace"))
+
+    def _end_output(self, env: Environment) -> None:
+        """The running invocation's output is complete: later output is the next one's."""
+        self._read_output(env)
+        if env.partial:
+            line, env.partial = env.partial, b""
+            self._line(env, line.decode(errors="replace"))
+        env.logging = None
+
+    def _line(self, env: Environment, line: str) -> None:
+        if line.startswith(bootstrap.CONTROL):
+            kind, _, rest = line[len(bootstrap.CONTROL) :].partition(" ")
+            if kind == "init":
+                with contextlib.suppress(ValueError):
+                    env.provisioning = dict(json.loads(rest))
+            return
+        (env.pending_log if env.logging is None else env.logging).append(line)
+        self.log(f"[{env.settings.name} {env.id}] {line}")
+
+    def _close_output(self, env: Environment) -> None:
+        if env.output >= 0:
+            asyncio.get_running_loop().remove_reader(env.output)
+            os.close(env.output)
+            env.output = -1
+        env.output_closed.set()
 
     async def _watch(self, pool: Pool, env: Environment) -> None:
         """When the process ends: fail what it held, forget it, start one for the queue."""
         code = await env.process.wait()
         env.dead = True
-        if env.reader is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(env.reader, 2.0)
+        with contextlib.suppress(asyncio.TimeoutError):  # a child of the handler may hold it
+            await asyncio.wait_for(env.output_closed.wait(), 2.0)
+        self._end_output(env)
+        self._close_output(env)
+        if env.status >= 0:
+            os.close(env.status)
+            env.status = -1
         self._forget(pool, env)
         await env.site.stop()
         if env.current is not None and not env.current.future.done():
@@ -422,7 +466,7 @@ class Environments:
             env.current = None
         cold = env.invocations == 1 or env.init_ms is None
         duration = (time.monotonic() - invocation.started) * 1000
-        env.peak_mb = max(env.peak_mb, _peak_rss_mb(env.process.pid))
+        env.peak_mb = max(env.peak_mb, _peak_rss_mb(env.status))
         memory = env.peak_mb
         figures = env.provisioning if cold else {}
         report = _report(invocation.request_id, duration, env, cold, memory, figures)
@@ -458,7 +502,7 @@ class Environments:
         pool = self.pools[env.settings.name]
         if env.init_ms is None:
             env.init_ms = (time.monotonic() - env.spawned) * 1000
-            env.peak_mb = _peak_rss_mb(env.process.pid)
+            env.peak_mb = _peak_rss_mb(env.status)
             pool.starting -= 1
         if env.returning:
             env.returning = False
@@ -481,9 +525,10 @@ class Environments:
 
     def _begin(self, env: Environment, invocation: Invocation) -> web.Response:
         env.invocations += 1
+        self._read_output(env)
         invocation.lines = [*env.pending_log, *invocation.lines]
         env.pending_log = []
-        env.logging.append(invocation)
+        env.logging = invocation.lines
         invocation.started = time.monotonic()
         timeout = env.settings.timeout_s
         invocation.deadline_ms = int((time.time() + timeout) * 1000)
@@ -526,15 +571,9 @@ class Environments:
         env.current = None
         env.returning = True
         self.pools[env.settings.name].returning += 1
-        self._keep(asyncio.create_task(self._complete(env, invocation, body, error_type)))
-        return web.json_response({"status": "OK"}, status=202)
-
-    async def _complete(
-        self, env: Environment, invocation: Invocation, body: bytes, error_type: str | None
-    ) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(invocation.flushed.wait(), 1.0)
+        self._end_output(env)
         self._finish(env, invocation, body, error_type)
+        return web.Response(body=_ACCEPTED, status=202, content_type="application/json")
 
     async def _init_error(self, request: web.Request) -> web.Response:
         env = self._env_of(request)
@@ -639,16 +678,17 @@ def _trace_id() -> str:
     return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
 
 
-def _peak_rss_mb(pid: int) -> int:
-    """The process's peak resident set (VmHWM) in MB, as Lambda's Max Memory Used."""
+def _peak_rss_mb(status: int) -> int:
+    """The process's peak resident set (VmHWM) in MB, as Lambda's Max Memory Used.
+
+    ``status`` is its ``/proc/PID/status`` kept open: read again from the start, it is the
+    figure now (no open and close on the warm path)."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return math.ceil(int(line.split()[1]) / 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+        text = os.pread(status, 4096, 0)
+        start = text.index(b"VmHWM:") + 6
+        return math.ceil(int(text[start : text.index(b"kB", start)]) / 1024)
+    except (OSError, ValueError):
+        return 0
 
 
 def _report(

@@ -7,6 +7,8 @@ count apart.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -29,6 +31,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._series: dict[str, tuple[Any, ...]] = {}
         label = ["function"]
 
         def counter(name: str, text: str) -> Counter:
@@ -62,12 +65,17 @@ class Metrics:
 
     def record(self, name: str, outcome: Outcome) -> None:
         """Count one finished invocation."""
-        self.invocations.labels(name).inc()
+        series = self._series.get(name)
+        if series is None:  # the labelled series of the warm path, looked up once per function
+            labelled = (self.invocations, self.duration, self.warm)
+            series = self._series[name] = tuple(m.labels(name) for m in labelled)
+        invocations, duration, warm_starts = series
+        invocations.inc()
         if outcome.error_type is not None:
             self.errors.labels(name).inc()
-        self.duration.labels(name).observe(outcome.duration_ms / 1000)
+        duration.observe(outcome.duration_ms / 1000)
         if not outcome.cold:
-            self.warm.labels(name).inc()
+            warm_starts.inc()
             return
         self.cold.labels(name).inc()
         if outcome.init_ms is not None:

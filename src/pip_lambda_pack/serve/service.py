@@ -14,7 +14,7 @@ import ipaddress
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,5 +216,16 @@ def run(options: Options) -> int:
             f"serve: WARNING: listening on {options.host}: anyone who can reach it can run "
             "the store's functions, with no authentication"
         )
-    asyncio.run(_main(options))
+    _run_loop(_main(options))
     return 0
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """On uvloop where it is installed (the serve extra has it): the warm path's sockets and
+    callbacks cost about a third less CPU than on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
