@@ -533,7 +533,14 @@ def zipf_rows(
         fetched = missed = failed = 0.0
         with serve(project, *args) as service:
             for name in trace:
-                figures = tail_invoke(service.url, name, {})
+                try:
+                    figures = tail_invoke(service.url, name, {})
+                except OSError as exc:  # no answer in time: counted, and the service's log kept
+                    failed += 1
+                    print(
+                        f"{strategy} {name}: {exc}", *service.lines[-40:], sep="\n", file=sys.stderr
+                    )
+                    continue
                 failed += figures["failed"]
                 if "Init Duration" in figures:
                     colds.append(figures["Init Duration"])
