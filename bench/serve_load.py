@@ -397,7 +397,7 @@ def cold_split(project: Path, work: Path, python: str) -> list[str]:
     imports its dependencies (the handler's own import lines, and ``import pydantic``)."""
     store = project / ".lambda-pack" / "store"
     handler_imports = import_lines(ROOT / "examples" / "functions" / "validate" / "app.py")
-    empty, warm, imports, bare, fetches = [], [], [], [], []
+    empty, warm, imports, bare, module, fetches = [], [], [], [], [], []
     for round_ in range(5):
         cache = work / f"cold-cache-{round_}"
         shutil.rmtree(cache, ignore_errors=True)
@@ -409,6 +409,8 @@ def cold_split(project: Path, work: Path, python: str) -> list[str]:
         paths = [str(p / "python") for p in sorted(cache.iterdir()) if (p / "python").is_dir()]
         imports.append(import_ms(python, paths, handler_imports))
         bare.append(import_ms(python, paths, "import pydantic"))
+        code = [str(p) for p in sorted(cache.iterdir()) if (p / "app.py").is_file()]
+        module.append(import_ms(python, code + paths, "import app"))
     med = statistics.median
     init_empty = med(r["Init Duration"] for r in empty)
     init_warm = med(r["Init Duration"] for r in warm)
@@ -430,6 +432,9 @@ def cold_split(project: Path, work: Path, python: str) -> list[str]:
         f"| a fresh interpreter running `import pydantic` (pydantic 2 imports lazily) | "
         f"{med(bare):.0f} |",
         f"| ratio warm-cache cold start / `import pydantic` | {init_warm / med(bare):.2f} |",
+        f"| a fresh interpreter importing the handler's module (its imports and its model "
+        f"class) | {med(module):.0f} |",
+        f"| ratio warm-cache cold start / the handler's module | {init_warm / med(module):.2f} |",
         f"| first call's Duration after init | {med(r['Duration'] for r in empty):.1f} |",
     ]
 
