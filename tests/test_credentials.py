@@ -78,9 +78,9 @@ def test_an_unencoded_slash_in_the_password_is_one_error(tmp_path: Path, wheelho
     assert result.returncode == 2, result.stderr
     assert lines == [
         "ERROR: index URL http://***@127.0.0.1:9/simple has a '/', '?' or '#' in its user "
-        "info, which ends the host part early",
-        "TIP: percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, "
-        "@ as %40), or leave them out of the URL and put them in .netrc or keyring",
+        "name or password",
+        "TIP: percent-encode them (/ as %2F, ? as %3F, # as %23, @ as %40), or leave them "
+        "out of the URL and put them in .netrc or keyring",
     ]
     assert "sec" not in result.stderr
 

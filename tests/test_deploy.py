@@ -29,12 +29,9 @@ boto3 = pytest.importorskip("boto3")
 
 from pip_lambda_pack.cli import main  # noqa: E402
 from pip_lambda_pack.config import load_project  # noqa: E402
-from pip_lambda_pack.deploy import (  # noqa: E402
-    DeployOptions,
-    Outcome,
-    aws_error,
-    deploy,
-)
+from pip_lambda_pack.deploy import deploy  # noqa: E402
+from pip_lambda_pack.deploy_aws import aws_error  # noqa: E402
+from pip_lambda_pack.deploy_model import DeployOptions, Outcome  # noqa: E402
 from pip_lambda_pack.errors import DeployError, UserError  # noqa: E402
 from pip_lambda_pack.manifest import read_manifest  # noqa: E402
 
@@ -793,7 +790,9 @@ def test_more_layers_than_lambda_takes_is_refused_before_any_call(tmp_path: Path
 
 
 def test_a_full_code_storage_quota_is_refused_before_any_call(tmp_path: Path) -> None:
-    from pip_lambda_pack.deploy import State, plan_calls, wanted
+    from pip_lambda_pack.deploy import wanted
+    from pip_lambda_pack.deploy_calls import plan_calls
+    from pip_lambda_pack.deploy_model import State
 
     project = _one_function(tmp_path)
     options = DeployOptions(prefix="p", role=ROLE)

@@ -209,7 +209,7 @@ def test_an_unencoded_slash_in_an_index_password(project: Path) -> None:
     url = f"http://user:{SECRET[:4]}/{SECRET[4:]}@127.0.0.1:9/simple"
     _set(project, "no-index = false")
     done = run(project, "lock", "--index-url", url)
-    failed(done, 2, "'/', '?' or '#' in its user info")
+    failed(done, 2, "index URL http://***@127.0.0.1:9/simple", "in its user name or password")
     no_secret(SECRET[:4], done.stdout, done.stderr, dirs=[project])
 
 

@@ -22,8 +22,8 @@ from pip_lambda_pack.config import load_project
 from pip_lambda_pack.errors import ConfigError, IndexFetchError, LockError
 from pip_lambda_pack.links import parse_html_page, parse_json_page, project_of
 from pip_lambda_pack.lock import read_lock
+from pip_lambda_pack.provider import parse_metadata, requires_dist
 from pip_lambda_pack.requirements import read_requirements
-from pip_lambda_pack.resolve import parse_metadata, requires_dist
 from pip_lambda_pack.target import get_target
 from pip_lambda_pack.wire import (
     BlobRef,

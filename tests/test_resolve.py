@@ -12,10 +12,11 @@ from fakes import FakeFinder
 from helpers import make_sdist, make_wheel, sha256_file
 from indexserver import IndexServer
 from pip_lambda_pack.candidates import tag_rank
+from pip_lambda_pack.direct import wheel_path
 from pip_lambda_pack.errors import HashMismatchError, NoWheelError, ResolutionError
 from pip_lambda_pack.formats import FormatControl
 from pip_lambda_pack.index import PackageFinder
-from pip_lambda_pack.resolve import ResolvedPackage, resolve, wheel_path
+from pip_lambda_pack.resolve import ResolvedPackage, resolve
 from pip_lambda_pack.target import get_target
 
 StartServer = Callable[..., IndexServer]

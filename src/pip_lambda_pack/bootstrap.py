@@ -351,7 +351,10 @@ def delete_later(paths: list[Path]) -> None:
 
 
 def scrub() -> None:
-    """Remove store credentials from the environment before any handler code runs."""
+    """Remove store credentials from the environment before any handler code runs: the
+    shim's secrets (``shim.scrub_secrets``), then every other ``LAMBDA_PACK_*`` variable and
+    the names ``LAMBDA_PACK_SCRUB`` lists."""
+    shim.scrub_secrets(os.environ)
     names = [n for n in os.environ.get(SCRUB_ENV, "").split(",") if n]
     names += [n for n in os.environ if n.startswith("LAMBDA_PACK_")]
     for name in names:

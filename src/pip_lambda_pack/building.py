@@ -19,11 +19,13 @@ from . import __version__
 from .atomic import write_bytes
 from .bytecode import Compiler, target_cache_tag
 from .config import FunctionSpec, Project, function_bytecode, function_exclude, function_index
+from .direct import wheel_path
 from .errors import BuildError, PlanError
 from .graph import Pin
 from .index import FileLink, Finder
 from .interpreters import Interpreter, find_optional
 from .layers import Artifact, LayerOptions, build_code_zip, build_layer, code_fingerprint
+from .links import file_link
 from .lock import Lock
 from .manifest import (
     BuildManifest,
@@ -36,7 +38,7 @@ from .manifest import (
 from .pinning import download, python_lookup
 from .planner import PlanParams
 from .planning import plan_params, shim_limits
-from .resolve import ResolvedPackage, wheel_path
+from .resolve import ResolvedPackage
 from .settings import FinderPool, Log, Settings
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
@@ -317,17 +319,8 @@ def _finders_by_pin(project: Project, lock: Lock, finders: FinderPool) -> dict[s
 
 
 def _link(pin: Pin) -> FileLink:
-    return FileLink(
-        filename=pin.filename,
-        url=pin.url,
-        sha256=pin.sha256,
-        requires_python=None,
-        yanked=None,
-        metadata_sha256=None,
-        has_metadata=False,
-        size=pin.size if not pin.sdist else None,
-        source="lambda-pack.lock",
-    )
+    size = pin.size if not pin.sdist else None
+    return file_link(pin.filename, pin.url, sha256=pin.sha256, size=size, source="lambda-pack.lock")
 
 
 def _layer_entry(artifact: Artifact, members: tuple[str, ...], out_dir: Path) -> LayerEntry:

@@ -491,7 +491,9 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def deploy(args: argparse.Namespace) -> int:
-    from .deploy import DeployOptions, boto3_session, deploy
+    from .deploy import deploy
+    from .deploy_aws import boto3_session
+    from .deploy_model import DeployOptions
     from .lambda_settings import check_role
 
     project, out, manifest = _build_into(args)

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
-from .wire import SECRET_QUERY_KEYS, WireError, check_login, redact
+from .wire import SECRET_QUERY_KEYS, WireError, check_login
 
 _USERINFO = re.compile(r"(https?://)([^/?#@\s\"'<>]+)@")
 Login = tuple[str, str]
@@ -42,16 +42,13 @@ def _is_secret(key: str) -> bool:
 
 def check_index_url(url: str) -> None:
     """ConfigError for an index URL whose user info holds an unencoded ``/``, ``?`` or ``#``
-    (``wire.check_login``'s rule: the host would silently become part of the password),
-    never showing the password."""
+    (``wire.check_login``'s rule and words, as for a store URL), never showing the password."""
     try:
         check_login(url)
-    except WireError:
+    except WireError as exc:
         raise ConfigError(
-            f"index URL {redact(url)} has a '/', '?' or '#' in its user info, "
-            "which ends the host part early",
-            "percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, "
-            "@ as %40), or leave them out of the URL and put them in .netrc or keyring",
+            f"index {exc.message}",
+            f"{exc.tip}, or leave them out of the URL and put them in .netrc or keyring",
         ) from None
 
 

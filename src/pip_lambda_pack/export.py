@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import FunctionSpec, Project
-from .deploy import DeployOptions, FunctionWant, LayerWant, runtime_of, wanted
+from .deploy import runtime_of, wanted
+from .deploy_model import DeployOptions, FunctionWant, LayerWant
 from .errors import ConfigError
 from .manifest import BuildManifest
 from .requirements import RequirementSet

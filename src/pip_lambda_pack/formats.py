@@ -111,3 +111,6 @@ def _apply(names: list[str], target: set[str], other: set[str]) -> tuple[set[str
         other.discard(canonical)
         target.add(canonical)
     return target, other
+
+
+ANY_FORMAT = FormatControl()  # wheels and sdists for every project

@@ -157,16 +157,30 @@ def _link_from_anchor(attrs: dict[str, str | None], base: str, source: str) -> F
     )
 
 
-def local_link(path: Path, location: str) -> FileLink:
-    """The link of a file in a find-links directory (its sha256 is filled in when listed)."""
+def file_link(
+    filename: str, url: str, *, sha256: str | None, size: int | None, source: str
+) -> FileLink:
+    """The link of a file known without an index page (a find-links file, a lock's pin, a
+    direct reference): no Requires-Python, yank or PEP 658 facts."""
     return FileLink(
-        filename=path.name,
-        url=path.resolve().as_uri(),
-        sha256=None,  # filled in by links() for the files of the project asked for
+        filename=filename,
+        url=url,
+        sha256=sha256,
         requires_python=None,
         yanked=None,
         metadata_sha256=None,
         has_metadata=False,
+        size=size,
+        source=source,
+    )
+
+
+def local_link(path: Path, location: str) -> FileLink:
+    """The link of a file in a find-links directory (its sha256 is filled in when listed)."""
+    return file_link(
+        path.name,
+        path.resolve().as_uri(),
+        sha256=None,  # filled in by links() for the files of the project asked for
         size=path.stat().st_size,
         source=location,
     )

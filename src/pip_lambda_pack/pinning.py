@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from .config import FunctionSpec, Project, function_index
 from .credentials import public_url
+from .direct import wheel_path
 from .errors import BuildError
 from .graph import Pin
 from .index import FileLink, Finder
 from .interpreters import Interpreter, for_project
-from .resolve import ResolvedPackage, prefetch, resolve, wheel_path
+from .resolve import ResolvedPackage, prefetch, resolve
 from .sdists import PythonLookup
 from .settings import FinderPool, Settings
 from .target import Target, get_target

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .formats import FormatControl
+from .formats import ANY_FORMAT, FormatControl
 from .index import Finder, PackageFinder
 from .progress import Progress, QuietProgress
 from .requirements import IndexOptions
-from .resolve import ANY_FORMAT
 
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     import httpx

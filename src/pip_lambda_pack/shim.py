@@ -11,6 +11,10 @@ bad input (unknown function, corrupt blob, handler not importable, event not JSO
 
     python shim.py --store PATH_OR_FILE_URL --name NAME [--cache DIR] [--event FILE|-]
                    [--memory-mb 128] [--timeout-s 3] [--stats-json FILE]
+
+Why it is longer than the ~600 lines other modules keep to: a layer, a code zip or /tmp
+carries it as one file (``invoke.shim_source`` inlines ``wire.py`` between its markers),
+so its store readers, cache and runner cannot be modules of their own.
 """
 
 from __future__ import annotations
