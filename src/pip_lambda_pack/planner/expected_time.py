@@ -25,7 +25,7 @@ STABILITY_FLOOR_S = 0.001  # a fresh plan must also save 1 ms per cold start to 
 SLOT_VALUE = 0.5  # share of a function's cheapest local step that a freed slot is worth
 STACK_EXPOSURE = 1.0  # stack only layers needed at least once per Che's T on average
 PAIR_CANDIDATES = 12  # merges are sought among the layers a function leaves most cheaply
-SEARCHED_CANDIDATES = 2  # the local search starts from the two greedy plans the model prefers
+SEARCHED_CANDIDATES = 1  # the local search starts from the greedy plan the model prefers
 
 Step = tuple[float, list[Group], Group]  # (model cost change, layers out, layer in)
 
@@ -166,13 +166,12 @@ def _searched(
 
 
 def _candidates(fleet: Fleet, params: PlanParams, view: CacheView) -> list[_PlanState]:
-    """The greedy pass from the atoms, priced three ways: without the cache-space term,
-    with it, and with it after shared stacks are formed. Each is a different first-order
-    view of a full cache; which one the whole-plan model prefers depends on the fleet."""
+    """The greedy pass from the atoms, priced with the cache-space term, without and with
+    shared stacks formed first: two first-order views of a full cache; which one the
+    whole-plan model prefers depends on the fleet. (A third, without the cache-space term,
+    was never the one kept once the local search could move functions onto hot layers.)"""
     atoms = _atom_groups(view.needs)
-    bare = dataclasses.replace(view, price=0.0)
     return [
-        _greedy(fleet, params, bare, atoms),
         _greedy(fleet, params, view, atoms),
         _greedy(fleet, params, view, atoms, stacks=True),
     ]

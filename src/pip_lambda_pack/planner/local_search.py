@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -26,6 +27,8 @@ from .model import Fleet, Group, PlanParams
 PAIRS_PER_FUNCTION = 400  # priced pairs per function at effort 1: the search's budget
 ROUNDS = 2  # merge and split passes, each with T and the cache's price solved afresh
 MAX_CACHE_SHARE = 0.15  # no merged layer over this share of a worker's cache
+PARTNERS = 32  # a layer is paired with at most this many, most co-listed first
+LIGHT = 1
 COVER_CANDIDATES = 24  # layers a function's new cover is chosen among
 MIN_GAIN_S = 1e-12  # a merge must save at least this (model seconds per cold start)
 
@@ -40,6 +43,7 @@ class _Layers:
     ) -> None:
         self.fleet, self.params, self.view, self.frozen = fleet, params, view, frozen
         self.largest = MAX_CACHE_SHARE * params.cache_bytes
+        self.hot = 1.0 / max(1, len(fleet.functions))  # as hot as an average function
         self.users: dict[Group, set[str]] = defaultdict(set)
         self.groups: dict[str, list[Group]] = {}
         self.held: dict[str, dict[str, str]] = {}  # function -> package name -> pin
@@ -75,7 +79,7 @@ class _Layers:
 
     def rate(self, names: Iterable[str]) -> float:
         share = self.view.share
-        return sum(share[n] for n in names)
+        return math.fsum(share[n] for n in names)  # exact: the same in any set order
 
     def rate_of(self, group: Group) -> float:
         """The summed share of the functions listing ``group`` (kept per version)."""
@@ -184,7 +188,7 @@ class _Layers:
         before = after = 0.0
         for group in (old, *new):
             users = self.users.get(group, set())
-            rate = self.rate(users)
+            rate = self.rate_of(group) if users else 0.0
             change = -share if group == old else share
             before += self.cost(group, rate) if users else 0.0
             after += self.cost(group, rate + change) if rate + change > 1e-15 else 0.0
@@ -267,9 +271,15 @@ class _Layers:
         found: set[Group] = set()
         for pin in group:
             found |= self.by_pin[pin]
+        together: dict[Group, int] = defaultdict(int)  # users listing both
         for name in self.users[group]:
-            found.update(self.groups[name])
+            for other in self.groups[name]:
+                together[other] += 1
+        found.update(together)
         found.discard(group)
+        if PARTNERS and len(found) > PARTNERS:
+            ranked = sorted(found, key=lambda g: (-together.get(g, 0), self.key(g)))
+            found = set(ranked[:PARTNERS])
         return sorted(found, key=self.key)
 
 
@@ -349,6 +359,8 @@ class _Cover:
         self.share = layers.view.share[name]
         self.need = frozenset(layers.view.needs[name])
         self.mine = set(layers.groups[name])
+        self._joining: dict[Group, float] = {}
+        self.sizes = {p: layers.fleet.packages[p].size for p in self.need}
         packages = layers.fleet.packages
         self.names = {packages[p].name: p for p in self.need}
         self.unpacked = layers.fleet.functions[name].code_size + sum(
@@ -357,6 +369,12 @@ class _Cover:
 
     def joining(self, group: Group) -> float:
         """What the fleet's cost grows by when this function lists ``group``."""
+        known = self._joining.get(group)
+        if known is None:
+            known = self._joining[group] = self._join(group)
+        return known
+
+    def _join(self, group: Group) -> float:
         layers = self.layers
         rate = layers.rate_of(group) if group in layers.users else 0.0
         if group in self.mine:
@@ -368,22 +386,32 @@ class _Cover:
         """What the fleet's cost falls by when this function lists none of its layers."""
         return sum(self.joining(g) for g in sorted(self.mine, key=self.layers.key))
 
-    def candidates(self) -> list[Group]:
-        """Layers in use that hold some of its wheels, most of its bytes first."""
-        layers, packages = self.layers, self.layers.fleet.packages
-        found: set[Group] = set()
-        for pin in self.need:
-            found |= layers.by_pin[pin]
-        found -= self.mine
-        found = {
-            g
-            for g in found
-            if g not in layers.frozen and g in layers.users and layers.size(g) <= layers.largest
-        }
-        found |= self.mine
-        worth = {g: sum(packages[p].size for p in g & self.need) for g in found}
-        ranked = sorted(found, key=lambda g: (-worth[g], layers.key(g)))
-        return ranked[:COVER_CANDIDATES]
+    def candidates(self, per_byte: float) -> list[tuple[Group, Group]]:
+        """(layer, the wheels of it the function needs) for layers it may list whose
+        private bytes saved could outweigh what it adds, most of its bytes first. The
+        layers holding its biggest wheels are counted first, until no layer not seen yet
+        could hold more of its bytes than the ``COVER_CANDIDATES``-th best seen."""
+        layers, sizes = self.layers, self.sizes
+        worth: dict[Group, int] = dict.fromkeys(self.mine, 0)
+        left = sum(sizes.values())
+        for pin in sorted(self.need, key=lambda p: (-sizes[p], p)):
+            left -= sizes[pin]
+            for group in layers.by_pin[pin]:
+                worth[group] = worth.get(group, 0) + sizes[pin]
+            if len(worth) > COVER_CANDIDATES and (
+                heapq.nlargest(COVER_CANDIDATES, worth.values())[-1] >= left
+            ):
+                break
+        ranked = heapq.nsmallest(COVER_CANDIDATES, worth, key=lambda g: (-worth[g], layers.key(g)))
+        found: list[tuple[Group, Group]] = []
+        for group in ranked:
+            if group in self.mine or (
+                group not in layers.frozen and layers.size(group) <= layers.largest
+            ):
+                inner = group & self.need
+                if sum(sizes[p] for p in inner) * per_byte > self.joining(group):
+                    found.append((group, inner))
+        return found
 
     def may_take(self, group: Group, taken: dict[str, str], unpacked: int) -> int | None:
         """The unpacked bytes after taking ``group`` beside ``taken`` (name -> pin), or None
@@ -408,41 +436,28 @@ class _Cover:
         covered: set[str] = set()
         taken: dict[str, str] = {}
         unpacked = self.unpacked
-        pool = self.candidates()
-        cost = 0.0
-        while pool and len(chosen) < most:
-            slots_after = most - len(chosen) - 1
+        pool = self.candidates(per_byte)
+        while pool and len(chosen) < most - 1:
             scored = []
-            for group in pool:
-                new = group & self.need - covered
-                if not new:
-                    continue
-                if slots_after == 0 and not self.need <= covered | group:
-                    continue  # the last slot must cover the rest
+            for i, (group, inner) in enumerate(pool):
+                new = inner - covered
                 value = sum(packages[p].size for p in new) * per_byte - self.joining(group)
-                scored.append((-value, layers.key(group), group))
+                if value > 0:
+                    scored.append((-value, layers.key(group), i))
             if not scored:
                 break
-            neg, _, group = min(scored)
-            if -neg <= 0:
-                break
-            pool.remove(group)
+            group = pool.pop(min(scored)[2])[0]
             grown = self.may_take(group, taken, unpacked)
             if grown is None:
                 continue
             chosen.append(group)
-            cost += self.joining(group)
             covered |= group & self.need
             unpacked = grown
             taken.update({packages[p].name: p for p in group - self.need})
-            if len(chosen) == most - 1 and not self.need <= covered:
-                break
         rest = self.need - covered
         if rest:
-            if len(chosen) >= most:
-                return 0.0, []
             chosen.append(frozenset(rest))
-            cost += self.joining(frozenset(rest))
+        cost = sum(self.joining(g) for g in chosen)
         return self.leaving() - cost, chosen
 
 
@@ -450,7 +465,7 @@ def _cover_all(layers: _Layers, budget: int) -> int:
     """Per function, lightest first: list the hot layers holding its wheels and keep the rest
     private, where the model prices it as a gain (see ``_Cover``)."""
     share = layers.view.share
-    for name in sorted(layers.groups, key=lambda n: (share[n], n)):
+    for name in sorted(layers.groups, key=lambda n: (LIGHT * share[n], n)):
         if budget <= 0:
             break
         if any(g in layers.frozen for g in layers.groups[name]) or not layers.view.needs[name]:
