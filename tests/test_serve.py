@@ -53,6 +53,9 @@ def handler(event, context):
         raise RuntimeError("fail on purpose")
     if what == "big":
         return "x" * (7 * 1024 * 1024)
+    if what == "memory":
+        block = b"x" * (event["mb"] << 20)  # written, so resident
+        return {"held": len(block) >> 20}
     return {"pid": os.getpid(), "event": event, "remaining": context.get_remaining_time_in_millis()}
 """
 ENVIRON = """\
@@ -227,10 +230,51 @@ def test_environment_killed_mid_invocation(client: Any, tmp_path: Path) -> None:
     assert call(client, "faults", {"n": 3})[1]["event"] == {"n": 3}
 
 
+def test_going_past_the_memory_setting_is_lambdas_out_of_memory(client: Any) -> None:
+    _, fine = call(client, "faults", {"do": "memory", "mb": 30})  # under its 128 MB
+    assert fine == {"held": 30}
+    response, body = call(client, "faults", {"do": "memory", "mb": 300}, LogType="Tail")
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.OutOfMemory"
+    assert "Runtime exited with error: signal: kill" in body["errorMessage"]
+    log = log_of(response)
+    assert "Runtime.OutOfMemory" in log
+    used = int(log.split("Max Memory Used: ")[1].split(" MB")[0])
+    assert used > 128
+    assert call(client, "faults", {"n": 4})[1]["event"] == {"n": 4}  # a new environment
+
+
 def test_response_over_6mb_is_an_error(client: Any) -> None:
     response, body = call(client, "faults", {"do": "big"})
     assert response["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Function.ResponseSizeTooLarge"
+
+
+def test_latest_is_the_only_version(client: Any, root: Path) -> None:
+    before = store_listing(root / ".lambda-pack" / "store")
+    response, body = call(client, "hello", {"name": "q"}, Qualifier="$LATEST")
+    assert response["ExecutedVersion"] == "$LATEST" and body["message"].endswith("hello q")
+    versions = client.list_versions_by_function(FunctionName="hello")["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST"]
+    assert client.list_aliases(FunctionName="hello")["Aliases"] == []
+    assert client.get_function(FunctionName="hello", Qualifier="$LATEST")["Configuration"]
+    with pytest.raises(ClientError) as caught:
+        client.publish_version(FunctionName="hello")
+    assert _error(caught) == ("InvalidParameterValueException", 400)
+    assert "no versions or aliases" in caught.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as caught:
+        client.create_alias(FunctionName="hello", Name="live", FunctionVersion="$LATEST")
+    assert _error(caught) == ("InvalidParameterValueException", 400)
+    with pytest.raises(ClientError) as caught:
+        client.get_alias(FunctionName="hello", Name="live")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.get_function(FunctionName="hello", Qualifier="1")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.publish_version(FunctionName="nope")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    assert store_listing(root / ".lambda-pack" / "store") == before
 
 
 def test_bad_invocations(client: Any, root: Path) -> None:
@@ -243,6 +287,9 @@ def test_bad_invocations(client: Any, root: Path) -> None:
     assert _error(caught) == ("ResourceNotFoundException", 404)
     with pytest.raises(ClientError) as caught:
         client.invoke(FunctionName="hello", Qualifier="7", Payload=b"{}")
+    assert _error(caught) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="hello:live", Payload=b"{}")
     assert _error(caught) == ("ResourceNotFoundException", 404)
     with pytest.raises(ClientError) as caught:
         client.invoke(FunctionName="hello", Payload=b'"' + b"x" * (6 * 1024 * 1024) + b'"')

@@ -154,3 +154,39 @@ def test_total_cap_stops_another_functions_idle_environment(project: Path, tmp_p
             time.sleep(0.1)
         assert not alive(first["pid"])
         assert invoke(client, "two", {})[1]["pid"] == second["pid"]  # still warm
+
+
+def _code_bytes(store: Path) -> int:
+    """The store's code and layer zips (its task manifests and record are JSON)."""
+    blobs = (store / "blobs" / "sha256").iterdir()
+    return sum(p.stat().st_size for p in blobs if not p.read_bytes().startswith(b"{"))
+
+
+def test_code_storage_cap_is_lambdas_code_storage_exceeded(project: Path, tmp_path: Path) -> None:
+    from botocore.exceptions import ClientError
+
+    from serving import code_zip, store_listing
+
+    store = tmp_path / "store"
+    args = ["--store", str(store), "--no-index", "-f", str(project.parent / "wheelhouse")]
+    with serve(project, *args, "--code-storage-max-bytes", "1") as served:
+        with pytest.raises(ClientError) as caught:
+            create(served.client(), "first", SLOW)
+        error = caught.value.response
+        assert error["Error"]["Code"] == "CodeStorageExceededException"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert "more than the 1 bytes allowed" in error["Error"]["Message"]
+    assert not (store / "functions").exists() or not list((store / "functions").iterdir())
+    with serve(project, *args) as served:
+        create(served.client(), "first", SLOW)
+    cap = _code_bytes(store)  # exactly what the store holds now
+    with serve(project, *args, "--code-storage-max-bytes", str(cap)) as served:
+        client = served.client()
+        zipped = code_zip({"app.py": SLOW, "requirements.txt": ""})
+        client.update_function_code(FunctionName="first", ZipFile=zipped)  # replaces, fits
+        before = store_listing(store)
+        with pytest.raises(ClientError) as caught:
+            create(client, "second", SLOW + "# another code zip\n")
+        assert caught.value.response["Error"]["Code"] == "CodeStorageExceededException"
+        assert store_listing(store) == before
+        assert [f["FunctionName"] for f in client.list_functions()["Functions"]] == ["first"]

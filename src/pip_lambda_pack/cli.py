@@ -232,6 +232,12 @@ def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
     serve.add_argument("--queue", type=int, default=100, help="queued calls per function")
     serve.add_argument("--idle-s", type=float, default=300.0, help="stop idle environments")
     serve.add_argument(
+        "--code-storage-max-bytes",
+        type=int,
+        default=75 * 1024**3,
+        help="cap on the store's code and layers CreateFunction may reach (Lambda's 75 GB)",
+    )
+    serve.add_argument(
         "--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region in ARNs"
     )
 

@@ -99,6 +99,11 @@ class Api:
                 web.post(BASE, self.create_function),
                 web.post(BASE + "/", self.create_function),
                 web.put(BASE + "/{name}/code", self.update_code),
+                web.get(BASE + "/{name}/versions", self.list_versions),
+                web.post(BASE + "/{name}/versions", self.unsupported),
+                web.get(BASE + "/{name}/aliases", self.list_aliases),
+                web.post(BASE + "/{name}/aliases", self.unsupported),
+                web.route("*", BASE + "/{name}/aliases/{alias}", self.alias),
                 web.get("/metrics", self.metrics_text),
             ]
         )
@@ -253,6 +258,32 @@ class Api:
             raise LambdaError(500, "ServiceException", "this service cannot update functions")
         updated = await self.deployer.update(function, body)
         return web.json_response(self.catalog.configuration(updated))
+
+    # -- versions and aliases: $LATEST only ---------------------------------------------
+
+    async def list_versions(self, request: web.Request) -> web.Response:
+        """ListVersionsByFunction: $LATEST, the one version a function has here."""
+        function = await self.function(request)
+        return web.json_response({"Versions": [self.catalog.configuration(function)]})
+
+    async def list_aliases(self, request: web.Request) -> web.Response:
+        await self.function(request)
+        return web.json_response({"Aliases": []})
+
+    async def alias(self, request: web.Request) -> web.Response:
+        """GetAlias, UpdateAlias, DeleteAlias: there are none."""
+        function = await self.function(request)
+        arn = f"{self.catalog.arn(function.name)}:{request.match_info['alias']}"
+        raise LambdaError(404, "ResourceNotFoundException", f"Alias not found: {arn}")
+
+    async def unsupported(self, request: web.Request) -> web.Response:
+        """PublishVersion and CreateAlias: refused, the function unchanged."""
+        function = await self.function(request)
+        raise invalid(
+            f"{function.name}: serve runs every function as $LATEST and keeps no versions or "
+            "aliases (PublishVersion and CreateAlias are not supported); invoke it without a "
+            "Qualifier or with Qualifier=$LATEST"
+        )
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         text = self.metrics.text(self.environments.warm())

@@ -56,7 +56,9 @@ def serve(
         ),
         region=args.region,
         defaults=project_defaults(args),
-        deployer=lambda catalog, envs: Builder(catalog, envs, settings, index),
+        deployer=lambda catalog, envs: Builder(
+            catalog, envs, settings, index, args.code_storage_max_bytes
+        ),
         log=settings.log,
     )
     return service.run(options)
@@ -69,6 +71,11 @@ def _check(args: argparse.Namespace) -> None:
     ):
         if value < 1:
             raise ConfigError(f"{flag} must be at least 1, not {value}", f"e.g. {flag} 4")
+    if args.code_storage_max_bytes < 0:
+        raise ConfigError(
+            f"--code-storage-max-bytes must be 0 or more, not {args.code_storage_max_bytes}",
+            "e.g. --code-storage-max-bytes 80530636800 (Lambda's 75 GB)",
+        )
     if args.queue < 0 or args.idle_s <= 0 or not 0 <= args.port <= 65535:
         raise ConfigError(
             "--queue must be 0 or more, --idle-s above 0 and --port from 0 to 65535",

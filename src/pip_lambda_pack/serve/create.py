@@ -30,6 +30,7 @@ from ..graph import Pin, pin_graph
 from ..inputs import materialize
 from ..lambda_settings import RESERVED_ENVIRONMENT
 from ..lock import Lock, LockedFunction, input_parts, inputs_digest
+from ..manifest import read_manifest
 from ..pinning import resolve_project
 from ..planner import Fleet, FunctionNeed, LayerPlan, Package, layer_id, make_plan
 from ..planning import fleet_of, plan_params, strategy_of
@@ -47,6 +48,7 @@ from .record import RESERVED, FunctionRecord, ServeRecord, pin_usage
 _HANDLER = re.compile(r"^[^\s]+\.[A-Za-z_][A-Za-z0-9_]*$")
 INPUTS = ("pylock.toml", "uv.lock", "poetry.lock", "requirements.txt", "pyproject.toml")
 MAX_ZIP = 50 * 1024 * 1024  # Lambda's limit for a direct upload
+CODE_STORAGE = 75 * 1024**3  # Lambda's code storage per account and region: 75 GB
 
 
 class Builder:
@@ -58,11 +60,13 @@ class Builder:
         environments: Environments,
         settings: Settings,
         index: IndexOptions,
+        code_storage: int = CODE_STORAGE,
     ) -> None:
         self.catalog = catalog
         self.environments = environments
         self.settings = settings
         self.index = index
+        self.code_storage = code_storage
         self.lock = asyncio.Lock()
 
     async def create(self, body: Mapping[str, Any]) -> StoredFunction:
@@ -146,7 +150,28 @@ class Builder:
                 build_project(project, lock, root / "build", self.settings, finders)
             finally:
                 finders.close()
+            self._check_storage(name, root / "build")
             push(root / "build", self.catalog.store, log=self.settings.log)
+
+    def _check_storage(self, name: str, build: Path) -> None:
+        """CodeStorageExceededException, before anything is pushed, when the store's code
+        (every distinct code and layer blob of its functions, ``name``'s new build instead
+        of its old one) would pass the cap, as Lambda's per-account code storage does."""
+        blobs: dict[str, int] = {}
+        for task in self._existing("", skip=name).values():
+            blobs[task.code.sha256] = task.code.size
+            blobs.update({layer.sha256: layer.size for layer in task.layers})
+        entry = read_manifest(build).functions[name]
+        blobs[entry.code.sha256] = entry.code.size
+        blobs.update({layer.sha256: layer.size for layer in entry.layers})
+        total = sum(blobs.values())
+        if total > self.code_storage:
+            raise LambdaError(
+                400,
+                "CodeStorageExceededException",
+                f"Code storage limit exceeded: the store's functions would take {total} bytes, "
+                f"more than the {self.code_storage} bytes allowed (serve --code-storage-max-bytes)",
+            )
 
     def _project(self, name: str, handler: str, target: str, code: Path, root: Path) -> Project:
         found = next((code / n for n in INPUTS if (code / n).is_file()), None)
@@ -196,6 +221,7 @@ class Builder:
         )
 
     def _existing(self, target: str, skip: str) -> dict[str, TaskManifest]:
+        """The store's other functions of ``target`` (every target: ``""``)."""
         found = {}
         for other in self.catalog.names():
             if other == skip:
@@ -204,7 +230,7 @@ class Builder:
                 function = self.catalog.get(other)
             except (LambdaPackError, BlobNotFoundError):
                 continue
-            if function is not None and function.task.target == target:
+            if function is not None and target in ("", function.task.target):
                 found[other] = function.task
         return found
 

@@ -37,6 +37,7 @@ BOOTSTRAP = Path(bootstrap.__file__).resolve()
 API = f"/{bootstrap.API_VERSION}/runtime"
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
 LOG_TAIL = 4096  # bytes of log X-Amz-Log-Result carries
+MEMORY_WATCH_S = 0.05  # how often working environments' memory is read
 _ACCEPTED = b'{"status": "OK"}'
 ACCOUNT = "000000000000"
 
@@ -185,6 +186,28 @@ class Environments:
 
     async def start(self) -> None:
         await self.runner.setup()
+        self._keep(asyncio.create_task(self._watch_memory()))
+
+    # -- memory -------------------------------------------------------------------------
+
+    async def _watch_memory(self) -> None:
+        """Kill an environment whose peak resident memory passed its function's ``memory``
+        while it starts or works, as Lambda's sandbox does: read every ``MEMORY_WATCH_S``,
+        and once more when an invocation answers (the peak catches what came between)."""
+        while not self.closing:
+            await asyncio.sleep(MEMORY_WATCH_S)
+            for env in list(self.by_port.values()):
+                if (env.current is not None or env.init_ms is None) and self._over_memory(env):
+                    _kill(env)
+
+    def _over_memory(self, env: Environment) -> bool:
+        if env.dead or env.killed_for:
+            return env.killed_for == "memory"
+        env.peak_mb = max(env.peak_mb, _peak_rss_mb(env.status))
+        if env.peak_mb <= env.settings.memory_mb:
+            return False
+        env.killed_for = "memory"
+        return True
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         self.tasks.add(task)
@@ -422,11 +445,14 @@ class Environments:
             invocation.lines.append(f"{_stamp()} {invocation.request_id} {message}")
         else:
             error = f"Runtime exited with error: {_exit_text(code)}"
+            kind = "Runtime.OutOfMemory" if env.killed_for == "memory" else "Runtime.ExitError"
             body = {
                 "errorMessage": f"RequestId: {invocation.request_id} Error: {error}",
-                "errorType": "Runtime.ExitError",
+                "errorType": kind,
             }
             invocation.lines.append(f"RequestId: {invocation.request_id} Error: {error}")
+            if env.killed_for == "memory":
+                invocation.lines.append(kind)
         self._finish(env, invocation, json.dumps(body).encode(), str(body["errorType"]))
 
     def _fail_init(self, pool: Pool, env: Environment, code: int) -> None:
@@ -435,6 +461,13 @@ class Environments:
         invocation.lines = [*env.pending_log, *invocation.lines]
         if env.init_error is not None:
             body, kind = env.init_error, _error_type(env.init_error, "Runtime.Unknown")
+        elif env.killed_for == "memory":
+            error = {
+                "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited "
+                f"with error: {_exit_text(code)}",
+                "errorType": "Runtime.OutOfMemory",
+            }
+            body, kind = json.dumps(error).encode(), "Runtime.OutOfMemory"
         else:
             why = "init timed out" if env.killed_for == "init" else _exit_text(code)
             error = {
@@ -466,8 +499,7 @@ class Environments:
             env.current = None
         cold = env.invocations == 1 or env.init_ms is None
         duration = (time.monotonic() - invocation.started) * 1000
-        env.peak_mb = max(env.peak_mb, _peak_rss_mb(env.status))
-        memory = env.peak_mb
+        memory = env.peak_mb  # read as it answered (_over_memory), or its last reading
         figures = env.provisioning if cold else {}
         report = _report(invocation.request_id, duration, env, cold, memory, figures)
         log = "\n".join(
@@ -501,8 +533,10 @@ class Environments:
         env = self._env_of(request)
         pool = self.pools[env.settings.name]
         if env.init_ms is None:
+            if self._over_memory(env):  # init passed the function's memory: it fails
+                _kill(env)
+                return web.Response(status=503, text="out of memory")
             env.init_ms = (time.monotonic() - env.spawned) * 1000
-            env.peak_mb = _peak_rss_mb(env.status)
             pool.starting -= 1
         if env.returning:
             env.returning = False
@@ -557,6 +591,9 @@ class Environments:
         invocation = env.current
         if invocation is None or invocation.request_id != request.match_info["id"]:
             return _runtime_error(400, "InvalidRequestID", "no such invocation in progress")
+        if self._over_memory(env):  # it answered, but went past its memory on the way
+            _kill(env)  # the call fails with Runtime.OutOfMemory once the process is gone
+            return web.Response(body=_ACCEPTED, status=202, content_type="application/json")
         size = request.content_length or 0
         body = await request.read() if size <= MAX_PAYLOAD else b""
         if error_type is not None:
@@ -675,7 +712,7 @@ def _stamp() -> str:
 
 
 def _trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"
 
 
 def _peak_rss_mb(status: int) -> int:
