@@ -76,6 +76,7 @@ def main() -> int:
     parser.add_argument("--targets", default="3.11,3.12")
     parser.add_argument("--corpus", action="store_true", help="only the bench corpus build time")
     parser.add_argument("--reuse", action="store_true", help="keep the builds a run left in WORK")
+    parser.add_argument("--functions", help="only these functions (comma-separated), e.g. validate")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="coldstart-"))
     if args.corpus:
@@ -98,14 +99,14 @@ def bench_target(work: Path, version: str, args: argparse.Namespace) -> dict[str
     if args.reuse and all((out / "manifest.json").is_file() for out in outs.values()):
         project = work / "project"
     else:
-        project = make_project(work / "project", target)
+        project = make_project(work / "project", target, args.functions)
         cli(project, "lock", "-q")
         warm = work / "warm-cache"
         cli(project, "build", "-q", "--out", str(work / "warmup"), cache=warm)
-        for round_ in range(args.build_rounds):
+        for round_ in range(max(args.build_rounds, 1)):
             for mode in rotated(MODES, round_):
                 builds[mode].append(timed_build(project, work, mode, warm))
-    built = {mode: times for mode, times in builds.items() if times}
+    built = {mode: times for mode, times in builds.items() if times and args.build_rounds}
     figures: dict[str, object] = {"python": python, "build_s": medians(built)}
     figures["sizes"] = {mode: sizes(outs[mode]) for mode in MODES}
     figures["import_s"] = import_times(work, outs, python, args.rounds)
@@ -132,21 +133,27 @@ def corpus_builds(work: Path, rounds: int) -> dict[str, float]:
     warm = work / "warm-cache"
     cli(project, "lock", "-q", cache=warm)
     cli(project, "build", "-q", "--out", str(work / "warmup"), cache=warm)
-    builds: dict[str, list[float]] = {mode: [] for mode in MODES}
+    builds: dict[str, list[float]] = {key: [] for key in CORPUS_KEYS}
     for round_ in range(rounds):
-        for mode in rotated(MODES, round_):
-            builds[mode].append(timed_build(project, work, mode, warm))
+        for key in rotated(CORPUS_KEYS, round_):
+            mode, _, warmth = key.partition("/")
+            took = timed_build(project, work, mode, warm, bytecode_cache=warmth == "warm")
+            builds[key].append(took)
     return medians(builds)
 
 
+# the warm-up build compiled with the default mode, so its bytecode cache serves that mode
+CORPUS_KEYS = ("none", "checked-hash", "unchecked-hash", "checked-hash/warm")
+
+
 def print_corpus(build: dict[str, float]) -> None:
-    added = {m: build[m] / build["none"] - 1 for m in MODES[1:]}
-    print(
-        f"Bench corpus build from the lock (wheels cached, no layer cached): none"
-        f" {build['none']:.2f} s, checked-hash {build['checked-hash']:.2f} s"
-        f" ({added['checked-hash']:+.0%}), unchecked-hash {build['unchecked-hash']:.2f} s"
-        f" ({added['unchecked-hash']:+.0%})"
-    )
+    print("| bytecode | bytecode cache | build (s) | vs none |\n|---|---|---:|---:|")
+    print(f"| none | | {build['none']:.2f} | |")
+    for key in CORPUS_KEYS[1:]:
+        mode, _, warmth = key.partition("/")
+        cache = "filled by an earlier build" if warmth else "empty (truly cold)"
+        added = build[key] / build["none"] - 1
+        print(f"| {mode} | {cache} | {build[key]:.2f} | {added:+.0%} |")
 
 
 def target_python(target: str) -> str:
@@ -157,9 +164,10 @@ def target_python(target: str) -> str:
     return str(find_interpreter(get_target(target)).path)
 
 
-def make_project(root: Path, target: str) -> Path:
+def make_project(root: Path, target: str, only: str | None = None) -> Path:
     if root.exists():
         shutil.rmtree(root)
+    wanted = set(only.split(",")) if only else None
     shutil.copytree(ROOT / "examples" / "functions", root / "functions")
     shutil.copytree(ROOT / "examples" / "requirements", root / "requirements")
     shutil.copytree(ROOT / "examples" / "events", root / "events")
@@ -169,7 +177,11 @@ def make_project(root: Path, target: str) -> Path:
         '[functions.validate]\nhandler = "app.handler"\ncode = "functions/validate"\n'
         'dependencies = ["pydantic>=2.7,<3"]\n',
     ]
+    if wanted is not None:
+        tables = [t for t in tables if t.split("]")[0].removeprefix("[functions.") in wanted]
     for name, requirements in SETS.items():
+        if wanted is not None and name not in wanted:
+            continue
         code = root / "sets" / name
         code.mkdir(parents=True)
         (code / "app.py").write_text(IMPORTS[name] + HANDLER)
@@ -191,11 +203,15 @@ def cli(project: Path, *args: str, cache: Path | None = None) -> None:
     )
 
 
-def timed_build(project: Path, work: Path, mode: str, warm: Path) -> float:
-    """``build --bytecode MODE`` with the wheels cached but no layer cached."""
+def timed_build(
+    project: Path, work: Path, mode: str, warm: Path, *, bytecode_cache: bool = False
+) -> float:
+    """``build --bytecode MODE`` with the wheels cached but no layer cached, and the
+    bytecode cache empty (truly cold) or as the warm-up build left it (``bytecode_cache``)."""
     cache = work / f"cache-{mode}"
     shutil.rmtree(cache, ignore_errors=True)
-    shutil.copytree(warm, cache, ignore=shutil.ignore_patterns("layers"))
+    skip = ("layers",) if bytecode_cache else ("layers", "bytecode")
+    shutil.copytree(warm, cache, ignore=shutil.ignore_patterns(*skip))
     out = work / f"out-{mode}"
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
@@ -271,7 +287,7 @@ def cold_starts(
         cli(project, *push, cache=work / f"cache-{mode}")  # the build in place: nothing rebuilt
         stores[mode] = store
     keys = list(COLD_KEYS)
-    names = ["validate", "boto3-pydantic", "sqlalchemy"]
+    names = [n for n in ("validate", "boto3-pydantic", "sqlalchemy") if n in manifest(outs["none"])]
     samples = {name: {key: [] for key in keys} for name in names}
     event = project / "events" / "validate.json"
     for round_ in range(rounds):

@@ -8,17 +8,16 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .atomic import sha256_of, write_bytes
 from .errors import HashMismatchError, IndexFetchError
-from .httpfetch import IndexHttp
 from .links import FileLink, url_to_path
 from .pagecache import url_key
 from .wire import redact
-from .workers import OnceMemo, Workers
+from .workers import OnceMemo, Shared
 
 if TYPE_CHECKING:
     from .progress import Task
@@ -71,22 +70,8 @@ class Downloads:
     ``files/<sha256[:2]>/<sha256>/<filename>`` under ``cache_dir``, once per process;
     ``offline`` reads only that cache."""
 
-    def __init__(
-        self,
-        *,
-        http: IndexHttp,
-        hashes: LocalHashes,
-        workers: Workers,
-        cache_dir: Path,
-        offline: bool,
-        log: Callable[[str], None],
-    ) -> None:
-        self._http = http
-        self._hashes = hashes
-        self._workers = workers
-        self._cache_dir = cache_dir
-        self._offline = offline
-        self._log = log
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
         self._paths: OnceMemo[str, Path] = OnceMemo()
 
     def download(self, link: FileLink) -> Path:
@@ -108,7 +93,7 @@ class Downloads:
         cached = self.file_path(link.sha256, link.filename) if link.sha256 else None
         if cached is not None and cached.is_file():
             return cached
-        if self._offline:
+        if self._shared.offline:
             raise IndexFetchError(
                 f"{link.filename} is not in the cache (offline)",
                 "run once without --offline to fill the cache",
@@ -130,25 +115,27 @@ class Downloads:
                 progress.advance(link.size or path.stat().st_size)
             return path
 
-        paths = list(self._workers.pool().map(fetch, unique))
+        paths = list(self._shared.workers.pool().map(fetch, unique))
         return {link.url: path for link, path in zip(unique, paths, strict=True)}
 
     def _hashed_already(self, link: FileLink) -> bool:
         if not link.url.startswith("file:"):
             return False
         try:
-            return self._hashes.known(url_to_path(link.url))
+            return self._shared.hashes.known(url_to_path(link.url))
         except OSError:
             return True  # download() says what is wrong
 
     def file_path(self, sha256: str, filename: str) -> Path:
         """Where the file cache keeps the file of this sha256."""
-        return self._cache_dir / "files" / sha256[:2] / sha256 / filename
+        return self._shared.cache_dir / "files" / sha256[:2] / sha256 / filename
 
     def _fetch_file(self, link: FileLink) -> Path:
-        incoming = self._cache_dir / "files" / ".incoming" / f"{uuid.uuid4().hex}-{link.filename}"
-        self._log(f"downloading {redact(link.url)}")
-        got = self._http.stream_to(link.url, incoming)
+        incoming = (
+            self._shared.cache_dir / "files" / ".incoming" / f"{uuid.uuid4().hex}-{link.filename}"
+        )
+        self._shared.log(f"downloading {redact(link.url)}")
+        got = self._shared.http.stream_to(link.url, incoming)
         if link.sha256 is not None and got != link.sha256:
             incoming.unlink()
             raise hash_mismatch(link.filename, link.url, link.sha256, got)
@@ -162,7 +149,7 @@ class Downloads:
         path = url_to_path(link.url)
         if not path.is_file():
             raise IndexFetchError(f"{path} does not exist", "check the --find-links location")
-        got = self._hashes.sha256(path)
+        got = self._shared.hashes.sha256(path)
         if link.sha256 is not None and got != link.sha256:
             raise hash_mismatch(link.filename, link.url, link.sha256, got)
         return path

@@ -30,7 +30,7 @@ from .listing import FollowUp, Listing
 from .pagecache import PageCache
 from .rangezip import RangeReader, sizable
 from .wheelinfo import WheelInfo
-from .workers import Workers
+from .workers import Shared, Workers
 
 if TYPE_CHECKING:  # httpx is imported when a remote file is first fetched
     import httpx
@@ -121,35 +121,24 @@ class PackageFinder:
         remote = [url for url in (*self.index_urls, *self.find_links) if "://" in url]
         for url in remote:
             check_index_url(url)
-        self._http = IndexHttp(client, say, IndexCredentials(remote))
-        self._workers = Workers()
-        hashes = LocalHashes(self.cache_dir)
+        self._shared = Shared(
+            http=IndexHttp(client, say, IndexCredentials(remote)),
+            hashes=LocalHashes(self.cache_dir),
+            workers=Workers(),
+            cache_dir=self.cache_dir,
+            offline=offline,
+            log=say,
+        )
+        http = self._shared.http
         self._listing = Listing(
+            self._shared,
             index_urls=self.index_urls,
             find_links=self.find_links,
-            pages=PageCache(self._http, self.cache_dir, offline=offline, log=say),
-            hashes=hashes,
-            workers=self._workers,
-            log=say,
+            pages=PageCache(http, self.cache_dir, offline=offline, log=say),
         )
-        self._downloads = Downloads(
-            http=self._http,
-            hashes=hashes,
-            workers=self._workers,
-            cache_dir=self.cache_dir,
-            offline=offline,
-            log=say,
-        )
-        ranges = RangeReader(self._http, self.cache_dir, offline=offline, log=say)
-        self._wheels = WheelInfo(
-            http=self._http,
-            ranges=ranges,
-            downloads=self._downloads,
-            workers=self._workers,
-            cache_dir=self.cache_dir,
-            offline=offline,
-            log=say,
-        )
+        self._downloads = Downloads(self._shared)
+        ranges = RangeReader(http, self.cache_dir, offline=offline, log=say)
+        self._wheels = WheelInfo(self._shared, ranges=ranges, downloads=self._downloads)
 
     def __enter__(self) -> PackageFinder:
         return self
@@ -159,8 +148,8 @@ class PackageFinder:
 
     def close(self) -> None:
         """Drop prefetches not started; close the HTTP client if the finder made it."""
-        self._workers.close()
-        self._http.close()
+        self._shared.workers.close()
+        self._shared.http.close()
 
     def prefetch(self, names: Iterable[str], then: FollowUp | None = None) -> None:
         self._listing.prefetch(names, then)

@@ -12,7 +12,6 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .credentials import public_url
-from .downloads import LocalHashes
 from .errors import ConfigError
 from .links import (
     ARCHIVE_SUFFIXES,
@@ -25,7 +24,7 @@ from .links import (
 )
 from .pagecache import PageCache
 from .wire import redact
-from .workers import OnceMemo, Workers
+from .workers import OnceMemo, Shared
 
 JSON_TYPES = ("application/vnd.pypi.simple.v1+json", "application/json")
 FollowUp = Callable[[str, Sequence[FileLink]], None]
@@ -33,24 +32,20 @@ FollowUp = Callable[[str, Sequence[FileLink]], None]
 
 class Listing:
     """``links`` and ``prefetch`` of the ``Finder``: pages from ``pages``, local files hashed
-    through ``hashes``, listings memoised per project and find-links location."""
+    through the shared ``hashes``, listings memoised per project and find-links location."""
 
     def __init__(
         self,
+        shared: Shared,
         *,
         index_urls: tuple[str, ...],
         find_links: tuple[str, ...],
         pages: PageCache,
-        hashes: LocalHashes,
-        workers: Workers,
-        log: Callable[[str], None],
     ) -> None:
+        self._shared = shared
         self._index_urls = index_urls
         self._find_links = find_links
         self._pages = pages
-        self._hashes = hashes
-        self._workers = workers
-        self._log = log
         self._lock = threading.Lock()
         self._links: OnceMemo[NormalizedName, list[FileLink]] = OnceMemo()
         self._pending: dict[str, Future[list[FileLink]]] = {}
@@ -63,7 +58,7 @@ class Listing:
         thread after each listing (errors logged, not raised). What goes wrong with a
         listing is raised by the ``links`` call that asks for it, as without the prefetch.
         A project already listed or being listed is skipped (so is its ``then``)."""
-        pool = self._workers.pool()
+        pool = self._shared.workers.pool()
         with self._lock:
             for project in dict.fromkeys(map(canonicalize_name, names)):
                 if project not in self._links and project not in self._pending:
@@ -72,14 +67,14 @@ class Listing:
     def _prefetched(self, project: NormalizedName, then: FollowUp | None) -> list[FileLink]:
         links = self._list(project)
         if then is not None:  # a job of its own, so links() waiting here returns now
-            self._workers.submit_if_open(lambda: self._follow_up(then, project, links))
+            self._shared.workers.submit_if_open(lambda: self._follow_up(then, project, links))
         return links
 
     def _follow_up(self, then: FollowUp, project: str, links: list[FileLink]) -> None:
         try:
             then(project, links)
         except Exception as exc:  # a guess ahead of the resolver: it will meet the error itself
-            self._log(f"read-ahead after {project} stopped: {exc}")
+            self._shared.log(f"read-ahead after {project} stopped: {exc}")
 
     def links(self, name: str) -> list[FileLink]:
         """Every file of project ``name`` across all indexes, then all find-links locations."""
@@ -112,7 +107,7 @@ class Listing:
         for index in self._index_urls:
             public = public_url(index)  # its login goes with each request, not in the URL
             links = self._page_links(f"{public.rstrip('/')}/{project}/", public)
-            self._log(f"{len(links)} files for {project} from {redact(index)}")
+            self._shared.log(f"{len(links)} files for {project} from {redact(index)}")
             yield from self._of_project(links, project)
         for location in self._find_links:
             yield from self._of_project(self._location_links(location), project)
@@ -122,13 +117,15 @@ class Listing:
             if project_of(link.filename) == project:
                 yield link
             elif link.filename.endswith(ARCHIVE_SUFFIXES) and project_of(link.filename) is None:
-                self._log(f"skipping {link.filename} from {link.source}: not a valid file name")
+                self._shared.log(
+                    f"skipping {link.filename} from {link.source}: not a valid file name"
+                )
 
     def _with_local_hash(self, link: FileLink) -> FileLink:
         if link.sha256 is None and link.url.startswith("file:"):
             path = url_to_path(link.url)
             if path.is_file():
-                return replace(link, sha256=self._hashes.sha256(path))
+                return replace(link, sha256=self._shared.hashes.sha256(path))
         return link
 
     def _location_links(self, location: str) -> list[FileLink]:

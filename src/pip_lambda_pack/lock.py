@@ -344,10 +344,12 @@ def planner_staleness(lock: Lock, project: Project, strategy: str) -> str | None
 
 
 def _changed_parts(lock: Lock, project: Project, strategy: str) -> list[str]:
-    """The ``input_parts`` keys whose digest differs from the lock's (all of them for a lock
-    from before input-parts)."""
+    """The ``input_parts`` keys whose digest differs from the lock's, or that only one of
+    the two has (a build option back at its default has no part); all of them for a lock
+    from before input-parts."""
     now = input_parts(project, strategy)
-    return [key for key in now if lock.input_parts.get(key) != now[key]]
+    keys = dict.fromkeys([*now, *lock.input_parts])
+    return [key for key in keys if lock.input_parts.get(key) != now.get(key)]
 
 
 def build_part(key: str) -> bool:
@@ -371,8 +373,7 @@ def _functions_changed(locked: set[str], now: set[str]) -> str:
 
 def _what_changed(lock: Lock, project: Project, strategy: str) -> str:
     """Which inputs differ from the lock's, in words: ``requirements/fetch.txt changed``."""
-    now = input_parts(project, strategy)
-    changed = [k for k in now if lock.input_parts.get(k) != now[k]]
+    changed = _changed_parts(lock, project, strategy)
     if not lock.input_parts or not changed:  # a lock from before input-parts
         return "requirements, index options or planner settings changed"
     said = list(dict.fromkeys(_part_words(key, project) for key in changed))

@@ -62,6 +62,7 @@ if __package__:
         TaskManifest,
         WireError,
         check_login,
+        corrupt_blob,
         is_digest,
         is_function_name,
         name_digest,
@@ -429,8 +430,7 @@ def _broken(reader: StoreReader, digest: str) -> Callable[[Exception], ShimError
 def _verify(reader: StoreReader, digest: str, actual: str) -> None:
     if actual != digest:
         raise ShimError(
-            f"blob sha256:{digest} in store {reader.location} is corrupt "
-            f"(its bytes hash to sha256:{actual})",
+            corrupt_blob(reader.location, digest, actual),
             "push the function again to restore the blob",
         )
 
@@ -771,10 +771,11 @@ def extract(archive_path: Path, dest: Path, digest: str, limit: Limit | None = N
 
     limit = limit or Limit(None, "")
     try:
-        with zipfile.ZipFile(archive_path) as archive:
+        with zipfile.ZipFile(archive_path) as archive, open(archive_path, "rb") as raw:
             infos = archive.infolist()
             _check_declared(infos, digest, limit)
-            return sum(_extract_one(archive, info, dest, digest) for info in infos)
+            writer = _Writer(archive, raw, dest, digest)
+            return sum(writer.write(info) for info in infos)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise disk_full(dest) from None
@@ -812,33 +813,100 @@ def _check_declared(infos: list[zipfile.ZipInfo], digest: str, limit: Limit) -> 
         )
 
 
-def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, digest: str) -> int:
+SMALL_ENTRY = 4 << 20  # entries up to this size are unpacked in memory, in one write
+
+
+class _Writer:
+    """Writes a zip's entries under ``dest``: folders made once each, small entries read
+    straight from the archive's bytes (one read, one inflate, CRC checked) and written
+    with their mode in one ``open``, larger ones streamed through ``zipfile``."""
+
+    def __init__(self, archive: zipfile.ZipFile, raw: BinaryIO, dest: Path, digest: str) -> None:
+        self.archive = archive
+        self.raw = raw  # the archive's bytes, read at each entry's own offset
+        self.dest = str(dest)
+        self.digest = digest
+        self.made = {self.dest}
+
+    def write(self, info: zipfile.ZipInfo) -> int:
+        parts = _safe_parts(info, self.digest)
+        if info.is_dir():
+            self._folder(parts)
+            return 0
+        target = f"{self._folder(parts[:-1])}/{parts[-1]}"
+        mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+        if info.file_size > SMALL_ENTRY:
+            return self._streamed(info, target, mode)
+        data = self._small(info)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode)  # whatever the umask took away
+        finally:
+            os.close(fd)
+        return len(data)
+
+    def _folder(self, parts: list[str]) -> str:
+        folder = self.dest
+        for part in parts:
+            folder = f"{folder}/{part}"
+            if folder not in self.made:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(folder)
+                self.made.add(folder)
+        return folder
+
+    def _small(self, info: zipfile.ZipInfo) -> bytes:
+        import zipfile
+        import zlib
+
+        if info.flag_bits & 0x1:
+            raise zipfile.BadZipFile(f"{info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise NotImplementedError(f"compression method {info.compress_type}")
+        self.raw.seek(info.header_offset)
+        header = self.raw.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
+        skip = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+        self.raw.seek(info.header_offset + 30 + skip)
+        payload = self.raw.read(info.compress_size)
+        if info.compress_type == zipfile.ZIP_STORED:
+            data = payload
+        else:
+            data = zlib.decompressobj(-15).decompress(payload, info.file_size + 1)
+        if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"bad CRC or size for {info.filename!r}")
+        return data
+
+    def _streamed(self, info: zipfile.ZipInfo, target: str, mode: int) -> int:
+        with self.archive.open(info) as source, open(target, "xb") as out:
+            written = _copy_at_most(source, out, info.file_size)
+        if written > info.file_size:
+            raise ShimError(
+                f"blob sha256:{self.digest}: {info.filename!r} unpacks to more than the "
+                f"{info.file_size} bytes its zip entry declares",
+                "rebuild and push the function with pip-lambda-pack",
+            )
+        os.chmod(target, mode)
+        return written
+
+
+def _safe_parts(info: zipfile.ZipInfo, digest: str) -> list[str]:
+    """The entry's path split into its parts; ShimError for an unsafe path or a symlink."""
     name = info.filename
     parts = name.rstrip("/").split("/")
-    mode = info.external_attr >> 16
     if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
         raise ShimError(
             f"blob sha256:{digest} has an unsafe path {name!r}", "rebuild it with pip-lambda-pack"
         )
-    if stat.S_ISLNK(mode):
+    if stat.S_ISLNK(info.external_attr >> 16):
         raise ShimError(
             f"blob sha256:{digest} has a symlink {name!r}", "rebuild it with pip-lambda-pack"
         )
-    target = dest.joinpath(*parts)
-    if info.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with archive.open(info) as source, open(target, "xb") as out:
-        written = _copy_at_most(source, out, info.file_size)
-    if written > info.file_size:
-        raise ShimError(
-            f"blob sha256:{digest}: {name!r} unpacks to more than the {info.file_size} bytes "
-            "its zip entry declares",
-            "rebuild and push the function with pip-lambda-pack",
-        )
-    os.chmod(target, 0o755 if mode & 0o111 else 0o644)
-    return written
+    return parts
 
 
 def _copy_at_most(source: IO[bytes], out: IO[bytes], most: int) -> int:

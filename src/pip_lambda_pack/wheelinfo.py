@@ -6,40 +6,24 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from .atomic import write_bytes
 from .downloads import Downloads, hash_mismatch
-from .httpfetch import IndexHttp
 from .links import FileLink
 from .pagecache import url_key
 from .rangezip import RangeReader, read_wheel_facts, read_wheel_metadata, sizable
 from .wire import redact
-from .workers import OnceMemo, Workers
+from .workers import OnceMemo, Shared
 
 
 class WheelInfo:
     """``metadata`` and ``sizes`` of the ``Finder``, over ``ranges`` and ``downloads``."""
 
-    def __init__(
-        self,
-        *,
-        http: IndexHttp,
-        ranges: RangeReader,
-        downloads: Downloads,
-        workers: Workers,
-        cache_dir: Path,
-        offline: bool,
-        log: Callable[[str], None],
-    ) -> None:
-        self._http = http
+    def __init__(self, shared: Shared, *, ranges: RangeReader, downloads: Downloads) -> None:
+        self._shared = shared
         self._ranges = ranges
         self._downloads = downloads
-        self._workers = workers
-        self._cache_dir = cache_dir
-        self._offline = offline
-        self._log = log
         self._lock = threading.Lock()
         self._metadata: OnceMemo[str, bytes] = OnceMemo()
         self._unpacked: dict[str, int] = {}
@@ -61,7 +45,7 @@ class WheelInfo:
         """``(bytes, unpacked bytes)`` by URL of the remote wheels whose sizes could be read
         without downloading them (see ``remote_size``), in threads; the others are left out."""
         unique = list({link.url: link for link in links if sizable(link)}.values())
-        found = list(self._workers.pool().map(self.remote_size, unique))
+        found = list(self._shared.workers.pool().map(self.remote_size, unique))
         pairs = zip(unique, found, strict=True)
         return {link.url: sizes for link, sizes in pairs if sizes is not None}
 
@@ -102,7 +86,7 @@ class WheelInfo:
 
     def _cached_metadata(self, link: FileLink) -> bytes:
         key = link.sha256 or url_key(link.url)
-        path = self._cache_dir / "metadata" / key[:2] / key / "METADATA"
+        path = self._shared.cache_dir / "metadata" / key[:2] / key / "METADATA"
         if path.is_file():
             return path.read_bytes()
         data, verified = self._fetch_metadata(link)
@@ -112,14 +96,14 @@ class WheelInfo:
 
     def _fetch_metadata(self, link: FileLink) -> tuple[bytes, bool]:
         """(metadata, whether it was checked against a hash)."""
-        if link.has_metadata and not self._offline:
+        if link.has_metadata and not self._shared.offline:
             url = link.url + ".metadata"
-            self._log(f"fetching {redact(url)}")
-            response = self._http.get(url, {})
+            self._shared.log(f"fetching {redact(url)}")
+            response = self._shared.http.get(url, {})
             if response.status_code < 400:
                 return _checked_metadata(link, response.content)
-            self._log(f"{redact(url)} answered HTTP {response.status_code}; using the wheel")
-        ranged = None if self._offline or not sizable(link) else self._ranges.metadata(link)
+            self._shared.log(f"{redact(url)} answered HTTP {response.status_code}; using the wheel")
+        ranged = None if self._shared.offline or not sizable(link) else self._ranges.metadata(link)
         if ranged is not None:  # CRC-checked, from the wheel whose sha256 keys the cache
             return ranged, True
         wheel = self._downloads.download(link)

@@ -1,12 +1,19 @@
-"""What the finder's parts share across threads: a thread pool started on first use, and a
-memo that makes each value once however many threads ask for it at the same time."""
+"""What the finder's parts share: one record of their common collaborators (``Shared``), a
+thread pool started on first use, and a memo that makes each value once however many
+threads ask for it at the same time."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from .downloads import LocalHashes
+    from .httpfetch import IndexHttp
 
 THREADS = 8  # for prefetches and downloads: network-bound; hashing releases the GIL
 
@@ -82,3 +89,16 @@ class OnceMemo(Generic[K, V]):
             with self._lock:
                 self._values[key] = value
             return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shared:
+    """What every part of one finder uses: its HTTP client, its local-hash memo, its
+    threads, the cache directory, whether to stay offline, and where ``-v`` lines go."""
+
+    http: IndexHttp
+    hashes: LocalHashes
+    workers: Workers
+    cache_dir: Path
+    offline: bool
+    log: Callable[[str], None]

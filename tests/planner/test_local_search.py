@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -147,3 +151,30 @@ def test_a_wheel_every_user_gets_from_another_layer_too_is_taken_out() -> None:
         "f": [["a==1"], ["b==1", "c==1"]],
         "g": [["b==1", "c==1"], ["a==2"]],  # untouched
     }
+
+
+PLAN_DIGEST = """
+import hashlib, json, sys
+from pathlib import Path
+from pip_lambda_pack.planning import load_fleet
+from pip_lambda_pack.planner import PlanParams, make_plan
+plan = make_plan(load_fleet(Path(sys.argv[1])), PlanParams(cache_bytes=200_000_000))
+print(hashlib.sha256(json.dumps([plan.layers, plan.functions]).encode()).hexdigest())
+"""
+
+
+def test_the_searched_plan_does_not_depend_on_the_hash_seed() -> None:
+    """Sets of pins and functions iterate in another order under another PYTHONHASHSEED;
+    no plan may depend on it (rates are summed exactly, every choice breaks ties by pins)."""
+    fleet = Path(__file__).resolve().parents[2] / "bench" / "fleets" / "gen-n200-s37-z2.0.json"
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", PLAN_DIGEST, str(fleet)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1

@@ -1,16 +1,23 @@
-"""Local search after the greedy passes: merge two layers for every function that lists
-either, while the cost model says it pays (docs/planner.md, "Local search").
+"""Local search after the greedy passes (docs/planner.md, "Local search"): global merges,
+trims, covers and splits, each taken where the cost model prices it as a gain.
 
 The greedy passes decide one function at a time, so a wheel often ends up in several
 layers (each function over ``max_layers`` merged its own), and a worker caches and fetches
-it once per layer. The move here is global: take layers X and Y and switch every function
-that lists either to X ∪ Y. A function that listed both frees a slot; one that listed one
-of them over-fetches the rest of the other, allowed only where that cannot shadow (no
-second version of a package it holds, no runtime-provided wheel it did not ask for) and
-keeps it under the size limit. A user's layer count never grows, so ``max_layers`` holds.
+it once per layer. The moves:
+
+- merge: take layers X and Y and switch every function that lists either to X ∪ Y. A
+  function that listed both frees a slot; one that listed one of them over-fetches the
+  rest of the other, allowed only where that cannot shadow (no second version of a package
+  it holds, no runtime-provided wheel it did not ask for) and keeps it under the size
+  limit. A user's layer count never grows, so ``max_layers`` holds;
+- trim: take out of a layer the wheels every one of its users gets from another layer;
+- cover: one function lists the hot layers that hold its wheels (over-fetching within the
+  same rule) and keeps only the rest in a private layer;
+- split: a function with a free slot splits one of its layers around a layer others list.
 
 Deterministic: pairs are tried best first (lazy greedy on the model's cost change, ties
-broken by the layers' sorted pins), within a budget of priced pairs, not of seconds.
+broken by the layers' sorted pins), functions in a fixed order, within a budget of priced
+pairs, not of seconds.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ PAIRS_PER_FUNCTION = 400  # priced pairs per function at effort 1: the search's 
 ROUNDS = 2  # merge and split passes, each with T and the cache's price solved afresh
 MAX_CACHE_SHARE = 0.15  # no merged layer over this share of a worker's cache
 PARTNERS = 32  # a layer is paired with at most this many, most co-listed first
-LIGHT = 1
-COVER_CANDIDATES = 24  # layers a function's new cover is chosen among
+COVER_CANDIDATES = 12  # layers a function's new cover is chosen among
+COVER_SCAN = 3  # of the layers holding most of its bytes, this many times that are checked
+SHORTLIST = 48  # a cover looks only at the hottest layers holding each of its wheels
 MIN_GAIN_S = 1e-12  # a merge must save at least this (model seconds per cold start)
 
 Queued = tuple[float, tuple[str, ...], tuple[str, ...]]  # (-gain, X's pins, Y's pins)
@@ -53,6 +61,8 @@ class _Layers:
         self._keys: dict[Group, tuple[str, ...]] = {}
         self._loads: dict[Group, tuple[int, float]] = {}
         self._rates: dict[Group, tuple[int, float]] = {}
+        self._now: dict[Group, tuple[tuple[int, int], float]] = {}
+        self._shortlists: dict[str, list[Group]] = {}
 
     def load(self, start: Mapping[str, Sequence[Group]]) -> None:
         packages = self.fleet.packages
@@ -87,6 +97,26 @@ class _Layers:
         if known is None or known[0] != self.version[group]:
             known = (self.version[group], self.rate(self.users.get(group, ())))
             self._rates[group] = known
+        return known[1]
+
+    def shortlist(self, pin: str) -> list[Group]:
+        """The ``SHORTLIST`` hottest layers holding ``pin`` when a cover pass began (see
+        ``_cover_all``): a common wheel is in a private layer of almost every function."""
+        known = self._shortlists.get(pin)
+        if known is None:
+            rate = self.rate_of
+            known = sorted(self.by_pin[pin], key=lambda g: (-rate(g), self.key(g)))[:SHORTLIST]
+            self._shortlists[pin] = known
+        return known
+
+    def cost_now(self, group: Group) -> float:
+        """``cost`` at the layer's current rate (0 for a layer nobody lists), kept per
+        version of its users and per view (``view`` is replaced between rounds)."""
+        known = self._now.get(group)
+        stamp = (self.version[group], id(self.view))
+        if known is None or known[0] != stamp:
+            cost = self.cost(group, self.rate_of(group)) if group in self.users else 0.0
+            known = self._now[group] = (stamp, cost)
         return known[1]
 
     def size(self, group: Group) -> int:
@@ -376,9 +406,10 @@ class _Cover:
 
     def _join(self, group: Group) -> float:
         layers = self.layers
-        rate = layers.rate_of(group) if group in layers.users else 0.0
-        if group in self.mine:
-            rate -= self.share
+        if group not in self.mine:
+            now = layers.cost_now(group)
+            return layers.cost(group, layers.rate_of(group) + self.share) - now
+        rate = layers.rate_of(group) - self.share
         before = layers.cost(group, rate) if rate > 1e-15 else 0.0
         return layers.cost(group, rate + self.share) - before
 
@@ -396,15 +427,22 @@ class _Cover:
         left = sum(sizes.values())
         for pin in sorted(self.need, key=lambda p: (-sizes[p], p)):
             left -= sizes[pin]
-            for group in layers.by_pin[pin]:
-                worth[group] = worth.get(group, 0) + sizes[pin]
+            for group in layers.shortlist(pin):
+                if group in layers.users:
+                    worth[group] = worth.get(group, 0) + sizes[pin]
             if len(worth) > COVER_CANDIDATES and (
                 heapq.nlargest(COVER_CANDIDATES, worth.values())[-1] >= left
             ):
                 break
-        ranked = heapq.nsmallest(COVER_CANDIDATES, worth, key=lambda g: (-worth[g], layers.key(g)))
+        scan = COVER_SCAN * COVER_CANDIDATES
+        least = heapq.nlargest(scan, worth.values())[-1] if len(worth) > scan else 0
+        ranked = sorted(
+            (g for g, w in worth.items() if w >= least), key=lambda g: (-worth[g], layers.key(g))
+        )
         found: list[tuple[Group, Group]] = []
         for group in ranked:
+            if len(found) == COVER_CANDIDATES:
+                break
             if group in self.mine or (
                 group not in layers.frozen and layers.size(group) <= layers.largest
             ):
@@ -465,7 +503,8 @@ def _cover_all(layers: _Layers, budget: int) -> int:
     """Per function, lightest first: list the hot layers holding its wheels and keep the rest
     private, where the model prices it as a gain (see ``_Cover``)."""
     share = layers.view.share
-    for name in sorted(layers.groups, key=lambda n: (LIGHT * share[n], n)):
+    layers._shortlists.clear()
+    for name in sorted(layers.groups, key=lambda n: (share[n], n)):
         if budget <= 0:
             break
         if any(g in layers.frozen for g in layers.groups[name]) or not layers.view.needs[name]:
