@@ -136,7 +136,7 @@ def test_corrupted_layer_is_never_cached(
     finally:
         blob.write_bytes(good)
     assert result.returncode == 2
-    assert f"blob sha256:{layer} in store {url} is corrupt" in result.stderr
+    assert f"store {url}: blob sha256:{layer} is corrupt" in result.stderr
     assert layer not in " ".join(unpacked(tmp_path / "cache"))
 
 

@@ -157,7 +157,7 @@ def test_corrupted_blob_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == (
-        f"ERROR: blob sha256:{task.layers[0].sha256} in store {store} is corrupt "
+        f"ERROR: store {store}: blob sha256:{task.layers[0].sha256} is corrupt "
         f"(its bytes hash to sha256:{actual})\n"
         "TIP: push the function again to restore the blob\n"
     )

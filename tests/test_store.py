@@ -67,10 +67,10 @@ def test_corrupted_blob_is_refused_on_read_and_removed(tmp_path: Path) -> None:
     with pytest.raises(HashMismatchError) as info:
         store.fetch(digest, tmp_path / "copy")
     assert info.value.message == (
-        f"store {root}: blob sha256:{digest} is corrupt; removed it: "
-        f"bytes hash to sha256:{_sha(b'layer bytez')}"
+        f"store {root}: blob sha256:{digest} is corrupt "
+        f"(its bytes hash to sha256:{_sha(b'layer bytez')})"
     )
-    assert info.value.tip == "push again to restore it: pip-lambda-pack push"
+    assert info.value.tip == "the store removed it; push again to restore it: pip-lambda-pack push"
     assert not (tmp_path / "copy").exists()
     assert not store.has(digest)
 

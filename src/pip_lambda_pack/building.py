@@ -38,8 +38,9 @@ from .manifest import (
 from .pinning import download, python_lookup
 from .planner import PlanParams
 from .planning import plan_params, shim_limits
+from .progress import Log
 from .resolve import ResolvedPackage
-from .settings import FinderPool, Log, Settings
+from .settings import FinderPool, Settings
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
 

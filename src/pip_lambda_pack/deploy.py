@@ -44,13 +44,13 @@ from .deploy_model import (
     DeployOptions,
     FunctionWant,
     LayerWant,
-    Log,
     Outcome,
     State,
     Zip,
 )
 from .errors import ConfigError, UserError
 from .manifest import BuildManifest, FunctionEntry, task_of
+from .progress import Log
 from .target import get_target
 from .units import human_size, limit_size
 from .zipwrite import files_zip

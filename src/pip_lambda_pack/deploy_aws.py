@@ -22,11 +22,11 @@ from .deploy_model import (
     FunctionWant,
     LayerRef,
     LayerWant,
-    Log,
     State,
     Zip,
 )
 from .errors import ConfigError, DeployError, LambdaPackError, UserError
+from .progress import Log
 
 # -- the AWS edge ----------------------------------------------------------------------------
 

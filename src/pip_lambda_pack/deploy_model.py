@@ -5,7 +5,7 @@ state it read there, the calls it makes and the outcome it reports; Lambda's lim
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ STORE_ENV = "LAMBDA_PACK_STORE"
 TASK_ENV = "LAMBDA_PACK_TASK"
 DIGEST_ENV = "LAMBDA_PACK_TASK_SHA256"
 WRAPPER_HANDLER = "pip_lambda_pack.wrapper.handler"
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

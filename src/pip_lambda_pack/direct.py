@@ -23,7 +23,8 @@ from .candidates import (
 from .errors import HashMismatchError, LockError, NoWheelError, ResolutionError
 from .index import FileLink, Finder
 from .links import file_link, project_of, url_to_path
-from .sdists import Log, PythonLookup, Source, build_wheel, default_lookup, tree_digest, twin_tip
+from .progress import Log
+from .sdists import PythonLookup, Source, build_wheel, default_lookup, tree_digest, twin_tip
 from .target import Target
 from .wire import redact
 

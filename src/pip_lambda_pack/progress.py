@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
 from .units import human_size
+
+Log = Callable[[str], None]
+"""Where a step says one line of what it is doing (``-v`` output, notices)."""
 
 
 class Task(Protocol):

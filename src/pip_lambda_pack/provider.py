@@ -33,8 +33,9 @@ from .direct import DirectFile, build_sdist
 from .errors import HashMismatchError, NoWheelError, ResolutionError, UserError
 from .formats import ANY_FORMAT, FormatControl
 from .index import FileLink, Finder, metadata_is_cheap
+from .progress import Log
 from .rangezip import read_wheel_metadata
-from .sdists import Log, PythonLookup
+from .sdists import PythonLookup
 from .target import Target
 from .wire import redact
 

@@ -22,6 +22,7 @@ from .direct import direct_links
 from .errors import ResolutionError
 from .formats import ANY_FORMAT, FormatControl
 from .index import FileLink, Finder
+from .progress import Log
 from .provider import (
     PYTHON,
     Candidate,
@@ -31,7 +32,7 @@ from .provider import (
     Reporter,
     requirement_of,
 )
-from .sdists import Log, PythonLookup, default_lookup
+from .sdists import PythonLookup, default_lookup
 from .target import Target
 
 if TYPE_CHECKING:

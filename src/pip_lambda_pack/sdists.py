@@ -31,11 +31,11 @@ from packaging.utils import parse_wheel_filename
 from .atomic import sha256_of
 from .errors import InterpreterNotFoundError, NoWheelError
 from .interpreters import Interpreter, find_interpreter
+from .progress import Log
 from .target import Target
 
 BUILD_TIMEOUT = 1800  # seconds for one build
 BUILD_FORMAT = 2  # part of the cache key: 1 was built by the host's Python
-Log = Callable[[str], None]
 # any_machine -> the target's interpreter (InterpreterNotFoundError when there is none)
 PythonLookup = Callable[[bool], Interpreter]
 WaysOut = Callable[[str, str], NoWheelError]  # (message, project) -> the error with a tip

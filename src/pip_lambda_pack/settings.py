@@ -4,23 +4,19 @@ options (``FinderPool``), shared by every stage of the pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .formats import ANY_FORMAT, FormatControl
 from .index import Finder, PackageFinder
-from .progress import Progress, QuietProgress
+from .progress import Log, Progress, QuietProgress
 from .requirements import IndexOptions
 
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     import httpx
 
     from .pipconf import NetworkOptions
-
-
-Log = Callable[[str], None]
 
 
 def _quiet(message: str) -> None:

@@ -62,6 +62,7 @@ if __package__:
         TaskManifest,
         WireError,
         check_login,
+        corrupt_blob,
         is_digest,
         is_function_name,
         name_digest,
@@ -429,8 +430,7 @@ def _broken(reader: StoreReader, digest: str) -> Callable[[Exception], ShimError
 def _verify(reader: StoreReader, digest: str, actual: str) -> None:
     if actual != digest:
         raise ShimError(
-            f"blob sha256:{digest} in store {reader.location} is corrupt "
-            f"(its bytes hash to sha256:{actual})",
+            corrupt_blob(reader.location, digest, actual),
             "push the function again to restore the blob",
         )
 

@@ -124,6 +124,11 @@ def task_digest(manifest: object, location: str, name: str) -> Digest:
     )
 
 
+def corrupt_blob(location: str, digest: str, actual: str) -> str:
+    """The one wording of a blob whose bytes do not hash to its name (tool, stores, shim)."""
+    return f"store {location}: blob sha256:{digest} is corrupt (its bytes hash to sha256:{actual})"
+
+
 def check_login(url: str) -> None:
     """WireError for a URL whose user info holds an unencoded ``/``, ``?`` or ``#``: the host
     would silently become part of the path (and the password part of the port)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +22,13 @@ from urllib.request import url2pathname
 
 from ..errors import BuildError, ConfigError
 from ..manifest import BuildManifest, read_manifest, task_of
-from ..progress import Progress, QuietProgress
+from ..progress import Log, Progress, QuietProgress
 from ..units import human_size, plural
 from ..wire import TaskManifest, WireError, check_login
 from .local import LocalStore
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 JOBS = 4  # parallel uploads
-Log = Callable[[str], None]
 
 
 class BlobStore(Protocol):

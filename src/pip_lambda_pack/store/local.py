@@ -116,10 +116,9 @@ class LocalStore:
             return
         with contextlib.suppress(FileNotFoundError):
             self._blob(digest).unlink()
-        raise _mismatch(
-            f"store {self.root}: blob sha256:{digest} is corrupt; removed it",
-            actual,
-            "push again to restore it: pip-lambda-pack push",
+        raise HashMismatchError(
+            wire.corrupt_blob(str(self.root), digest, actual),
+            "the store removed it; push again to restore it: pip-lambda-pack push",
         )
 
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import httpx
 
+from .. import wire
 from ..atomic import atomic_writer
 from ..errors import BlobNotFoundError, HashMismatchError, StoreAuthError, StoreError
 from ..retry import ServerError, retried
@@ -113,8 +114,7 @@ def verify(location: str, digest: str, actual: str) -> None:
     """HashMismatchError when a blob read from a store is not what its name says."""
     if actual != digest:
         raise HashMismatchError(
-            f"store {location}: blob sha256:{digest} is corrupt (its bytes hash to "
-            f"sha256:{actual})",
+            wire.corrupt_blob(location, digest, actual),
             "push the function again to restore the blob",
         )
 
