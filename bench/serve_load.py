@@ -232,15 +232,42 @@ class Connection:
 async def _load(url: str, name: str, event: object, concurrency: int, calls: int) -> Load:
     body = json.dumps(event).encode()
     host, port = url.removeprefix("http://").split(":")
-    request = (
-        f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    head = f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    request = f"{head}\r\n".encode() + body
+    tailed = f"{head}X-Amz-Log-Type: Tail\r\n\r\n".encode() + body
+    connections = [await Connection.open(host, int(port)) for _ in range(concurrency)]
+    try:
+        await _warm_up(connections, tailed)
+        return await _timed(connections, request, calls, name, event)
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+async def _warm_up(connections: list[Connection], tailed: bytes) -> None:
+    """Call until every environment the load needs has started (not timed): until
+    4 x concurrency calls in a row came back without an Init Duration in their log."""
+    streak = [0]
+    deadline = time.monotonic() + MAX_SECONDS
+
+    async def worker(connection: Connection) -> None:
+        while streak[0] < 4 * len(connections) and time.monotonic() < deadline:
+            _, head, _ = await connection.post(tailed)
+            found = re.search(rb"(?i)\r\nx-amz-log-result: *([A-Za-z0-9+/=]+)", head)
+            cold = found is not None and b"Init Duration" in base64.b64decode(found.group(1))
+            streak[0] = 0 if cold else streak[0] + 1
+
+    await asyncio.gather(*(worker(c) for c in connections))
+
+
+async def _timed(
+    connections: list[Connection], request: bytes, calls: int, name: str, event: object
+) -> Load:
     latencies: list[float] = []
     failures = 0
     left = [calls]
     deadline = time.monotonic() + MAX_SECONDS
-    connections = [await Connection.open(host, int(port)) for _ in range(concurrency)]
 
     async def worker(connection: Connection) -> None:
         nonlocal failures
@@ -255,20 +282,9 @@ async def _load(url: str, name: str, event: object, concurrency: int, calls: int
                 or (name == "echo" and json.loads(answer) != event)
             )
 
-    try:
-        left[0] = max(20, 2 * concurrency)  # warm-up: the environments started, not timed
-        await asyncio.gather(*(worker(c) for c in connections))
-        start = time.perf_counter()
-        latencies.clear()
-        failures = 0
-        left[0] = calls
-        deadline = time.monotonic() + MAX_SECONDS
-        await asyncio.gather(*(worker(c) for c in connections))
-        seconds = time.perf_counter() - start
-    finally:
-        for connection in connections:
-            connection.close()
-    return Load(tuple(latencies), seconds, failures)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in connections))
+    return Load(tuple(latencies), time.perf_counter() - start, failures)
 
 
 def load(url: str, name: str, concurrency: int, calls: int) -> Load:
@@ -397,7 +413,7 @@ def cold_split(project: Path, work: Path, python: str) -> list[str]:
     imports its dependencies (the handler's own import lines, and ``import pydantic``)."""
     store = project / ".lambda-pack" / "store"
     handler_imports = import_lines(ROOT / "examples" / "functions" / "validate" / "app.py")
-    empty, warm, imports, bare, fetches = [], [], [], [], []
+    empty, warm, imports, bare, module, fetches = [], [], [], [], [], []
     for round_ in range(5):
         cache = work / f"cold-cache-{round_}"
         shutil.rmtree(cache, ignore_errors=True)
@@ -409,6 +425,8 @@ def cold_split(project: Path, work: Path, python: str) -> list[str]:
         paths = [str(p / "python") for p in sorted(cache.iterdir()) if (p / "python").is_dir()]
         imports.append(import_ms(python, paths, handler_imports))
         bare.append(import_ms(python, paths, "import pydantic"))
+        code = [str(p) for p in sorted(cache.iterdir()) if (p / "app.py").is_file()]
+        module.append(import_ms(python, code + paths, "import app"))
     med = statistics.median
     init_empty = med(r["Init Duration"] for r in empty)
     init_warm = med(r["Init Duration"] for r in warm)
@@ -430,6 +448,9 @@ def cold_split(project: Path, work: Path, python: str) -> list[str]:
         f"| a fresh interpreter running `import pydantic` (pydantic 2 imports lazily) | "
         f"{med(bare):.0f} |",
         f"| ratio warm-cache cold start / `import pydantic` | {init_warm / med(bare):.2f} |",
+        f"| a fresh interpreter importing the handler's module (its imports and its model "
+        f"class) | {med(module):.0f} |",
+        f"| ratio warm-cache cold start / the handler's module | {init_warm / med(module):.2f} |",
         f"| first call's Duration after init | {med(r['Duration'] for r in empty):.1f} |",
     ]
 
@@ -533,7 +554,14 @@ def zipf_rows(
         fetched = missed = failed = 0.0
         with serve(project, *args) as service:
             for name in trace:
-                figures = tail_invoke(service.url, name, {})
+                try:
+                    figures = tail_invoke(service.url, name, {})
+                except OSError as exc:  # no answer in time: counted, and the service's log kept
+                    failed += 1
+                    print(
+                        f"{strategy} {name}: {exc}", *service.lines[-40:], sep="\n", file=sys.stderr
+                    )
+                    continue
                 failed += figures["failed"]
                 if "Init Duration" in figures:
                     colds.append(figures["Init Duration"])
@@ -564,6 +592,7 @@ def main() -> int:
     parser.add_argument("--skip-zipf", action="store_true")
     parser.add_argument("--skip-warm", action="store_true")
     parser.add_argument("--only-zipf", action="store_true")
+    parser.add_argument("--skip-cold", action="store_true", help="no cold-start, memory steps")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="for the Zipf mix")
     args = parser.parse_args()
     work: Path = args.work.resolve()
@@ -596,7 +625,7 @@ def main() -> int:
     if not (args.skip_warm or args.only_zipf):
         with serve(project, "--max-concurrency", "32") as service:
             out += ["### Warm invocations", "", *warm_table(project, service, python), ""]
-    if not args.only_zipf:
+    if not (args.only_zipf or args.skip_cold):
         out += ["### Cold start", "", *cold_split(project, work, python), ""]
         out += ["### Memory", "", *memory_rows(project), ""]
     if not args.skip_zipf:
