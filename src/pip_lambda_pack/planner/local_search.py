@@ -1,5 +1,5 @@
 """Local search after the greedy passes (docs/planner.md, "Local search"): global merges,
-trims, covers and splits, each taken where the cost model prices it as a gain.
+trims and covers, each taken where the cost model prices it as a gain.
 
 The greedy passes decide one function at a time, so a wheel often ends up in several
 layers (each function over ``max_layers`` merged its own), and a worker caches and fetches
@@ -13,7 +13,6 @@ it once per layer. The moves:
 - trim: take out of a layer the wheels every one of its users gets from another layer;
 - cover: one function lists the hot layers that hold its wheels (over-fetching within the
   same rule) and keeps only the rest in a private layer;
-- split: a function with a free slot splits one of its layers around a layer others list.
 
 Deterministic: pairs are tried best first (lazy greedy on the model's cost change, ties
 broken by the layers' sorted pins), functions in a fixed order, within a budget of priced
@@ -32,7 +31,7 @@ from .cost import CacheView, cache_price, characteristic_time, layer_cost, occup
 from .model import Fleet, Group, PlanParams
 
 PAIRS_PER_FUNCTION = 400  # priced pairs per function at effort 1: the search's budget
-ROUNDS = 2  # merge and split passes, each with T and the cache's price solved afresh
+ROUNDS = 2  # merge, trim and cover passes, each with T and the cache's price solved afresh
 MAX_CACHE_SHARE = 0.15  # no merged layer over this share of a worker's cache
 PARTNERS = 32  # a layer is paired with at most this many, most co-listed first
 COVER_CANDIDATES = 12  # layers a function's new cover is chosen among
@@ -212,33 +211,6 @@ class _Layers:
         self.version[union] += 1
         return union
 
-    def move_gain(self, name: str, old: Group, new: Sequence[Group]) -> float:
-        """Model seconds saved when ``name`` lists ``new`` instead of ``old``."""
-        share = self.view.share[name]
-        before = after = 0.0
-        for group in (old, *new):
-            users = self.users.get(group, set())
-            rate = self.rate_of(group) if users else 0.0
-            change = -share if group == old else share
-            before += self.cost(group, rate) if users else 0.0
-            after += self.cost(group, rate + change) if rate + change > 1e-15 else 0.0
-        return before - after
-
-    def replace(self, name: str, old: Group, new: Sequence[Group]) -> None:
-        """``name`` lists ``new`` (which partition ``old``) instead of ``old``."""
-        self.users[old].discard(name)
-        if not self.users[old]:
-            del self.users[old]
-            for pin in old:
-                self.by_pin[pin].discard(old)
-        self.version[old] += 1
-        groups = [g for g in self.groups[name] if g != old]
-        for group in new:
-            self._add_user(group, name)
-            self.version[group] += 1
-            groups.append(group)
-        self.groups[name] = sorted(groups, key=self.key)
-
     def redundant(self, group: Group) -> Group:
         """The wheels of ``group`` every user of it also gets from another of its layers."""
         left = set(group)
@@ -286,16 +258,6 @@ class _Layers:
             self._add_user(group, name)
             self.version[group] += 1
 
-    def splits(self, name: str) -> list[tuple[Group, Group]]:
-        """(one of its layers, a layer other functions list that it contains): splitting
-        the first into the second and the rest stops fetching the second's wheels twice."""
-        found = set()
-        for group in self.groups[name]:
-            for pin in group:
-                found |= {(group, w) for w in self.by_pin[pin] if w < group}
-        found = {(group, w) for group, w in found if group not in self.frozen}
-        return sorted(found, key=lambda pair: (self.key(pair[0]), self.key(pair[1])))
-
     def partners(self, group: Group) -> list[Group]:
         """Layers worth pairing with ``group``: those sharing a wheel or a user with it."""
         found: set[Group] = set()
@@ -323,7 +285,8 @@ def merge_layers(
 ) -> dict[str, list[Group]]:
     """Each function's layers after the global merges the model prices as gains, tried
     best first within ``effort`` x ``PAIRS_PER_FUNCTION`` priced pairs per function.
-    ``frozen`` layers (the deployed ones, for stability) are never merged or split."""
+    ``frozen`` layers (the deployed ones, for stability) are never merged or trimmed, and
+    a cover never takes the last user off one."""
     layers = _Layers(fleet, params, view, frozen)
     layers.load(start)
     budget = int(effort * PAIRS_PER_FUNCTION * max(1, len(fleet.functions)))
@@ -332,7 +295,6 @@ def merge_layers(
         budget = _merge_all(layers, budget)
         _trim_all(layers)
         budget = _cover_all(layers, budget)
-        budget = _split_all(layers, budget)
     return layers.groups
 
 
@@ -443,9 +405,7 @@ class _Cover:
         for group in ranked:
             if len(found) == COVER_CANDIDATES:
                 break
-            if group in self.mine or (
-                group not in layers.frozen and layers.size(group) <= layers.largest
-            ):
+            if group in self.mine or group in layers.frozen or layers.size(group) <= layers.largest:
                 inner = group & self.need
                 if sum(sizes[p] for p in inner) * per_byte > self.joining(group):
                     found.append((group, inner))
@@ -479,6 +439,8 @@ class _Cover:
             scored = []
             for i, (group, inner) in enumerate(pool):
                 new = inner - covered
+                if not new:
+                    continue  # nothing it lacks: listing it would only fetch wheels twice
                 value = sum(packages[p].size for p in new) * per_byte - self.joining(group)
                 if value > 0:
                     scored.append((-value, layers.key(group), i))
@@ -507,14 +469,22 @@ def _cover_all(layers: _Layers, budget: int) -> int:
     for name in sorted(layers.groups, key=lambda n: (share[n], n)):
         if budget <= 0:
             break
-        if any(g in layers.frozen for g in layers.groups[name]) or not layers.view.needs[name]:
+        if not layers.view.needs[name]:
             continue
         cover = _Cover(layers, name)
         budget -= COVER_CANDIDATES
         gain, chosen = cover.best()
-        if gain > MIN_GAIN_S and set(chosen) != cover.mine:
+        if gain > MIN_GAIN_S and set(chosen) != cover.mine and _keeps_frozen(layers, name, chosen):
             layers.relist(name, chosen)
     return budget
+
+
+def _keeps_frozen(layers: _Layers, name: str, chosen: Sequence[Group]) -> bool:
+    """Does every deployed layer ``name`` lists keep a user if it lists ``chosen`` instead?
+    (Listing a deployed layer changes none of its bytes; dropping its last user would.)"""
+    return all(
+        g in chosen or len(layers.users[g]) > 1 for g in layers.groups[name] if g in layers.frozen
+    )
 
 
 def _trim_all(layers: _Layers) -> None:
@@ -527,25 +497,6 @@ def _trim_all(layers: _Layers) -> None:
         spare = layers.redundant(group)
         if spare:
             layers.trim(group, spare)
-
-
-def _split_all(layers: _Layers, budget: int) -> int:
-    """Per function, heaviest first, while it has a free slot: split one of its layers
-    around a layer others list inside it, where the model prices it as a gain."""
-    share = layers.view.share
-    for name in sorted(layers.groups, key=lambda n: (-share[n], n)):
-        while len(layers.groups[name]) < layers.params.layers_for(name) and budget > 0:
-            best: tuple[float, Group, Group] | None = None
-            for old, inner in layers.splits(name):
-                budget -= 1
-                gain = layers.move_gain(name, old, (inner, old - inner))
-                if gain > MIN_GAIN_S and (best is None or gain > best[0]):
-                    best = (gain, old, inner)
-            if best is None:
-                break
-            _, old, inner = best
-            layers.replace(name, old, (inner, old - inner))
-    return budget
 
 
 def _queue(
