@@ -20,8 +20,9 @@ from aiohttp import web
 
 from ..errors import LambdaPackError, StoreError
 from .catalog import Catalog, StoredFunction
-from .environments import MAX_PAYLOAD, Environments, Outcome, ShuttingDown, Throttled
+from .environments import MAX_PAYLOAD, Environments
 from .metrics import CONTENT_TYPE, Metrics
+from .model import Outcome, ShuttingDown, Throttled
 
 BASE = "/2015-03-31/functions"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -21,7 +21,8 @@ from ..manifest import parse_task
 from ..store import BlobStore
 from ..target import get_target
 from ..wire import TaskManifest
-from .environments import ACCOUNT, FunctionSettings
+from .environments import ACCOUNT
+from .model import FunctionSettings
 from .record import RESERVED, FunctionRecord, ServeRecord, read_record, write_record
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-pack"

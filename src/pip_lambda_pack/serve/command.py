@@ -23,7 +23,7 @@ def serve(
     try:
         from . import service
         from .create import Builder
-        from .environments import Limits
+        from .model import Limits
     except ImportError as exc:
         raise ConfigError(
             f"serve needs the serve extra ({exc.name} is not installed)",

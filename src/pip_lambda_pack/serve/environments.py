@@ -16,142 +16,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import signal
 import socket
 import sys
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from .. import bootstrap
+from .model import (
+    Environment,
+    FunctionSettings,
+    Invocation,
+    Limits,
+    Outcome,
+    Pool,
+    ShuttingDown,
+    Throttled,
+    error_type_of,
+    exit_text,
+    peak_rss_mb,
+    report_line,
+    stamp,
+    trace_id,
+)
 
 BOOTSTRAP = Path(bootstrap.__file__).resolve()
 API = f"/{bootstrap.API_VERSION}/runtime"
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
-LOG_TAIL = 4096  # bytes of log X-Amz-Log-Result carries
 MEMORY_WATCH_S = 0.05  # how often working environments' memory is read
 _ACCEPTED = b'{"status": "OK"}'
 ACCOUNT = "000000000000"
-
-
-class Throttled(Exception):
-    """Every environment of the function (or of the service) is busy and the queue is full."""
-
-
-class ShuttingDown(Exception):
-    """The service is stopping: no new invocation is taken."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FunctionSettings:
-    """What an environment needs to know of its function."""
-
-    name: str
-    target: str  # e.g. python3.12-x86_64
-    python: str  # the interpreter that runs the target
-    handler: str = ""
-    memory_mb: int = 128
-    timeout_s: float = 3.0
-    environment: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    """One finished invocation: the payload or Lambda's error JSON, its log and figures."""
-
-    request_id: str
-    body: bytes
-    error_type: str | None  # None: the handler returned; else X-Amz-Function-Error is set
-    log: str
-    cold: bool
-    duration_ms: float
-    init_ms: float | None  # on a cold start
-    max_memory_mb: int
-    provisioning: Mapping[str, Any]  # hits, misses, bytes_fetched, provision_ms (cold only)
-
-    @property
-    def tail(self) -> bytes:
-        """The last 4 KB of the log, as X-Amz-Log-Result carries it (before base64)."""
-        return self.log.encode()[-LOG_TAIL:]
-
-
-@dataclass(eq=False, slots=True, kw_only=True)
-class Invocation:
-    """One invocation while it waits or runs."""
-
-    settings: FunctionSettings
-    payload: bytes
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    future: asyncio.Future[Outcome] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    lines: list[str] = field(default_factory=list)
-    started: float = 0.0
-    deadline_ms: int = 0
-    environment: Environment | None = None
-    timer: asyncio.TimerHandle | None = None
-
-
-@dataclass(eq=False, slots=True, kw_only=True)
-class Environment:
-    """One process, its Runtime API site, and what it is doing."""
-
-    id: str
-    settings: FunctionSettings
-    process: asyncio.subprocess.Process
-    site: web.SockSite
-    port: int
-    spawned: float
-    init_ms: float | None = None
-    init_error: bytes | None = None
-    provisioning: dict[str, Any] = field(default_factory=dict)
-    output: int  # the read end of its stdout and stderr pipe (non-blocking)
-    waiter: asyncio.Future[Invocation | None] | None = None
-    current: Invocation | None = None
-    logging: list[str] | None = None  # the running invocation's lines, while it runs
-    partial: bytes = b""  # output after the last newline
-    pending_log: list[str] = field(default_factory=list)  # output before the next invocation
-    output_closed: asyncio.Event = field(default_factory=asyncio.Event)
-    status: int = -1  # /proc/PID/status, open, for its peak RSS
-    idle_since: float = 0.0
-    invocations: int = 0
-    dead: bool = False
-    retired: bool = False  # its function changed: it takes no more work
-    returning: bool = False  # answered; its next /next is on the way
-    killed_for: str = ""
-    peak_mb: int = 0  # the last reading of its peak RSS
-
-
-@dataclass(eq=False, slots=True)
-class Pool:
-    """The environments of one function and its queue."""
-
-    name: str
-    environments: list[Environment] = field(default_factory=list)
-    idle: list[Environment] = field(default_factory=list)
-    queue: deque[Invocation] = field(default_factory=deque)
-    starting: int = 0  # environments not yet ready for work
-    returning: int = 0  # environments that answered and will ask for work again
-    spawning: int = 0  # processes being started (not yet in ``environments``)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """How many environments and queued invocations, and how long environments idle."""
-
-    max_concurrency: int = 10  # per function
-    max_total: int = 64  # all functions together
-    queue_size: int = 100  # per function, beyond the running ones
-    idle_s: float = 300.0
-    init_timeout_s: float = 120.0
 
 
 class Environments:
@@ -203,7 +102,7 @@ class Environments:
     def _over_memory(self, env: Environment) -> bool:
         if env.dead or env.killed_for:
             return env.killed_for == "memory"
-        env.peak_mb = max(env.peak_mb, _peak_rss_mb(env.status))
+        env.peak_mb = max(env.peak_mb, peak_rss_mb(env.status))
         if env.peak_mb <= env.settings.memory_mb:
             return False
         env.killed_for = "memory"
@@ -414,7 +313,7 @@ class Environments:
             self._fail_current(env, code)
         elif env.init_ms is None and pool.queue:
             self._fail_init(pool, env, code)
-        self.log(f"serve: {pool.name}: environment {env.id} ended ({_exit_text(code)})")
+        self.log(f"serve: {pool.name}: environment {env.id} ended ({exit_text(code)})")
         waiting = pool.starting + pool.returning < len(pool.queue)
         if waiting and self._can_spawn(pool):
             await self._spawn(pool, pool.queue[-1].settings)
@@ -439,12 +338,12 @@ class Environments:
         if env.killed_for == "timeout":
             message = f"Task timed out after {env.settings.timeout_s:.2f} seconds"
             body = {
-                "errorMessage": f"{_stamp()} {invocation.request_id} {message}",
+                "errorMessage": f"{stamp()} {invocation.request_id} {message}",
                 "errorType": "Sandbox.Timedout",
             }
-            invocation.lines.append(f"{_stamp()} {invocation.request_id} {message}")
+            invocation.lines.append(f"{stamp()} {invocation.request_id} {message}")
         else:
-            error = f"Runtime exited with error: {_exit_text(code)}"
+            error = f"Runtime exited with error: {exit_text(code)}"
             kind = "Runtime.OutOfMemory" if env.killed_for == "memory" else "Runtime.ExitError"
             body = {
                 "errorMessage": f"RequestId: {invocation.request_id} Error: {error}",
@@ -460,16 +359,16 @@ class Environments:
         invocation = pool.queue.popleft()
         invocation.lines = [*env.pending_log, *invocation.lines]
         if env.init_error is not None:
-            body, kind = env.init_error, _error_type(env.init_error, "Runtime.Unknown")
+            body, kind = env.init_error, error_type_of(env.init_error, "Runtime.Unknown")
         elif env.killed_for == "memory":
             error = {
                 "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited "
-                f"with error: {_exit_text(code)}",
+                f"with error: {exit_text(code)}",
                 "errorType": "Runtime.OutOfMemory",
             }
             body, kind = json.dumps(error).encode(), "Runtime.OutOfMemory"
         else:
-            why = "init timed out" if env.killed_for == "init" else _exit_text(code)
+            why = "init timed out" if env.killed_for == "init" else exit_text(code)
             error = {
                 "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited "
                 f"without providing a reason: {why}",
@@ -501,7 +400,7 @@ class Environments:
         duration = (time.monotonic() - invocation.started) * 1000
         memory = env.peak_mb  # read as it answered (_over_memory), or its last reading
         figures = env.provisioning if cold else {}
-        report = _report(invocation.request_id, duration, env, cold, memory, figures)
+        report = report_line(invocation.request_id, duration, env, cold, memory, figures)
         log = "\n".join(
             [f"START RequestId: {invocation.request_id} Version: $LATEST", *invocation.lines]
         )
@@ -574,7 +473,7 @@ class Environments:
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
             "Lambda-Runtime-Invoked-Function-Arn": arn,
-            "Lambda-Runtime-Trace-Id": _trace_id(),
+            "Lambda-Runtime-Trace-Id": trace_id(),
             "Content-Type": "application/json",
         }
         return web.Response(body=invocation.payload, headers=headers)
@@ -597,7 +496,7 @@ class Environments:
         size = request.content_length or 0
         body = await request.read() if size <= MAX_PAYLOAD else b""
         if error_type is not None:
-            error_type = _error_type(body, error_type)
+            error_type = error_type_of(body, error_type)
         elif size > MAX_PAYLOAD or len(body) > MAX_PAYLOAD:
             message = f"Response payload size ({size} bytes) exceeded maximum allowed "
             error = {
@@ -684,74 +583,8 @@ def _kill(env: Environment, sig: int = signal.SIGKILL) -> None:
         os.killpg(env.process.pid, sig)
 
 
-def _exit_text(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"signal: {signal.Signals(-code).name.removeprefix('SIG').lower()}"
-        except ValueError:
-            return f"signal: {-code}"
-    return f"exit status {code}"
-
-
-def _error_type(body: bytes, default: str) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return default
-    kind = data.get("errorType") if isinstance(data, dict) else None
-    return kind if isinstance(kind, str) and kind else default
-
-
 def _runtime_error(status: int, kind: str, message: str) -> web.Response:
     return web.json_response({"errorType": kind, "errorMessage": message}, status=status)
-
-
-def _stamp() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-
-
-def _trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"
-
-
-def _peak_rss_mb(status: int) -> int:
-    """The process's peak resident set (VmHWM) in MB, as Lambda's Max Memory Used.
-
-    ``status`` is its ``/proc/PID/status`` kept open: read again from the start, it is the
-    figure now (no open and close on the warm path)."""
-    try:
-        text = os.pread(status, 4096, 0)
-        start = text.index(b"VmHWM:") + 6
-        return math.ceil(int(text[start : text.index(b"kB", start)]) / 1024)
-    except (OSError, ValueError):
-        return 0
-
-
-def _report(
-    request_id: str,
-    duration_ms: float,
-    env: Environment,
-    cold: bool,
-    memory_mb: int,
-    figures: Mapping[str, Any],
-) -> str:
-    """Lambda's REPORT line, with the layers hit and missed and the bytes fetched."""
-    parts = [
-        f"REPORT RequestId: {request_id}",
-        f"Duration: {duration_ms:.2f} ms",
-        f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
-        f"Memory Size: {env.settings.memory_mb} MB",
-        f"Max Memory Used: {memory_mb} MB",
-    ]
-    if cold and env.init_ms is not None:
-        parts.append(f"Init Duration: {env.init_ms:.2f} ms")
-    if cold and figures:
-        parts.append(f"Layers Hit: {figures.get('hits', 0)}")
-        parts.append(f"Layers Missed: {figures.get('misses', 0)}")
-        parts.append(f"Bytes Fetched: {figures.get('bytes_fetched', 0)}")
-        parts.append(f"Provision Duration: {float(figures.get('provision_ms', 0)):.2f} ms")
-    return "\t".join(parts) + "\t"
 
 
 def host_python() -> str:

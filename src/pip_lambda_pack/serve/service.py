@@ -25,8 +25,9 @@ from ..errors import ConfigError
 from ..store import BlobStore, LocalStore
 from .api import Api
 from .catalog import Catalog
-from .environments import Environments, Limits, Outcome
+from .environments import Environments
 from .metrics import Metrics
+from .model import Limits, Outcome
 from .record import FunctionRecord, ServeRecord, Usage
 
 # Variables an environment may need to read its store; bootstrap removes them before the
