@@ -174,15 +174,16 @@ def ours_lock(bench: Bench, index: Sequence[str], cache: Path | None = None) -> 
     return run([bench.ours, "lock", "-q", *index, "--cache-dir", cache], cwd=bench.project)
 
 
-def ours_build(bench: Bench, cache: Path, out: Path) -> Run:
+def ours_build(bench: Bench, cache: Path, out: Path, bytecode: str = "checked-hash") -> Run:
     cmd = [bench.ours, "build", "-q", *offline(bench), "--cache-dir", cache, "--out", out]
-    return run(cmd, cwd=bench.project)
+    return run([*cmd, "--bytecode", bytecode], cwd=bench.project)
 
 
-def ours_cold_build(bench: Bench) -> Run:
-    """Requirements to zips: no lock, no cache, no output."""
+def ours_cold_build(bench: Bench, bytecode: str = "none") -> Run:
+    """Requirements to zips: no lock, no cache (so no bytecode cache either), no output;
+    ``--bytecode none`` unless asked (uv --target compiles nothing either)."""
     (bench.project / "lambda-pack.lock").unlink(missing_ok=True)
-    return ours_build(bench, fresh(bench, "ours-cache"), fresh(bench, "ours-out"))
+    return ours_build(bench, fresh(bench, "ours-cache"), fresh(bench, "ours-out"), bytecode)
 
 
 def ours_noop(bench: Bench) -> Run:
@@ -213,10 +214,16 @@ def uv_resolve(
     return total([run([*base, "-o", os.devnull, bench.requirements(f)]) for f in bench.functions])
 
 
-def uv_install(bench: Bench, cache: Path, target: Path, name: str) -> Run:
+def uv_install(bench: Bench, cache: Path, target: Path, name: str, *compile: str) -> Run:
     cmd = [bench.uv, "pip", "install", "-q", "--python", sys.executable, "--cache-dir", cache]
     cmd += ["--python-platform", UV_PLATFORM, "--python-version", "3.12", *offline(bench)]
-    return run([*cmd, "--target", target, "-r", bench.requirements(name)])
+    return run([*cmd, *compile, "--target", target, "-r", bench.requirements(name)])
+
+
+def uv_compiling(bench: Bench, cache: Path, target: Path, name: str) -> Run:
+    """``uv pip install --compile-bytecode``: uv compiles with the interpreter it is given
+    (this bench's own 3.11, not the 3.12 target), timestamp-based, the nearest peer."""
+    return uv_install(bench, cache, target, name, "--compile-bytecode")
 
 
 def pip_install(bench: Bench, cache: Path, target: Path, name: str) -> Run:
@@ -275,6 +282,16 @@ def offline_scenarios(bench: Bench) -> list[Scenario]:
                 "uv --target + zip": lambda: peer_zips(bench, uv_install, zips=True),
                 "pip --target + zip": lambda: peer_zips(bench, pip_install, zips=True),
                 "uv --target": lambda: peer_zips(bench, uv_install, zips=False),
+            },
+        ),
+        (
+            "zips with bytecode",
+            {
+                "ours": lambda: ours_cold_build(bench, "checked-hash"),
+                "ours --bytecode none": lambda: ours_cold_build(bench, "none"),
+                "uv --target --compile-bytecode + zip": lambda: peer_zips(
+                    bench, uv_compiling, zips=True
+                ),
             },
         ),
         (

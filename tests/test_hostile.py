@@ -103,6 +103,11 @@ def test_non_utf8_requirements(project: Path) -> None:
     _refused(project, 2, ["lock"], "requirements.txt is not UTF-8 text")
 
 
+def test_nul_byte_in_a_requirements_path(project: Path) -> None:
+    (project / "requirements.txt").write_text("greet\n-r other\x00.txt\n")
+    _refused(project, 2, ["lock"], "requirements.txt:2: the line holds a NUL byte")
+
+
 def test_non_utf8_lock(project: Path) -> None:
     assert run(project, "lock").returncode == 0
     lock = project / "lambda-pack.lock"

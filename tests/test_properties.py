@@ -90,6 +90,7 @@ def _write(name: str, data: bytes) -> Path:
 @SETTINGS
 @given(st.lists(st.text(alphabet=string.printable + "é\x00", max_size=40), max_size=6))
 @example(["-r", "--hash=sha256:", "a ; python_version >", "${HOME", "-e ./nowhere", "\\"])
+@example(["-r a\x00b", "-e ./a\x00"])  # a NUL in a path: ValueError from the OS before
 def test_requirements_lines(lines: list[str]) -> None:
     path = _write("requirements.txt", "\n".join(lines).encode())
     try:

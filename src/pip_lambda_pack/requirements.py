@@ -124,6 +124,8 @@ def _read_into(path: Path, out: _Collected, *, constraint: bool, seen: tuple[Pat
         ) from None
     for number, line in _logical_lines(text):
         where = f"{path}:{number}"
+        if "\x00" in line:  # no path, URL or name holds one; the OS refuses it in a path
+            raise ConfigError(f"{where}: the line holds a NUL byte", "remove it: the file is text")
         _read_line(line, where, path.parent, out, constraint, (*seen, resolved))
 
 
