@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from planfixtures import fleets, package
@@ -15,6 +16,7 @@ from planfixtures import fleets, package
 from pip_lambda_pack.planner import Fleet, FunctionNeed, PlanParams, check_plan, make_plan
 from pip_lambda_pack.planner.cost import cache_view, fleet_expected
 from pip_lambda_pack.planner.local_search import merge_layers
+from pip_lambda_pack.planning import load_fleet
 
 MB = 1_000_000
 
@@ -178,3 +180,15 @@ def test_the_searched_plan_does_not_depend_on_the_hash_seed() -> None:
         for seed in ("1", "2")
     }
     assert len(digests) == 1
+
+
+@pytest.mark.slow
+def test_adding_the_hottest_function_keeps_the_deployed_layers() -> None:
+    """gen-n400's fn00068 (12 % of cold starts, numpy and click) added to the rest: lighter
+    functions may not leave the deployed numpy layer for its new one, so the kept plan stays
+    within the stability gain of a fresh one and the deployed layers stay."""
+    fleet = load_fleet(Path(__file__).resolve().parents[2] / "bench/fleets/gen-n400-s61-z1.3.json")
+    rest = {n: f for n, f in fleet.functions.items() if n != "fn00068"}
+    old = make_plan(dataclasses.replace(fleet, functions=rest), PlanParams())
+    new = make_plan(fleet, PlanParams(), previous=old)
+    assert set(old.layers) <= set(new.layers)

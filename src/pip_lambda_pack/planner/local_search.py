@@ -286,7 +286,7 @@ def merge_layers(
     """Each function's layers after the global merges the model prices as gains, tried
     best first within ``effort`` x ``PAIRS_PER_FUNCTION`` priced pairs per function.
     ``frozen`` layers (the deployed ones, for stability) are never merged or trimmed, and
-    a cover never takes the last user off one."""
+    a cover never takes a function off one."""
     layers = _Layers(fleet, params, view, frozen)
     layers.load(start)
     budget = int(effort * PAIRS_PER_FUNCTION * max(1, len(fleet.functions)))
@@ -480,11 +480,11 @@ def _cover_all(layers: _Layers, budget: int) -> int:
 
 
 def _keeps_frozen(layers: _Layers, name: str, chosen: Sequence[Group]) -> bool:
-    """Does every deployed layer ``name`` lists keep a user if it lists ``chosen`` instead?
-    (Listing a deployed layer changes none of its bytes; dropping its last user would.)"""
-    return all(
-        g in chosen or len(layers.users[g]) > 1 for g in layers.groups[name] if g in layers.frozen
-    )
+    """Does ``chosen`` keep every deployed layer ``name`` lists? A cover may add deployed
+    layers (that changes none of their bytes) but not leave one: functions leaving a
+    deployed layer for a new one holding the same wheels had made the kept plan so much
+    worse than a fresh one that the fresh one replaced the deployed layers."""
+    return all(g in chosen for g in layers.groups[name] if g in layers.frozen)
 
 
 def _trim_all(layers: _Layers) -> None:
