@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -35,9 +34,8 @@ import sys
 import time
 import types
 from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # imported where they are used: a cold start that reads a local store
@@ -377,7 +375,7 @@ def read_task(reader: StoreReader, name: str) -> TaskManifest:
             f"task manifest of {name!r} in store {reader.location} is malformed: {exc}",
             "push the function again with this version of pip-lambda-pack",
         ) from None
-    return dataclasses.replace(task, name=name)
+    return task._replace(name=name)
 
 
 def _read_all(reader: StoreReader, digest: str) -> bytes:
@@ -435,8 +433,7 @@ def _verify(reader: StoreReader, digest: str, actual: str) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Provisioned:
+class Provisioned(NamedTuple):
     """Where a blob is unpacked, and whether it was already there."""
 
     path: Path
@@ -444,8 +441,7 @@ class Provisioned:
     fetched: int  # bytes read from the store
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """A blob unpacked in the cache: its size on disk, when it was last used, if in use."""
 
     sha256: str
@@ -647,8 +643,7 @@ class Cache:
 VERIFIED = ".lambda-pack-verified"  # in an unpacked blob: its digest, written last
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
+class Limit(NamedTuple):
     """The most bytes a blob may unpack to (None: no bound), and where that figure is from."""
 
     most: int | None
@@ -921,8 +916,7 @@ def _copy_at_most(source: IO[bytes], out: IO[bytes], most: int) -> int:
     return written
 
 
-@dataclass(frozen=True, slots=True)
-class Stats:
+class Stats(NamedTuple):
     """Provisioning figures for one run."""
 
     name: str

@@ -24,8 +24,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, NewType, TypeGuard, TypeVar
+from typing import Any, NamedTuple, NewType, TypeGuard, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 TASK_FORMAT = "lambda-pack-task/1"
@@ -282,8 +281,7 @@ def s3_client_options(options: dict[str, str]) -> dict[str, Any]:
     return kwargs
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlobRef:
+class BlobRef(NamedTuple):
     """A blob named by its sha256, with its size in bytes."""
 
     sha256: Digest
@@ -298,8 +296,7 @@ class BlobRef:
         return cls(sha256=json_digest(table, "sha256", where), size=json_size(table, "size", where))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskLayer:
+class TaskLayer(NamedTuple):
     """A layer blob of a task and the pinned wheels it holds."""
 
     sha256: Digest
@@ -326,8 +323,7 @@ class TaskLayer:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskManifest:
+class TaskManifest(NamedTuple):
     """What a store holds per function: handler, code blob, layer blobs in merge order.
 
     Its bytes are canonical JSON (sorted keys, compact), so its sha256 is stable and it is
