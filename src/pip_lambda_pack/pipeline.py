@@ -168,11 +168,11 @@ def plan_lock(
         plan = make_plan(fleet, lifted, strategy_of(project))
     else:
         plan = make_plan(fleet, params, strategy_of(project))
-    lock = _lock_of(project, closures, graph, plan)
+    lock = lock_of(project, closures, graph, plan)
     return ShownLock(lock=lock, warnings=over_limit(fleet, plan, params), notes=plan.warnings)
 
 
-def _lock_of(
+def lock_of(
     project: Project, closures: Mapping[str, Sequence[Pin]], graph: PinGraph, plan: LayerPlan
 ) -> Lock:
     """The lock record of a resolution and its plan."""

@@ -29,9 +29,10 @@ from ..errors import BlobNotFoundError, LambdaPackError
 from ..graph import Pin, pin_graph
 from ..inputs import materialize
 from ..lambda_settings import RESERVED_ENVIRONMENT
-from ..lock import Lock, LockedFunction, input_parts, inputs_digest
+from ..lock import Lock
 from ..manifest import read_manifest
 from ..pinning import resolve_project
+from ..pipeline import lock_of
 from ..planner import Fleet, FunctionNeed, LayerPlan, Package, layer_id, make_plan
 from ..planning import fleet_of, plan_params, strategy_of
 from ..popularity import downloads
@@ -209,16 +210,8 @@ class Builder:
         params = replace(plan_params(project, previous), usage=usage or None)
         plan = make_plan(fleet, params, strategy_of(project))
         ids = plan.functions[name]
-        return Lock(
-            target=project.target,
-            inputs=inputs_digest(project, strategy_of(project)),
-            input_parts=input_parts(project, strategy_of(project)),
-            strategy=strategy_of(project),
-            max_layers=project.max_layers,
-            wheels={pin.id: pin for pin in closures[name]},
-            functions={name: LockedFunction(pins=graph.functions[name], layers=ids)},
-            layers={lid: plan.layers[lid] for lid in ids},
-        )
+        mine = replace(plan, functions={name: ids}, layers={lid: plan.layers[lid] for lid in ids})
+        return lock_of(project, {name: closures[name]}, graph, mine)
 
     def _existing(self, target: str, skip: str) -> dict[str, TaskManifest]:
         """The store's other functions of ``target`` (every target: ``""``)."""
