@@ -418,3 +418,56 @@ def test_bytecode_cache_gives_the_same_layer_without_compiling(tmp_path: Path) -
         build_layer([wheel], tmp_path / "damaged", dataclasses.replace(cached, compiler=broken))
     again = build_layer([wheel], tmp_path / "again", cached)
     assert again.sha256 == fresh.sha256 and stored[0].read_bytes() != bytes(damaged)
+
+
+def test_prune_evicts_least_recently_used_batches_and_a_rebuild_is_identical(
+    tmp_path: Path,
+) -> None:
+    from pip_lambda_pack.bytecode import prune_cache
+
+    wheel = wheel_in(tmp_path, "pkg", "1.0", {**MODULES, **SECOND})
+    plain = options(12)
+    assert plain.compiler is not None
+    folder = tmp_path / "bytecode"
+    cached = dataclasses.replace(
+        plain, compiler=dataclasses.replace(plain.compiler, cache_dir=folder)
+    )
+    first = build_layer([wheel], tmp_path / "first", cached)
+    stored = sorted(folder.rglob("*.pycs"), key=lambda path: path.stat().st_size)
+    assert len(stored) == 2
+    old, recent = stored
+    os.utime(old, (1_000_000, 1_000_000))
+    (old.parent / ".tmp-dead.pycs").write_bytes(b"half")
+    os.utime(old.parent / ".tmp-dead.pycs", (1_000_000, 1_000_000))
+    old_size = old.stat().st_size
+    assert prune_cache(folder, recent.stat().st_size) == (1, old_size)
+    assert sorted(folder.rglob("*.pycs")) == [recent]
+    assert not (old.parent / ".tmp-dead.pycs").exists()
+    again = build_layer([wheel], tmp_path / "again", cached)  # recompiles the pruned batch
+    assert again.path.read_bytes() == first.path.read_bytes() and old.is_file()
+    os.utime(recent, (1_000_000, 1_000_000))
+    build_layer([wheel], tmp_path / "used", cached)  # a cache hit counts as a use
+    assert recent.stat().st_mtime > 1_000_000
+    assert prune_cache(folder, 0)[0] == 2 and not list(folder.rglob("*.pycs"))
+
+
+def test_cache_prune_clears_the_bytecode_cache_and_the_next_build_recompiles(
+    project: Path,
+) -> None:
+    built = run(project, "build", "--out", "out")
+    assert built.returncode == 0, built.stderr
+    folder = project / ".cache" / "bytecode"
+    assert list(folder.rglob("*.pycs"))
+    pruned = run(project, "cache", "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert re.search(
+        rf"^removed [1-9]\d* bytecode batch(es)? \(.+\) from {folder}$", pruned.stdout, re.M
+    )
+    assert not list(folder.rglob("*.pycs"))
+    shutil.rmtree(project / ".cache" / "layers")  # else the layers come from their own cache
+    rebuilt = run(project, "build", "--out", "again")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert list(folder.rglob("*.pycs"))  # compiled again
+    layers = sorted((project / "out" / "layers").glob("*.zip"))
+    again = sorted((project / "again" / "layers").glob("*.zip"))
+    assert layers and [p.read_bytes() for p in again] == [p.read_bytes() for p in layers]

@@ -857,3 +857,47 @@ def test_profile_and_service_endpoints_come_from_boto3s_chain(
     )
     names = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
     assert sorted(names) == ["prof-hello", "prof-other"]
+
+
+def test_the_bootstrap_layer_ships_the_shims_bytecode_for_the_target(tmp_path: Path) -> None:
+    from pip_lambda_pack.deploy import wanted
+    from pip_lambda_pack.interpreters import find_optional
+    from pip_lambda_pack.target import get_target
+
+    python = find_optional(get_target("python3.12-x86_64"), any_machine=True)
+    if python is None:
+        pytest.skip("needs a Python 3.12 interpreter (pyenv install 3.12)")
+    (tmp_path / "src").mkdir()
+    config = tmp_path / "lambda-pack.toml"
+
+    def bootstrap(out: str, mode: str) -> Path:
+        config.write_text(
+            f'bytecode = "{mode}"\n[functions.hello]\nhandler = "app.handler"\ncode = "src"\n'
+            'delivery = "shim"\n'
+        )
+        args = (load_project(config), _manifest(1), tmp_path / out, DeployOptions(prefix="p"))
+        layers, _ = wanted(*args, "s3://b/p")
+        [layer] = [want for want in layers if want.description == "pip-lambda-pack shim"]
+        return layer.zip.path
+
+    first, second = bootstrap("one", "checked-hash"), bootstrap("two", "checked-hash")
+    assert first.read_bytes() == second.read_bytes()
+    pycache = "python/pip_lambda_pack/__pycache__/"
+    with zipfile.ZipFile(first) as archive:
+        pycs = sorted(name for name in archive.namelist() if name.endswith(".pyc"))
+        shim_pyc = archive.read(pycache + "shim.cpython-312.pyc")
+        archive.extractall(tmp_path / "opt")
+    assert pycs == [pycache + f"{m}.cpython-312.pyc" for m in ("__init__", "shim", "wrapper")]
+    assert int.from_bytes(shim_pyc[4:8], "little") == 0b11  # PEP 552: hash-based, checked
+    site = tmp_path / "opt" / "python"
+    done = subprocess.run(
+        [str(python.path), "-v", "-c", "import pip_lambda_pack.shim"],
+        env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(site), "PATH": os.defpath},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cached = site / "pip_lambda_pack" / "__pycache__" / "shim.cpython-312.pyc"
+    assert f"code object from '{cached}'" in done.stderr  # used as shipped, not compiled
+    with zipfile.ZipFile(bootstrap("bare", "none")) as archive:
+        assert not [name for name in archive.namelist() if name.endswith(".pyc")]

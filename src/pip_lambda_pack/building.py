@@ -411,6 +411,16 @@ def layer_options(
     return _options(project, mode, compiler, common)
 
 
+def bootstrap_options(project: Project, compiler: Interpreter | None) -> LayerOptions:
+    """How deploy's bootstrap layer (the shim and its wrapper) is built: with the bytecode
+    mode of the shim-delivered functions when they agree (else the project's), nothing
+    excluded; without bytecode when ``compiler`` is None, as layers are."""
+    users = [spec for spec in project.functions if spec.delivery == "shim"]
+    modes = {function_bytecode(project, spec) for spec in users}
+    mode = modes.pop() if len(modes) == 1 else project.bytecode
+    return _options(project, mode, compiler, ())
+
+
 def function_options(
     project: Project, spec: FunctionSpec, compiler: Interpreter | None
 ) -> LayerOptions:

@@ -20,6 +20,7 @@ layer that holds it. Optimisation level 0, as Lambda runs Python.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -30,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_bytes
+from .atomic import remove_stale, write_bytes
 from .errors import BuildError, ConfigError
 from .interpreters import Interpreter
 from .target import Target
@@ -147,9 +148,12 @@ def _compiled_batch(compiler: Compiler, batch: Sequence[Source]) -> dict[str, by
     payload = b"".join(_frame(source) for source in batch)
     where = _cached_path(compiler, payload)
     output = _read_cached(where) if where else None
-    if output is not None:
+    if where is not None and output is not None:
         try:
-            return _parse_output(compiler, batch, output)
+            compiled = _parse_output(compiler, batch, output)
+            with contextlib.suppress(OSError):
+                os.utime(where)  # its last use, which ``prune_cache`` evicts by
+            return compiled
         except BuildError:
             pass  # the right size for another batch, never ours: compile it again
     output = _run_worker(compiler, payload)
@@ -166,6 +170,30 @@ def _cached_path(compiler: Compiler, payload: bytes) -> Path | None:
     digest.update(payload)
     key = digest.hexdigest()
     return compiler.cache_dir / key[:2] / f"{key}.pycs"
+
+
+def prune_cache(folder: Path, max_bytes: int) -> tuple[int, int]:
+    """Remove the least recently used batches of ``.pyc`` in ``folder`` (a compiler's
+    ``cache_dir``) until the rest fits ``max_bytes`` (0: all of them), and the temp files
+    of killed writers; how many batches went and their bytes. A build reading a batch as
+    it goes only compiles that batch again."""
+    found = []
+    for path in folder.glob("*/[!.]*.pycs") if folder.is_dir() else ():  # not .tmp-*
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            found.append((stat.st_mtime, path.name, stat.st_size, path))
+    total = sum(size for _, _, size, _ in found)
+    removed = freed = 0
+    for _, _, size, path in sorted(found):
+        if total <= max_bytes:
+            break
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed, freed = removed + 1, freed + size
+        total -= size
+    for sub in folder.iterdir() if folder.is_dir() else ():
+        remove_stale(sub)
+    return removed, freed
 
 
 def _read_cached(path: Path) -> bytes | None:

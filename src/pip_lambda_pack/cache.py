@@ -53,6 +53,16 @@ def prune(root: Path, max_bytes: int) -> str:
     return f"removed {plural(len(removed), 'blob')} ({freed}){leftovers} from {root}"
 
 
+def prune_bytecode(folder: Path, max_bytes: int) -> str:
+    """Evict the least recently used batches of ``.pyc`` builds keep in ``folder`` until
+    it fits ``max_bytes``; what was removed, in one line."""
+    from .bytecode import prune_cache
+
+    removed, freed = prune_cache(folder, max_bytes)
+    batches = plural(removed, "bytecode batch", "bytecode batches")
+    return f"removed {batches} ({human_size(freed)}) from {folder}"
+
+
 def _ago(seconds: float) -> str:
     if seconds < 120:
         return f"{max(0, round(seconds))} s ago"

@@ -178,7 +178,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     cache = _add(commands, "cache", "show or prune the runtime cache", [common], run.cache)
     cache.add_argument("action", choices=["info", "prune"], help="info: list; prune: evict")
     cache.add_argument("--cache", type=Path, help="cache directory (default: invoke's)")
-    cache.add_argument("--max-bytes", type=int, default=0, help="prune down to this size")
+    cache.add_argument("--max-bytes", type=int, default=0, help="prune each cache to this size")
     _add(
         commands,
         "check",

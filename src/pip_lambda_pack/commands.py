@@ -460,6 +460,8 @@ def cache(args: argparse.Namespace) -> int:
             print(cache.info(root))
         return 0
     print(cache.prune(root, args.max_bytes))
+    if not args.cache:  # the tool's own cache too; a worker's (--cache) has no bytecode
+        print(cache.prune_bytecode(_cache_dir(args) / "bytecode", args.max_bytes))
     return 0
 
 

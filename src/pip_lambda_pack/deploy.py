@@ -49,11 +49,12 @@ from .deploy_model import (
     Zip,
 )
 from .errors import ConfigError, UserError
+from .layers import LayerOptions
 from .manifest import BuildManifest, FunctionEntry, task_of
 from .progress import Log
 from .target import get_target
 from .units import human_size, limit_size
-from .zipwrite import files_zip
+from .zipwrite import deflated_entry, zip_bytes
 
 # -- what to have --------------------------------------------------------------------------
 
@@ -70,20 +71,25 @@ def describe_layer(wheels: Sequence[str]) -> str:
     return text if len(text) <= 256 else text[:253] + "..."
 
 
-def bootstrap_zip(out_dir: Path) -> Zip:
+def bootstrap_zip(out_dir: Path, options: LayerOptions | None = None) -> Zip:
     """The bootstrap layer of shim-delivered functions: the one-file shim and the wrapper.
 
     Written to ``out_dir/bootstrap/<sha256>.zip`` as ``python/pip_lambda_pack/...``, with
-    an ``__init__`` of its own so nothing else of the tool is imported at run time.
+    an ``__init__`` of its own so nothing else of the tool is imported at run time, and
+    with ``options``' bytecode, as a layer (else every cold start compiles the shim).
     """
     from .invoke import shim_source
+    from .layers import LAYER_ROOT, finish_entries
 
     files = {
         "python/pip_lambda_pack/__init__.py": b'"""pip-lambda-pack runtime shim."""\n',
         "python/pip_lambda_pack/shim.py": shim_source().encode(),
         "python/pip_lambda_pack/wrapper.py": Path(__file__).with_name("wrapper.py").read_bytes(),
     }
-    data = files_zip(files)
+    entries = [deflated_entry(path, 0o644, files[path], path) for path in sorted(files)]
+    if options is not None:
+        entries = finish_entries(entries, options, prefix="python/", root=LAYER_ROOT)
+    data = zip_bytes(entries)
     digest = hashlib.sha256(data).hexdigest()
     path = out_dir / "bootstrap" / f"{digest}.zip"
     if not path.is_file():
@@ -99,15 +105,18 @@ def wanted(
     out_dir: Path,
     options: DeployOptions,
     store_url: str | None = None,
+    say: Log | None = None,
 ) -> tuple[list[LayerWant], list[FunctionWant]]:
-    """The layers and functions the build should become on Lambda (checked, no I/O but disk)."""
+    """The layers and functions the build should become on Lambda (checked, no I/O but disk
+    and the lookup of the target's interpreter, which compiles the shim's bytecode)."""
     runtime, arch = runtime_of(manifest.target)
     functions, layers = [], {}
     bootstrap = None
     for spec in project.functions:
         entry = manifest.functions[spec.name]
         if spec.delivery == "shim":
-            bootstrap = bootstrap or bootstrap_zip(out_dir)
+            built = replace(project, target=manifest.target)  # the .pyc are for what was built
+            bootstrap = bootstrap or bootstrap_zip(out_dir, _bootstrap_options(built, say))
             want = _shim_function(spec, entry, manifest.target, out_dir, options, bootstrap)
             want = replace(want, environment=_store_env(want, store_url, spec.name))
             layers[bootstrap.sha256] = _layer_want(options, bootstrap, ("pip-lambda-pack shim",))
@@ -118,6 +127,12 @@ def wanted(
                 layers[layer.sha256] = _layer_want(options, zip_, layer.wheels)
         functions.append(replace(want, runtime=runtime, arch=arch))
     return [replace(w, runtime=runtime, arch=arch) for w in layers.values()], functions
+
+
+def _bootstrap_options(project: Project, say: Log | None) -> LayerOptions:
+    from .building import bootstrap_options, find_compiler
+
+    return bootstrap_options(project, find_compiler(project, say or (lambda _: None)))
 
 
 def _layer_want(options: DeployOptions, zip_: Zip, wheels: Sequence[str]) -> LayerWant:
@@ -243,7 +258,7 @@ def deploy(
         from .store import open_store
 
         store = open_store(project.store, project.root)
-    layers, functions = wanted(project, manifest, out_dir, options, project.store)
+    layers, functions = wanted(project, manifest, out_dir, options, project.store, say)
     state = read_state(aws, layers, functions, options, store)
     calls = plan_calls(layers, functions, state, options)
     names = {w.zip.sha256: w.name for w in layers}
