@@ -172,16 +172,29 @@ def _cached_path(compiler: Compiler, payload: bytes) -> Path | None:
     return compiler.cache_dir / key[:2] / f"{key}.pycs"
 
 
-def prune_cache(folder: Path, max_bytes: int) -> tuple[int, int]:
-    """Remove the least recently used batches of ``.pyc`` in ``folder`` (a compiler's
-    ``cache_dir``) until the rest fits ``max_bytes`` (0: all of them), and the temp files
-    of killed writers; how many batches went and their bytes. A build reading a batch as
-    it goes only compiles that batch again."""
+def cache_usage(folder: Path) -> tuple[int, int]:
+    """How many batches of ``.pyc`` ``folder`` (a compiler's ``cache_dir``) holds, and
+    their bytes."""
+    found = _cached_batches(folder)
+    return len(found), sum(size for _, _, size, _ in found)
+
+
+def _cached_batches(folder: Path) -> list[tuple[float, str, int, Path]]:
+    """(last use, name, bytes, path) of each batch in ``folder``, temp files left out."""
     found = []
     for path in folder.glob("*/[!.]*.pycs") if folder.is_dir() else ():  # not .tmp-*
         with contextlib.suppress(OSError):
             stat = path.stat()
             found.append((stat.st_mtime, path.name, stat.st_size, path))
+    return found
+
+
+def prune_cache(folder: Path, max_bytes: int) -> tuple[int, int]:
+    """Remove the least recently used batches of ``.pyc`` in ``folder`` (a compiler's
+    ``cache_dir``) until the rest fits ``max_bytes`` (0: all of them), and the temp files
+    of killed writers; how many batches went and their bytes. A build reading a batch as
+    it goes only compiles that batch again."""
+    found = _cached_batches(folder)
     total = sum(size for _, _, size, _ in found)
     removed = freed = 0
     for _, _, size, path in sorted(found):
