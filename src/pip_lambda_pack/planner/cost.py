@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .model import MB, Fleet, LayerPlan, PlanParams, layer_size, layer_users, shares
 from .runtime_provided import closures, is_provided
@@ -168,6 +168,29 @@ def empty_cache_fetch(sizes: Sequence[int], model: CostModel) -> Fetch:
 # --- the model applied to a fleet and a plan ----------------------------------------------
 
 
+def priced(fleet: Fleet, params: PlanParams) -> tuple[Fleet, PlanParams]:
+    """The fleet and parameters the model prices when a miss is unpacked too (the shim
+    unpacks into its cache: ``params.extract_bps`` > 0); unchanged otherwise.
+
+    A wheel's size becomes the bytes whose transfer takes as long as fetching and unpacking
+    it, ``size + unpacked * bandwidth / extract``, so every price of the planner counts the
+    unpacking; and the cache, which then holds unpacked trees, becomes ``cache_bytes`` of
+    unpacked bytes in those units: scaled by the fleet's ratio of priced to unpacked bytes
+    (exact when unpacking dominates, as it does from a local store). A plan is pins only,
+    so it is the same plan for the real fleet."""
+    if params.extract_bps <= 0:
+        return fleet, params
+    ratio = params.bandwidth_bps / params.extract_bps
+    packages = {
+        pid: replace(pkg, size=pkg.size + round(pkg.unpacked_size * ratio))
+        for pid, pkg in fleet.packages.items()
+    }
+    unpacked = sum(pkg.unpacked_size for pkg in fleet.packages.values())
+    scale = sum(pkg.size for pkg in packages.values()) / unpacked if unpacked else 1.0
+    cache = round(params.cache_bytes * scale)
+    return replace(fleet, packages=packages), replace(params, cache_bytes=cache, extract_bps=0.0)
+
+
 def cost_model(params: PlanParams) -> CostModel:
     """The cost model the parameters describe."""
     return CostModel(
@@ -234,6 +257,7 @@ def hit_rates(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> dict[str, fl
     several layers, or hands functions wheels they do not need, fills the cache sooner and
     has its layers evicted sooner. (With T over the wheels the model priced the local
     search's over-fetching merges at 30 % below what the replay measured.)"""
+    fleet, params = priced(fleet, params)
     view = cache_view(fleet, params)
     rates = {}
     for lid, names in layer_users(plan).items():
@@ -248,12 +272,16 @@ def hit_rates(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> dict[str, fl
 def expected_figures(
     fleet: Fleet, plan: LayerPlan, params: PlanParams, q: Mapping[str, float]
 ) -> dict[str, Fetch]:
-    """Function -> the model's expected cost of one of its cold starts."""
+    """Function -> the model's expected cost of one of its cold starts: seconds counting
+    the unpacking where ``params`` prices it (``priced``), bytes transferred."""
     model = cost_model(params)
-    return {
-        name: expected_fetch(((layer_size(fleet, plan, lid), q[lid]) for lid in ids), model)
-        for name, ids in plan.functions.items()
-    }
+    timed, _ = priced(fleet, params)
+    figures = {}
+    for name, ids in plan.functions.items():
+        cost = expected_fetch(((layer_size(timed, plan, lid), q[lid]) for lid in ids), model)
+        moved = math.fsum((1.0 - q[lid]) * layer_size(fleet, plan, lid) for lid in ids)
+        figures[name] = Fetch(seconds=cost.seconds, bytes=moved)
+    return figures
 
 
 def fleet_expected(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> Fetch:
