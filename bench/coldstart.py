@@ -77,10 +77,15 @@ def main() -> int:
     parser.add_argument("--corpus", action="store_true", help="only the bench corpus build time")
     parser.add_argument("--reuse", action="store_true", help="keep the builds a run left in WORK")
     parser.add_argument("--functions", help="only these functions (comma-separated), e.g. validate")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="with --corpus: also time the truly cold builds with the src/ of another commit",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="coldstart-"))
     if args.corpus:
-        print_corpus(corpus_builds(work / "corpus", args.build_rounds))
+        print_corpus(corpus_builds(work / "corpus", args.build_rounds, args.baseline_src))
         return 0
     results = {}
     for version in args.targets.split(","):
@@ -114,9 +119,11 @@ def bench_target(work: Path, version: str, args: argparse.Namespace) -> dict[str
     return figures
 
 
-def corpus_builds(work: Path, rounds: int) -> dict[str, float]:
+def corpus_builds(work: Path, rounds: int, baseline: Path | None = None) -> dict[str, float]:
     """Build time of the bench corpus (python3.12-x86_64; etl left out: over Lambda's
-    limit) from the lock, wheels cached and no layer cached, per bytecode mode."""
+    limit) from the lock, per bytecode mode: with the wheels cached and no layer cached;
+    with the bytecode cache filled too (``/warm``); and truly cold (``/cold``: an empty
+    cache directory, every wheel fetched from PyPI), also with ``baseline``'s src/."""
     project = work / "project"
     shutil.rmtree(project, ignore_errors=True)
     lines = ['target = "python3.12-x86_64"', ""]
@@ -133,27 +140,59 @@ def corpus_builds(work: Path, rounds: int) -> dict[str, float]:
     warm = work / "warm-cache"
     cli(project, "lock", "-q", cache=warm)
     cli(project, "build", "-q", "--out", str(work / "warmup"), cache=warm)
-    builds: dict[str, list[float]] = {key: [] for key in CORPUS_KEYS}
+    keys = CORPUS_KEYS + (BASELINE_KEYS if baseline else ())
+    builds: dict[str, list[float]] = {key: [] for key in keys}
     for round_ in range(rounds):
-        for key in rotated(CORPUS_KEYS, round_):
-            mode, _, warmth = key.partition("/")
-            took = timed_build(project, work, mode, warm, bytecode_cache=warmth == "warm")
+        for key in rotated(keys, round_):
+            key_mode, _, src = key.partition("@")
+            mode, _, warmth = key_mode.partition("/")
+            print(f"round {round_ + 1}: {key}", end=" ", file=sys.stderr, flush=True)
+            if warmth == "cold":
+                took = cold_build(project, work, mode, baseline if src else SRC)
+            else:
+                took = timed_build(project, work, mode, warm, bytecode_cache=warmth == "warm")
+            print(f"{took:.2f} s ({load()})", file=sys.stderr, flush=True)
             builds[key].append(took)
     return medians(builds)
 
 
 # the warm-up build compiled with the default mode, so its bytecode cache serves that mode
-CORPUS_KEYS = ("none", "checked-hash", "unchecked-hash", "checked-hash/warm")
+CORPUS_KEYS = ("none", "checked-hash", "checked-hash/warm", "none/cold", "checked-hash/cold")
+BASELINE_KEYS = ("checked-hash/cold@baseline",)
+CACHES = {
+    "": "wheels cached, no layer, bytecode cache empty",
+    "warm": "wheels and bytecode cached, no layer",
+    "cold": "nothing cached (wheels from PyPI)",
+}
+
+
+def load() -> str:
+    return "load %.1f" % os.getloadavg()[0]
 
 
 def print_corpus(build: dict[str, float]) -> None:
-    print("| bytecode | bytecode cache | build (s) | vs none |\n|---|---|---:|---:|")
-    print(f"| none | | {build['none']:.2f} | |")
-    for key in CORPUS_KEYS[1:]:
-        mode, _, warmth = key.partition("/")
-        cache = "filled by an earlier build" if warmth else "empty (truly cold)"
-        added = build[key] / build["none"] - 1
-        print(f"| {mode} | {cache} | {build[key]:.2f} | {added:+.0%} |")
+    print("| bytecode | cache | build (s) | vs none, same cache |\n|---|---|---:|---:|")
+    for key, took in build.items():
+        key_mode, _, src = key.partition("@")
+        mode, _, warmth = key_mode.partition("/")
+        peer = build["none/cold" if warmth == "cold" else "none"]
+        added = "" if mode == "none" else f"{took / peer - 1:+.0%}"
+        where = f"{CACHES[warmth]}{', ' + src if src else ''}"
+        print(f"| {mode} | {where} | {took:.2f} | {added} |")
+
+
+def cold_build(project: Path, work: Path, mode: str, src: Path) -> float:
+    """``build --bytecode MODE`` from the lock into an empty cache directory: every wheel
+    fetched from PyPI, no layer, no bytecode (as uv's benchmarks mean "cold")."""
+    cache = work / f"cold-cache-{mode}"
+    shutil.rmtree(cache, ignore_errors=True)
+    out = work / f"cold-out-{mode}"
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    cli(project, "build", "-q", "--bytecode", mode, "--out", str(out), cache=cache, src=src)
+    took = time.perf_counter() - start
+    shutil.rmtree(cache, ignore_errors=True)
+    return took
 
 
 def target_python(target: str) -> str:
@@ -194,8 +233,8 @@ def make_project(root: Path, target: str, only: str | None = None) -> Path:
     return root
 
 
-def cli(project: Path, *args: str, cache: Path | None = None) -> None:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+def cli(project: Path, *args: str, cache: Path | None = None, src: Path = SRC) -> None:
+    env = {**os.environ, "PYTHONPATH": str(src)}
     if cache is not None:
         env["LAMBDA_PACK_CACHE_DIR"] = str(cache)
     subprocess.run(

@@ -1,6 +1,6 @@
 """Load, cold starts and memory of ``serve`` beside today's ``invoke`` (a process per call).
 
-    .venv/bin/python bench/serve_load.py [--work DIR] [--zipf-calls 150] [--skip-zipf]
+    .venv/bin/python bench/serve_load.py [--work DIR] [--skip-warm] [--skip-cold]
 
 Everything runs on loopback, bounded in count and time. In one run:
 
@@ -11,10 +11,9 @@ Everything runs on loopback, bounded in count and time. In one run:
    same client;
 2. a cold start of ``validate`` split into fetch, extract and init, beside a fresh
    interpreter that only imports pydantic from the same unpacked layers;
-3. the service's resident memory with ten functions warm, and each environment's;
-4. a Zipf mix over 21 functions of the bench corpus through ``serve`` with a worker cache
-   smaller than their total, once per planner strategy: measured cold-start time and bytes
-   fetched (the real-system counterpart of bench/plan_quality.py).
+3. the service's resident memory with ten functions warm, and each environment's.
+
+The Zipf mix over the bench corpus by planner strategy is bench/serve_zipf.py.
 
 The corpus wheels come from PyPI once (``pip download`` for python3.12-x86_64, as
 bench/speed.py does); every step after that is offline. Environments run the target's
@@ -29,7 +28,6 @@ import base64
 import contextlib
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -40,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,16 +52,6 @@ import speed  # noqa: E402  (bench/speed.py: the corpus download options)
 
 TARGET = "python3.12-x86_64"
 ECHO = "def handler(event, context):\n    return event\n"
-# ml (scikit-learn, scipy, numpy) unzips past Lambda's 250 MB once its layers carry bytecode,
-# and etl (pandas, pyarrow) without it, so neither is in the mix.
-PAIRS = [
-    ("auth", "db"), ("http", "templ"), ("llm", "web-api"), ("image", "http"),
-    ("powertools", "http"), ("db", "web-api"), ("templ", "llm"), ("auth", "image"),
-    ("db", "templ"), ("powertools", "db"), ("auth", "llm"), ("image", "templ"),
-    ("web-api", "http"),
-]  # fmt: skip
-SINGLES = ["auth", "db", "http", "image", "llm", "powertools", "templ", "web-api"]
-STRATEGIES = ["expected-time", "single", "popularity-topk", "nixery"]
 MAX_SECONDS = 20.0  # per load step
 REPORT = re.compile(r"(\w+(?: \w+)?): ([\d.]+)")
 EVENTS = {
@@ -508,92 +496,14 @@ def memory_rows(project: Path) -> list[str]:
     ]
 
 
-# -- the Zipf mix ---------------------------------------------------------------------------
-
-
-def zipf_functions() -> dict[str, tuple[str, list[str]]]:
-    functions = {name: (ECHO, corpus_requirements(name)) for name in SINGLES}
-    for a, b in PAIRS:
-        reqs = sorted(set(corpus_requirements(a)) | set(corpus_requirements(b)))
-        functions[f"{a}-{b}"] = (ECHO, reqs)
-    return functions
-
-
-def zipf_trace(names: Sequence[str], calls: int, seed: int = 7, s: float = 1.1) -> list[str]:
-    rng = random.Random(seed)
-    ranked = list(names)
-    rng.shuffle(ranked)
-    weights = [1 / (rank + 1) ** s for rank in range(len(ranked))]
-    return rng.choices(ranked, weights, k=calls)
-
-
-def zipf_rows(
-    work: Path, wheelhouse: Path, calls: int, strategies: Sequence[str] = STRATEGIES
-) -> list[str]:
-    functions = zipf_functions()
-    trace = zipf_trace(sorted(functions), calls)
-    offline = ["--no-index", "--find-links", str(wheelhouse)]
-    rows = [
-        "| strategy | layers | cold starts | mean cold start ms | p90 cold start ms | "
-        "blobs missed | MB fetched | total cold-start s | failed |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    cap = 0
-    for strategy in strategies:
-        project = write_project(work / f"zipf-{strategy}", functions, strategy)
-        cli("push", *offline, cwd=project)
-        from pip_lambda_pack.lock import read_lock
-
-        lock = read_lock(project / "lambda-pack.lock")
-        if not cap:  # one cap for all: 40% of the distinct wheels' unpacked bytes
-            cap = int(sum(pin.unpacked_size for pin in lock.wheels.values()) * 0.4)
-        cache = work / f"zipf-cache-{strategy}"
-        shutil.rmtree(cache, ignore_errors=True)
-        args = ["--cache", str(cache), "--cache-max-bytes", str(cap), "--max-environments", "2"]
-        colds: list[float] = []
-        fetched = missed = failed = 0.0
-        with serve(project, *args) as service:
-            for name in trace:
-                try:
-                    figures = tail_invoke(service.url, name, {})
-                except OSError as exc:  # no answer in time: counted, and the service's log kept
-                    failed += 1
-                    print(
-                        f"{strategy} {name}: {exc}", *service.lines[-40:], sep="\n", file=sys.stderr
-                    )
-                    continue
-                failed += figures["failed"]
-                if "Init Duration" in figures:
-                    colds.append(figures["Init Duration"])
-                    fetched += figures.get("Bytes Fetched", 0)
-                    missed += figures.get("Layers Missed", 0)
-        colds.sort()
-        rows.append(
-            f"| {strategy} | {len(lock.layers)} | {len(colds)} | "
-            f"{statistics.mean(colds):.0f} | {colds[int(0.9 * len(colds))]:.0f} | "
-            f"{missed:.0f} | {fetched / 1e6:.1f} | {sum(colds) / 1000:.1f} | {failed:.0f} |"
-        )
-        print(rows[-1], file=sys.stderr)
-    rows.append("")
-    rows.append(
-        f"{len(functions)} functions, {calls} calls (Zipf s=1.1, seed 7), worker cache cap "
-        f"{cap / 1e6:.0f} MB (40% of the distinct wheels unpacked), at most 2 environments."
-    )
-    return rows
-
-
 # -- main -----------------------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "serve-bench")
-    parser.add_argument("--zipf-calls", type=int, default=150)
-    parser.add_argument("--skip-zipf", action="store_true")
     parser.add_argument("--skip-warm", action="store_true")
-    parser.add_argument("--only-zipf", action="store_true")
     parser.add_argument("--skip-cold", action="store_true", help="no cold-start, memory steps")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="for the Zipf mix")
     args = parser.parse_args()
     work: Path = args.work.resolve()
     wheelhouse = work / "wheelhouse"
@@ -622,15 +532,12 @@ def main() -> int:
         f"environments on {python}",
         "",
     ]
-    if not (args.skip_warm or args.only_zipf):
+    if not args.skip_warm:
         with serve(project, "--max-concurrency", "32") as service:
             out += ["### Warm invocations", "", *warm_table(project, service, python), ""]
-    if not (args.only_zipf or args.skip_cold):
+    if not args.skip_cold:
         out += ["### Cold start", "", *cold_split(project, work, python), ""]
         out += ["### Memory", "", *memory_rows(project), ""]
-    if not args.skip_zipf:
-        zipf = zipf_rows(work, wheelhouse, args.zipf_calls, args.strategies.split(","))
-        out += ["### Zipf mix by strategy", "", *zipf]
     out.append(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print("\n".join(out))
     return 0

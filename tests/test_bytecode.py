@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -471,3 +472,28 @@ def test_cache_prune_clears_the_bytecode_cache_and_the_next_build_recompiles(
     layers = sorted((project / "out" / "layers").glob("*.zip"))
     again = sorted((project / "again" / "layers").glob("*.zip"))
     assert layers and [p.read_bytes() for p in again] == [p.read_bytes() for p in layers]
+
+
+def test_cache_info_shows_the_bytecode_cache_beside_the_runtime_cache(project: Path) -> None:
+    built = run(project, "build", "--out", "out")
+    assert built.returncode == 0, built.stderr
+    folder = project / ".cache" / "bytecode"
+    batches = list(folder.rglob("*.pycs"))
+    size = sum(path.stat().st_size for path in batches)
+    assert batches
+    info = run(project, "cache", "info")
+    assert info.returncode == 0, info.stderr
+    line = info.stdout.splitlines()[-1]
+    count = len(batches)
+    assert re.fullmatch(rf"{folder}: {count} bytecode batch(es)?, .+", line), info.stdout
+    as_json = run(project, "cache", "info", "--json")
+    assert json.loads(as_json.stdout)["bytecode"] == {
+        "cache": str(folder),
+        "entries": count,
+        "total": size,
+    }
+    worker = run(project, "cache", "info", "--cache", str(project / "worker"))
+    assert "bytecode" not in worker.stdout  # a worker's cache holds no bytecode
+    run(project, "cache", "prune")
+    emptied = json.loads(run(project, "cache", "info", "--json").stdout)["bytecode"]
+    assert emptied == {"cache": str(folder), "entries": 0, "total": 0}

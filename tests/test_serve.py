@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,6 +143,11 @@ def test_invoke_cold_then_warm_with_tail(client: Any) -> None:
     report = first.splitlines()[-1]
     assert report.startswith("REPORT RequestId: ")
     assert "Init Duration: " in report and "Layers Missed: " in report
+    figures = dict(re.findall(r"(\w+(?: \w+)?): ([\d.]+)", report))
+    # the cold start's misses split into their download and their unpacking, both inside it
+    assert float(figures["Fetch Duration"]) > 0 and float(figures["Extract Duration"]) > 0
+    steps = float(figures["Fetch Duration"]) + float(figures["Extract Duration"])
+    assert steps <= float(figures["Provision Duration"]) <= float(figures["Init Duration"])
     memory = int(report.split("Max Memory Used: ")[1].split(" MB")[0])
     assert memory > 5
     again, _ = call(client, "hello", {"name": "again"}, LogType="Tail")

@@ -318,6 +318,8 @@ def _provision(store: str, name: str) -> list[str]:
         "misses": stats.misses,
         "bytes_fetched": stats.bytes_fetched,
         "provision_ms": round((time.monotonic() - start) * 1000, 3),
+        "fetch_ms": round(cache.seconds["fetch"] * 1000, 3),
+        "extract_ms": round(cache.seconds["extract"] * 1000, 3),
     }
     control(f"init {json.dumps(figures, sort_keys=True)}")
     return paths

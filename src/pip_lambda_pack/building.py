@@ -5,26 +5,35 @@ exclude options.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .atomic import write_bytes
-from .bytecode import Compiler, target_cache_tag
+from .bytecode import Compiler, compile_sources, target_cache_tag
 from .config import FunctionSpec, Project, function_bytecode, function_exclude, function_index
 from .direct import wheel_path
 from .errors import BuildError, PlanError
 from .graph import Pin
 from .index import FileLink, Finder
 from .interpreters import Interpreter, find_optional
-from .layers import Artifact, LayerOptions, build_code_zip, build_layer, code_fingerprint
+from .layers import (
+    Artifact,
+    LayerOptions,
+    build_code_zip,
+    build_layer,
+    code_fingerprint,
+    wheel_sources,
+)
 from .links import file_link
 from .lock import Lock
 from .manifest import (
@@ -43,6 +52,9 @@ from .resolve import ResolvedPackage
 from .settings import FinderPool, Settings
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
+from .wheels import wheel_entries
+from .workers import OnceMemo
+from .zipwrite import ZipEntry
 
 # Bump when layers.py would write different bytes for the same wheels: cached layers
 # (keyed by this and the wheels' sha256) and build stamps of the old format are then unused.
@@ -136,24 +148,99 @@ def _build_layers(
     if not missing:
         return artifacts
     needed = {pin for lid in missing for pin in lock.layers[lid]}
-    paths = _wheel_paths(project, lock, get_target(lock.target), settings, finders, needed)
-    # Largest first so the two ends of a small pool finish together; zlib and sha256 release
-    # the GIL, so threads overlap the inflating (CRC checks), hashing and writing.
-    missing.sort(key=lambda lid: -sum(lock.wheels[pin].size for pin in lock.layers[lid]))
+    target = get_target(lock.target)
     task = settings.progress.task(f"building {plural(len(missing), 'layer')}", len(missing))
-    with ThreadPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 1, 4)) as pool:
-        built = pool.map(
-            build_layer,
-            [[paths[p] for p in lock.layers[lid]] for lid in missing],
-            [out_dir] * len(missing),
-            [options[lid] for lid in missing],
-        )
-        for lid, artifact in zip(missing, built, strict=True):
+    with _Overlap({lid: lock.layers[lid] for lid in missing}, out_dir, options) as overlap:
+        _wheel_paths(project, lock, target, settings, finders, needed, ready=overlap.ready)
+        for lid, artifact in overlap.results():
             artifacts[lid] = artifact
             _cache_layer(cache, lock, lock.layers[lid], artifact, options[lid])
             task.advance()
     task.finish()
     return artifacts
+
+
+class _Overlap:
+    """Layers built as their wheels land, and each wheel's bytecode compiled as soon as
+    it lands, while the other downloads go on: the compile processes (one per batch, as
+    many at once as there are CPUs) fill the time spent waiting on the network. A batch
+    compiled early lands in the bytecode cache (or is awaited while it runs), where the
+    layer's own compile finds it; its bytes are those a serial build gives, because a
+    batch's output is a function of its input alone."""
+
+    def __init__(
+        self, layers: dict[str, tuple[str, ...]], out_dir: Path, options: dict[str, LayerOptions]
+    ) -> None:
+        self._layers, self._out_dir, self._options = layers, out_dir, options
+        self._waiting = {lid: set(members) for lid, members in layers.items()}
+        pins = {pin for members in layers.values() for pin in members}
+        self._users = {pin: [lid for lid in layers if pin in layers[lid]] for pin in pins}
+        self._left = {pin: len(users) for pin, users in self._users.items()}
+        self._paths: dict[str, Path] = {}
+        self._entries: OnceMemo[Path, list[ZipEntry]] = OnceMemo()
+        self._built: dict[str, Future[Artifact]] = {}
+        self._mutex = threading.Lock()
+        cpus = os.cpu_count() or 1
+        self._compiling = ThreadPoolExecutor(cpus, "lambda-pack-precompile")
+        # zlib and sha256 release the GIL, so threads overlap inflating, hashing and writing
+        self._building = ThreadPoolExecutor(min(len(layers), cpus, 4), "lambda-pack-layer")
+
+    def __enter__(self) -> _Overlap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        failed = exc[0] is not None
+        self._compiling.shutdown(wait=True, cancel_futures=True)
+        self._building.shutdown(wait=True, cancel_futures=failed)
+
+    def ready(self, pin: str, path: Path) -> None:
+        """``pin``'s wheel is at ``path``, verified: compile it, build what it completes."""
+        with self._mutex:
+            self._paths[pin] = path
+            complete = []
+            for lid in self._users.get(pin, ()):
+                self._waiting[lid].discard(pin)
+                if not self._waiting[lid]:
+                    complete.append(lid)
+        ways: dict[str, list[str]] = {}  # the layers of each way this wheel is compiled
+        for lid in self._users.get(pin, ()):
+            compiler = self._options[lid].compiler
+            if compiler is not None and compiler.cache_dir is not None:
+                ways.setdefault(json.dumps(self._options[lid].key), []).append(lid)
+        for lids in ways.values():
+            self._compiling.submit(self._precompile, pin, lids)
+        for lid in complete:
+            self._built[lid] = self._building.submit(self._build, lid)
+
+    def _precompile(self, pin: str, lids: list[str]) -> None:
+        if all(lid in self._built for lid in lids):  # their builds compile what they need
+            return
+        options = self._options[lids[0]]
+        assert options.compiler is not None
+        with contextlib.suppress(BuildError):  # the layer's own compile reports it
+            compile_sources(options.compiler, wheel_sources(self._read(self._paths[pin]), options))
+
+    def _read(self, path: Path) -> list[ZipEntry]:
+        return self._entries.make(path, lambda: wheel_entries(path))
+
+    def _build(self, lid: str) -> Artifact:
+        members = self._layers[lid]
+        artifact = build_layer(
+            [self._paths[pin] for pin in members], self._out_dir, self._options[lid], self._read
+        )
+        with self._mutex:
+            for pin in members:
+                self._left[pin] -= 1
+                if not self._left[pin]:
+                    self._entries.drop(self._paths[pin])
+        return artifact
+
+    def results(self) -> Iterator[tuple[str, Artifact]]:
+        """Each layer and its zip as it is built, once every wheel has landed."""
+        for lid in sorted(self._layers):
+            if lid not in self._built:
+                raise BuildError(f"no wheel was fetched for layer {lid}", "report this bug")
+            yield lid, self._built[lid].result()
 
 
 def _layer_key(lock: Lock, members: Sequence[str], options: LayerOptions) -> str | None:
@@ -272,9 +359,11 @@ def _wheel_paths(
     settings: Settings,
     finders: FinderPool,
     needed: set[str] | None = None,
+    ready: Callable[[str, Path], None] | None = None,
 ) -> dict[str, Path]:
     """Local, verified paths of the lock's wheels (of ``needed`` ones, when given), each
-    fetched through the index options of a function that needs it (its login, trusted hosts)."""
+    fetched through the index options of a function that needs it (its login, trusted hosts);
+    ``ready`` gets each pin and its path as soon as the file is there."""
     wanted = {pid: pin for pid, pin in lock.wheels.items() if needed is None or pid in needed}
     finder_of = _finders_by_pin(project, lock, finders)
     groups: dict[Finder, dict[str, FileLink]] = {}
@@ -283,7 +372,11 @@ def _wheel_paths(
             groups.setdefault(finder_of.get(pid, finder_of[""]), {})[pid] = _link(pin)
     paths: dict[str, Path] = {}
     for finder, links in groups.items():
-        downloaded = download(finder, list(links.values()), settings)
+        pins_of: dict[str, list[str]] = {}
+        for pid, link in links.items():
+            pins_of.setdefault(link.url, []).append(pid)
+
+        downloaded = download(finder, list(links.values()), settings, _landed(pins_of, ready))
         paths.update({pid: downloaded[link.url] for pid, link in links.items()})
     for pid, pin in wanted.items():
         finder = finder_of.get(pid, finder_of[""])
@@ -303,7 +396,24 @@ def _wheel_paths(
                 build_dir=settings.cache_dir / "built",
                 python=python_lookup(project, target),
             )
+            if ready is not None:
+                ready(pid, paths[pid])
     return paths
+
+
+def _landed(
+    pins_of: dict[str, list[str]], ready: Callable[[str, Path], None] | None
+) -> Callable[[FileLink, Path], None] | None:
+    """``ready`` of each pin a downloaded file is (by its URL), or None without ``ready``."""
+    if ready is None:
+        return None
+    notify = ready
+
+    def landed(link: FileLink, path: Path) -> None:
+        for pid in pins_of[link.url]:
+            notify(pid, path)
+
+    return landed
 
 
 def _finders_by_pin(project: Project, lock: Lock, finders: FinderPool) -> dict[str, Finder]:

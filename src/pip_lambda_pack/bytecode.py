@@ -27,7 +27,7 @@ import struct
 import subprocess
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +39,11 @@ from .target import Target
 MODES = ("checked-hash", "unchecked-hash", "none")
 DEFAULT_MODE = "checked-hash"
 CHUNK = 200  # sources per compile process at most; fixed, so the output never depends on the pool
-BATCHING = "top-level/200"  # how sources are cut into batches: part of what the bytes depend on
+CHUNK_BYTES = 2_000_000  # and source bytes (~0.6 CPU s on 3.12), so no one batch is a long tail
+BATCHING = "top-level/200/2MB"  # how sources are cut into batches: what the bytes depend on
 _LIMIT = threading.BoundedSemaphore(max(os.cpu_count() or 1, 1))  # compile processes at once
+_RUNNING: dict[str, Future[bytes]] = {}  # batches being compiled, by key: asked for twice, run once
+_RUNNING_LOCK = threading.Lock()
 _WORKER = """\
 import struct, sys
 from importlib.util import source_hash
@@ -124,17 +127,38 @@ def compile_sources(compiler: Compiler, sources: Sequence[Source]) -> dict[str, 
 
 def source_batches(sources: Sequence[Source]) -> list[list[Source]]:
     """``sources`` cut into the batches one process compiles: by group and top-level
-    package (``python/pkg``, ``python/mod.py``), in path order, ``CHUNK`` at most; largest
-    first, so the pool's two ends finish together."""
+    package (``python/pkg``, ``python/mod.py``), in path order, a new batch before the
+    file that would make it hold more than ``CHUNK`` files or ``CHUNK_BYTES`` of source
+    (the cut points are a function of the group's files alone); largest first, so the
+    pool's two ends finish together."""
     groups: dict[tuple[str, str], list[Source]] = {}
     for source in sorted(sources, key=lambda source: (source.group, source.path)):
         groups.setdefault((source.group, _top_level(source.path)), []).append(source)
-    batches = [
-        group[i : i + CHUNK]
-        for _, group in sorted(groups.items())
-        for i in range(0, len(group), CHUNK)
-    ]
+    batches = [batch for _, group in sorted(groups.items()) for batch in _cut(group)]
     return sorted(batches, key=lambda batch: -sum(len(source.data) for source in batch))
+
+
+def _cut(group: Sequence[Source]) -> list[list[Source]]:
+    batches: list[list[Source]] = []
+    size = 0
+    for source in group:
+        if not batches or len(batches[-1]) == CHUNK or size + len(source.data) > CHUNK_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(source)
+        size += len(source.data)
+    return batches
+
+
+def importable(path: str) -> bool:
+    """Whether some module name reaches ``path`` (``pkg/mod.py`` below a ``sys.path``
+    entry): a dotted name cannot name a folder or module whose own name holds a dot, so
+    ``pkg-1.0.dist-info/x.py``, ``pkg.libs/x.py`` and ``setup.cfg.py`` are never imported
+    (the import system would compile them itself if code put their folder on ``sys.path``).
+    Names that are not identifiers (``foo-bar/x.py``) are reachable through
+    ``importlib.import_module`` and stay."""
+    *folders, name = path.split("/")
+    return "." not in name.removesuffix(".py") and not any("." in part for part in folders)
 
 
 def _top_level(path: str) -> str:
@@ -146,7 +170,8 @@ def _compiled_batch(compiler: Compiler, batch: Sequence[Source]) -> dict[str, by
     """One batch's ``.pyc`` bytes: from the cache when a verified copy is there, else
     compiled (and cached)."""
     payload = b"".join(_frame(source) for source in batch)
-    where = _cached_path(compiler, payload)
+    key = _batch_key(compiler, payload)
+    where = compiler.cache_dir / key[:2] / f"{key}.pycs" if compiler.cache_dir else None
     output = _read_cached(where) if where else None
     if where is not None and output is not None:
         try:
@@ -156,20 +181,54 @@ def _compiled_batch(compiler: Compiler, batch: Sequence[Source]) -> dict[str, by
             return compiled
         except BuildError:
             pass  # the right size for another batch, never ours: compile it again
-    output = _run_worker(compiler, payload)
-    compiled = _parse_output(compiler, batch, output)
-    if where is not None:
-        write_bytes(where, hashlib.sha256(output).digest() + output)
-    return compiled
+    return _parse_output(compiler, batch, _compiled_once(compiler, key, payload, where))
 
 
-def _cached_path(compiler: Compiler, payload: bytes) -> Path | None:
-    if compiler.cache_dir is None:
-        return None
+def _compiled_once(compiler: Compiler, key: str, payload: bytes, where: Path | None) -> bytes:
+    """The worker's output for ``payload``; when another thread is compiling the same
+    batch (a wheel compiled as it lands, then its layer), its output once it is done."""
+    with _RUNNING_LOCK:
+        running = _RUNNING.get(key)
+        if running is None:
+            mine: Future[bytes] = Future()
+            _RUNNING[key] = mine
+    if running is not None:
+        return running.result()
+    try:
+        output = _run_worker(compiler, payload)
+        if where is not None:
+            write_bytes(where, hashlib.sha256(output).digest() + output)
+        mine.set_result(output)
+        return output
+    except BaseException as exc:
+        mine.set_exception(exc)
+        raise
+    finally:
+        with _RUNNING_LOCK:
+            del _RUNNING[key]
+
+
+def _batch_key(compiler: Compiler, payload: bytes) -> str:
     digest = hashlib.sha256("\0".join([*compiler.key, _WORKER]).encode())
     digest.update(payload)
-    key = digest.hexdigest()
-    return compiler.cache_dir / key[:2] / f"{key}.pycs"
+    return digest.hexdigest()
+
+
+def cache_usage(folder: Path) -> tuple[int, int]:
+    """How many batches of ``.pyc`` ``folder`` (a compiler's ``cache_dir``) holds, and
+    their bytes."""
+    found = _cached_batches(folder)
+    return len(found), sum(size for _, _, size, _ in found)
+
+
+def _cached_batches(folder: Path) -> list[tuple[float, str, int, Path]]:
+    """(last use, name, bytes, path) of each batch in ``folder``, temp files left out."""
+    found = []
+    for path in folder.glob("*/[!.]*.pycs") if folder.is_dir() else ():  # not .tmp-*
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            found.append((stat.st_mtime, path.name, stat.st_size, path))
+    return found
 
 
 def prune_cache(folder: Path, max_bytes: int) -> tuple[int, int]:
@@ -177,11 +236,7 @@ def prune_cache(folder: Path, max_bytes: int) -> tuple[int, int]:
     ``cache_dir``) until the rest fits ``max_bytes`` (0: all of them), and the temp files
     of killed writers; how many batches went and their bytes. A build reading a batch as
     it goes only compiles that batch again."""
-    found = []
-    for path in folder.glob("*/[!.]*.pycs") if folder.is_dir() else ():  # not .tmp-*
-        with contextlib.suppress(OSError):
-            stat = path.stat()
-            found.append((stat.st_mtime, path.name, stat.st_size, path))
+    found = _cached_batches(folder)
     total = sum(size for _, _, size, _ in found)
     removed = freed = 0
     for _, _, size, path in sorted(found):

@@ -53,6 +53,23 @@ def prune(root: Path, max_bytes: int) -> str:
     return f"removed {plural(len(removed), 'blob')} ({freed}){leftovers} from {root}"
 
 
+def bytecode_info(folder: Path) -> str:
+    """One line: the batches of ``.pyc`` builds keep in ``folder`` and their bytes."""
+    from .bytecode import cache_usage
+
+    count, size = cache_usage(folder)
+    batches = plural(count, "bytecode batch", "bytecode batches")
+    return f"{folder}: {batches}, {human_size(size)}"
+
+
+def bytecode_info_json(folder: Path) -> dict[str, Any]:
+    """The same line as data."""
+    from .bytecode import cache_usage
+
+    count, size = cache_usage(folder)
+    return {"cache": str(folder), "entries": count, "total": size}
+
+
 def prune_bytecode(folder: Path, max_bytes: int) -> str:
     """Evict the least recently used batches of ``.pyc`` builds keep in ``folder`` until
     it fits ``max_bytes``; what was removed, in one line."""

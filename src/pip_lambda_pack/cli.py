@@ -340,6 +340,15 @@ def _project_options() -> argparse.ArgumentParser:
     model.add_argument("--cache-mb", type=float, help="worker cache size in MB")
     model.add_argument("--fetch", choices=["parallel", "serial"], help="how layers are fetched")
     model.add_argument(
+        "--extract-mb-s",
+        type=float,
+        metavar="MB_S",
+        help="MB/s (unpacked) the shim unpacks a fetched layer at (default 0: not counted)",
+    )
+    model.add_argument(
+        "--worker-cold-starts", type=float, metavar="N", help="cold starts a worker cache lives for"
+    )
+    model.add_argument(
         "--plan-effort",
         type=float,
         metavar="X",

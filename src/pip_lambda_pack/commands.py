@@ -453,15 +453,21 @@ def cache(args: argparse.Namespace) -> int:
     from . import cache
 
     root = args.cache.resolve() if args.cache else _cache_dir(args) / "runtime"
+    bytecode = None if args.cache else _cache_dir(args) / "bytecode"  # a worker's has none
     if args.action == "info":
         if args.json_output:
-            emit_json(cache.info_json(root))
+            found = cache.info_json(root)
+            if bytecode is not None:
+                found["bytecode"] = cache.bytecode_info_json(bytecode)
+            emit_json(found)
         else:
             print(cache.info(root))
+            if bytecode is not None:
+                print(cache.bytecode_info(bytecode))
         return 0
     print(cache.prune(root, args.max_bytes))
-    if not args.cache:  # the tool's own cache too; a worker's (--cache) has no bytecode
-        print(cache.prune_bytecode(_cache_dir(args) / "bytecode", args.max_bytes))
+    if bytecode is not None:  # the tool's own cache too
+        print(cache.prune_bytecode(bytecode, args.max_bytes))
     return 0
 
 

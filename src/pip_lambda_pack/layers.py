@@ -15,12 +15,12 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import atomic_writer, write_bytes
-from .bytecode import Compiler, Source, compile_sources, pyc_path
+from .bytecode import Compiler, Source, compile_sources, importable, pyc_path
 from .errors import BuildError
 from .records import RecordRow, parse_record, record_bytes, row_of
 from .wheels import check_entry_path, console_scripts, wheel_entries
@@ -69,7 +69,10 @@ class LayerOptions:
 
 
 def build_layer(
-    wheels: Sequence[Path], out_dir: Path, options: LayerOptions | None = None
+    wheels: Sequence[Path],
+    out_dir: Path,
+    options: LayerOptions | None = None,
+    read: Callable[[Path], list[ZipEntry]] = wheel_entries,
 ) -> Artifact:
     """Lay ``wheels`` out under ``python/`` (scripts under ``bin/``) into one layer zip.
 
@@ -77,8 +80,9 @@ def build_layer(
     with a compiler, every module gets its ``.pyc`` for the target. The zip is written
     atomically to ``out_dir/layers/<sha256>.zip``. Raises BuildError for an unreadable
     wheel, an unsafe entry path, or two wheels that put different bytes at one path.
+    ``read`` gives a wheel's entries (``wheel_entries``, or a memo of it).
     """
-    entries = merge_entries(entry for wheel in wheels for entry in wheel_entries(wheel))
+    entries = merge_entries(entry for wheel in wheels for entry in read(wheel))
     if options is not None:
         entries = finish_entries(entries, options, prefix="python/", root=LAYER_ROOT)
     else:
@@ -105,19 +109,10 @@ def finish_entries(
     Only ``.py`` files under ``prefix`` are modules (a layer's ``bin/`` is not); each
     code object keeps the file name it will have at run time, ``root`` + its path.
     """
-    match = exclude_matcher(options.exclude)
-    kept = [
-        entry
-        for entry in entries
-        if _keeps_pyc(entry.path, options) and not _excluded(entry.path, prefix, match)
-    ]
+    kept = kept_entries(entries, options, prefix)
     if options.compiler is None:
         return rewrite_records(kept, {}) if prefix else kept
-    sources = [
-        Source(path=entry.path, dfile=root + entry.path, data=inflate(entry), group=entry.origin)
-        for entry in kept
-        if entry.path.endswith(".py") and entry.path.startswith(prefix)
-    ]
+    sources = module_sources(kept, prefix=prefix, root=root)
     origins = {entry.path: entry.origin for entry in kept}
     compiled = compile_sources(options.compiler, sources)
     tag = options.compiler.interpreter.cache_tag
@@ -127,6 +122,36 @@ def finish_entries(
     ]
     merged = merge_entries([*kept, *pycs])
     return rewrite_records(merged, {p: pyc_path(p, tag) for p in compiled}) if prefix else merged
+
+
+def kept_entries(entries: Sequence[ZipEntry], options: LayerOptions, prefix: str) -> list[ZipEntry]:
+    """``entries`` without foreign ``.pyc`` files and excluded paths."""
+    match = exclude_matcher(options.exclude)
+    return [
+        entry
+        for entry in entries
+        if _keeps_pyc(entry.path, options) and not _excluded(entry.path, prefix, match)
+    ]
+
+
+def module_sources(entries: Sequence[ZipEntry], *, prefix: str, root: str) -> list[Source]:
+    """The modules among ``entries`` that get a ``.pyc``: ``.py`` files under ``prefix``
+    that a module name can reach (``bytecode.importable``), each with its run-time name."""
+    return [
+        Source(path=entry.path, dfile=root + entry.path, data=inflate(entry), group=entry.origin)
+        for entry in entries
+        if entry.path.endswith(".py")
+        and entry.path.startswith(prefix)
+        and importable(entry.path[len(prefix) :])
+    ]
+
+
+def wheel_sources(entries: Sequence[ZipEntry], options: LayerOptions) -> list[Source]:
+    """The sources ``build_layer`` compiles of one wheel's ``entries`` (as ``wheel_entries``
+    reads them) in a layer built with ``options``: its batches, so they can be compiled as
+    soon as the wheel lands."""
+    kept = kept_entries(merge_entries(entries), options, "python/")
+    return module_sources(kept, prefix="python/", root=LAYER_ROOT)
 
 
 _PROTECTED = frozenset({"METADATA", "RECORD", "WHEEL"})  # what importlib.metadata and pip need

@@ -75,6 +75,11 @@ class OnceMemo(Generic[K, V]):
         with self._lock:
             self._values[key] = value
 
+    def drop(self, key: K) -> None:
+        """Forget the value made for ``key`` (its memory), if any."""
+        with self._lock:
+            self._values.pop(key, None)
+
     def make(self, key: K, build: Callable[[], V]) -> V:
         """The value for ``key``: made by ``build`` unless it was, or is being, made."""
         with self._lock:

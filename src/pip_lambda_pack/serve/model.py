@@ -211,4 +211,7 @@ def report_line(
         parts.append(f"Layers Missed: {figures.get('misses', 0)}")
         parts.append(f"Bytes Fetched: {figures.get('bytes_fetched', 0)}")
         parts.append(f"Provision Duration: {float(figures.get('provision_ms', 0)):.2f} ms")
+        for key, label in (("fetch_ms", "Fetch"), ("extract_ms", "Extract")):
+            if key in figures:  # the misses' download and verify, and their unpacking
+                parts.append(f"{label} Duration: {float(figures[key]):.2f} ms")
     return "\t".join(parts) + "\t"
