@@ -9,8 +9,9 @@ Everything runs on loopback, bounded in count and time. In one run:
    kept-alive HTTP/1.1 client posting Invoke requests) and through ``pip-lambda-pack
    invoke`` (a process per call, warm cache), side by side, and a bare aiohttp app with the
    same client;
-2. a cold start of ``validate`` split into fetch, extract and init, beside a fresh
-   interpreter that only imports pydantic from the same unpacked layers;
+2. a cold start of ``validate`` split into fetch, extract and init; with a warm cache, forked
+   from the zygote and (``--no-fork-server``) started as a new interpreter, beside a fresh
+   interpreter that only runs the handler's import lines from the same unpacked layers;
 3. the service's resident memory with ten functions warm, and each environment's.
 
 The Zipf mix over the bench corpus by planner strategy is bench/serve_zipf.py.
@@ -396,43 +397,59 @@ def tail_invoke(url: str, name: str, event: object) -> dict[str, float]:
     return {**{k: float(v) for k, v in REPORT.findall(report)}, "failed": float(failed)}
 
 
-def cold_split(project: Path, work: Path, python: str) -> list[str]:
-    """validate's cold start: empty cache vs warm cache vs a fresh interpreter that only
-    imports its dependencies (the handler's own import lines, and ``import pydantic``)."""
+def cold_split(project: Path, work: Path, python: str, rounds: int = 7) -> list[str]:
+    """validate's cold start: empty cache vs warm cache (forked from the zygote, and started
+    as a new interpreter with ``--no-fork-server``) vs a fresh interpreter that only imports
+    its dependencies (the handler's own import lines, and ``import pydantic``), interleaved."""
     store = project / ".lambda-pack" / "store"
     handler_imports = import_lines(ROOT / "examples" / "functions" / "validate" / "app.py")
-    empty, warm, imports, bare, module, fetches = [], [], [], [], [], []
-    for round_ in range(5):
+    empty, warm, execed, imports, bare, module, fetches = [], [], [], [], [], [], []
+    for round_ in range(rounds):
         cache = work / f"cold-cache-{round_}"
         shutil.rmtree(cache, ignore_errors=True)
         with serve(project, "--cache", str(cache), "--idle-s", "1") as service:
             empty.append(tail_invoke(service.url, "validate", EVENTS["validate"]))
         with serve(project, "--cache", str(cache)) as service:
             warm.append(tail_invoke(service.url, "validate", EVENTS["validate"]))
+        with serve(project, "--cache", str(cache), "--no-fork-server") as service:
+            execed.append(tail_invoke(service.url, "validate", EVENTS["validate"]))
         fetches.append(fetch_seconds(store, work / "fetch-copy"))
         paths = [str(p / "python") for p in sorted(cache.iterdir()) if (p / "python").is_dir()]
         imports.append(import_ms(python, paths, handler_imports))
         bare.append(import_ms(python, paths, "import pydantic"))
         code = [str(p) for p in sorted(cache.iterdir()) if (p / "app.py").is_file()]
         module.append(import_ms(python, code + paths, "import app"))
+        ratio = warm[-1]["Init Duration"] / imports[-1]
+        print(f"cold round {round_}: forked {warm[-1]['Init Duration']:.0f} ms, exec "
+              f"{execed[-1]['Init Duration']:.0f} ms, imports {imports[-1]:.0f} ms "
+              f"({ratio:.2f}x)", file=sys.stderr)  # fmt: skip
     med = statistics.median
     init_empty = med(r["Init Duration"] for r in empty)
     init_warm = med(r["Init Duration"] for r in warm)
+    init_exec = med(r["Init Duration"] for r in execed)
     fetched = med(r.get("Bytes Fetched", 0) for r in empty)
     fetch_ms = med(fetches) * 1000
     provision = med(r["Provision Duration"] for r in empty)
     shown = "; ".join(handler_imports.splitlines())
+    ratios = sorted(w["Init Duration"] / i for w, i in zip(warm, imports, strict=True))
     return [
-        "| validate (pydantic), median of 5 | ms |",
+        f"| validate (pydantic), median of {rounds} | ms |",
         "|---|---|",
         f"| cold start, empty cache: Init Duration | {init_empty:.0f} |",
         f"| of which fetch (reading the {fetched / 1e6:.1f} MB of blobs from the store) | "
         f"{fetch_ms:.0f} |",
         f"| of which extract (provisioning less fetch) | {max(0.0, provision - fetch_ms):.0f} |",
-        f"| of which init (interpreter, bootstrap, imports) | {init_empty - provision:.0f} |",
-        f"| cold start, warm cache: Init Duration | {init_warm:.0f} |",
+        f"| of which init (fork, bootstrap, imports) | {init_empty - provision:.0f} |",
+        f"| cold start, warm cache: Init Duration (forked from the zygote) | {init_warm:.0f} |",
+        f"| cold start, warm cache: Init Duration (`--no-fork-server`: a new interpreter) | "
+        f"{init_exec:.0f} |",
         f"| a fresh interpreter running the handler's imports (`{shown}`) | {med(imports):.0f} |",
-        f"| ratio warm-cache cold start / the handler's imports | {init_warm / med(imports):.2f} |",
+        f"| **ratio warm-cache cold start / the handler's imports** | "
+        f"**{init_warm / med(imports):.2f}** |",
+        f"| the same ratio per round, lowest to highest | "
+        f"{', '.join(f'{r:.2f}' for r in ratios)} |",
+        f"| ratio with `--no-fork-server` / the handler's imports | "
+        f"{init_exec / med(imports):.2f} |",
         f"| a fresh interpreter running `import pydantic` (pydantic 2 imports lazily) | "
         f"{med(bare):.0f} |",
         f"| ratio warm-cache cold start / `import pydantic` | {init_warm / med(bare):.2f} |",
