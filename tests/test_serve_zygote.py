@@ -174,6 +174,26 @@ def test_a_killed_zygote_takes_its_environments_and_is_replaced(root: Path) -> N
         assert second["ppid"] != served.process.pid  # a new zygote forked it
 
 
+def test_each_runtime_is_forked_from_a_zygote_of_its_own_python(root: Path) -> None:
+    from pip_lambda_pack.interpreters import find_optional
+    from pip_lambda_pack.target import get_target
+
+    other = (3, 12) if sys.version_info[:2] != (3, 12) else (3, 13)
+    name = f"python{other[0]}.{other[1]}"
+    if find_optional(get_target(f"{name}-x86_64"), any_machine=True) is None:
+        pytest.skip(f"needs a Python {other[0]}.{other[1]} interpreter (pyenv install)")
+    with serve(root, *_serve_args(root)) as served:
+        client = served.client()
+        create(client, "onhost", PROBE)
+        create(client, "onother", PROBE, runtime=name)
+        seen = {fn: call(client, fn, {})[1] for fn in ("onhost", "onother")}
+    assert seen["onhost"]["version"] == list(sys.version_info[:2])
+    assert seen["onother"]["version"] == list(other)
+    for probe in seen.values():
+        assert "zygote.py" in " ".join(probe["parent"])
+    assert seen["onhost"]["parent"][0] != seen["onother"]["parent"][0]  # two interpreters
+
+
 def test_an_environment_that_sets_start_up_variables_is_a_new_process(root: Path) -> None:
     with serve(root, *_serve_args(root)) as served:
         client = served.client()
