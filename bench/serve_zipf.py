@@ -88,12 +88,38 @@ def zipf_functions() -> dict[str, tuple[str, list[str]]]:
     return functions
 
 
+def zipf_weights(names: Sequence[str], seed: int = 7, s: float = 1.1) -> dict[str, float]:
+    """Function -> its Zipf weight (the mix the trace is drawn from; the plans are told it)."""
+    ranked = list(names)
+    random.Random(seed).shuffle(ranked)
+    return {name: 1 / (rank + 1) ** s for rank, name in enumerate(ranked)}
+
+
 def zipf_trace(names: Sequence[str], calls: int, seed: int = 7, s: float = 1.1) -> list[str]:
     rng = random.Random(seed)
     ranked = list(names)
     rng.shuffle(ranked)
     weights = [1 / (rank + 1) ** s for rank in range(len(ranked))]
     return rng.choices(ranked, weights, k=calls)
+
+
+def write_project(work: Path, row: str, planner: str) -> Path:
+    """serve_load's project of the Zipf functions for one row (a strategy, or
+    ``expected-time/VARIANT``), each function with its weight in the mix, and the planner's
+    lines (``planner``, TOML)."""
+    functions = zipf_functions()
+    strategy = row.split("/")[0]
+    project = serve_load.write_project(work / project_name(row), functions, strategy)
+    config = project / "lambda-pack.toml"
+    lines = config.read_text().split("\n")
+    weights = zipf_weights(sorted(functions))
+    for name, weight in weights.items():
+        at = lines.index(f"[functions.{name}]")
+        lines.insert(at + 1, f"weight = {weight:.6f}")
+    if planner:
+        lines.insert(lines.index(""), planner)
+    config.write_text("\n".join(lines))
+    return project
 
 
 @contextlib.contextmanager
@@ -110,31 +136,90 @@ def holding(lock: Path | None, mode: int) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def push_all(
-    work: Path, wheelhouse: Path, strategies: Sequence[str], planner: str
-) -> dict[str, int]:
-    """Each strategy's project built and pushed; strategy -> its number of layers. The
-    planner's own lines (``planner``, TOML) go into expected-time's lambda-pack.toml."""
+def project_name(row: str) -> str:
+    return "zipf-" + row.replace("/", "-")
+
+
+def planner_for(row: str, measured: str) -> str:
+    """The planner's lines of a row: expected-time gets the measured figures, its
+    ``/default`` variant none (the defaults: a 500 MB cache, unpacking free), its
+    ``/transfer`` variant all but the unpacking (``extract-mb-s``); the peers none."""
+    if row == "expected-time":
+        return measured
+    if row == "expected-time/transfer":
+        return "\n".join(x for x in measured.splitlines() if not x.startswith("extract-mb-s"))
+    return ""
+
+
+def push(work: Path, wheelhouse: Path, row: str, planner: str = "") -> int:
+    """The row's project built and pushed; its number of layers."""
     from pip_lambda_pack.lock import read_lock
 
-    offline = ["--no-index", "--find-links", str(wheelhouse)]
-    layers = {}
-    for strategy in strategies:
-        project = serve_load.write_project(work / f"zipf-{strategy}", zipf_functions(), strategy)
-        if strategy == "expected-time" and planner:
-            config = project / "lambda-pack.toml"
-            head, _, rest = config.read_text().partition("\n\n")
-            config.write_text(f"{head}\n{planner}\n\n{rest}")
-        serve_load.cli("push", *offline, cwd=project)
-        layers[strategy] = len(read_lock(project / "lambda-pack.lock").layers)
-    return layers
+    project = write_project(work, row, planner)
+    serve_load.cli("push", "--no-index", "--find-links", str(wheelhouse), cwd=project)
+    return len(read_lock(project / "lambda-pack.lock").layers)
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """What unpacking and fetching cost on this machine, from ``single``'s store: every
+    layer fetched and unpacked once into an empty cache by the shim."""
+
+    fetch_bps: float  # compressed bytes per second, download and sha256
+    extract_bps: float  # the wheels' unpacked bytes per second (the planner's unit)
+    per_blob_s: float  # the fixed cost of one blob (least squares over the layers)
+    bytecode: float  # a layer's unpacked bytes (with its .pyc) over its wheels' unpacked
+
+    def planner_lines(self, cap: int, cold_starts: int) -> str:
+        return "\n".join(
+            [
+                f"extract-mb-s = {self.extract_bps / 1e6:.1f}",
+                f"bandwidth-mb-s = {self.fetch_bps / 1e6:.1f}",
+                f"latency-ms = {self.per_blob_s * 1000:.1f}",
+                'fetch = "serial"',
+                f"cache-mb = {cap / self.bytecode / 1e6:.1f}",
+                f"worker-cold-starts = {cold_starts}",
+            ]
+        )
+
+
+def measure(work: Path, strategy: str = "single") -> Throughput:
+    from pip_lambda_pack import shim
+    from pip_lambda_pack.lock import read_lock
+
+    project = work / project_name(strategy)
+    wheels = read_lock(project / "lambda-pack.lock").wheels
+    reader = shim.open_reader(str(project / ".lambda-pack" / "store"))
+    rows = []  # (wheels' unpacked bytes, compressed, unpacked with .pyc, fetch s, extract s)
+    with tempfile.TemporaryDirectory(dir=work) as scratch:
+        cache = shim.Cache(Path(scratch) / "cache")
+        for name in sorted(zipf_functions()):
+            for layer in shim.read_task(reader, name).layers:
+                before = dict(cache.seconds)
+                if cache.ensure(layer, reader).hit:
+                    continue
+                fetch, extract = (cache.seconds[k] - before[k] for k in ("fetch", "extract"))
+                plain = sum(wheels[w].unpacked_size for w in layer.wheels)
+                rows.append((plain, layer.size, layer.unzipped_size, fetch, extract))
+    n = len(rows)
+    mean_u = sum(r[0] for r in rows) / n
+    mean_t = sum(r[4] for r in rows) / n
+    slope = sum((r[0] - mean_u) * (r[4] - mean_t) for r in rows) / sum(
+        (r[0] - mean_u) ** 2 for r in rows
+    )
+    return Throughput(
+        fetch_bps=sum(r[1] for r in rows) / sum(r[3] for r in rows),
+        extract_bps=sum(r[0] for r in rows) / sum(r[4] for r in rows),
+        per_blob_s=max(0.0, mean_t - slope * mean_u),
+        bytecode=sum(r[2] for r in rows) / sum(r[0] for r in rows),
+    )
 
 
 def cache_cap(work: Path, strategy: str) -> int:
     """The one cap for every strategy: CACHE_SHARE of the distinct wheels' unpacked bytes."""
     from pip_lambda_pack.lock import read_lock
 
-    lock = read_lock(work / f"zipf-{strategy}" / "lambda-pack.lock")
+    lock = read_lock(work / project_name(strategy) / "lambda-pack.lock")
     return int(sum(pin.unpacked_size for pin in lock.wheels.values()) * CACHE_SHARE)
 
 
@@ -209,12 +294,17 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "serve-bench")
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--block", type=int, default=4, help="calls per strategy in a turn")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help="rows; expected-time/default and expected-time/transfer plan without the measured "
+        "figures, or without the unpacking",
+    )
     parser.add_argument("--lock", type=Path, help="take this lock itself (see the top)")
     parser.add_argument("--holds", type=int, default=1, help="exclusive holds for the calls")
     parser.add_argument("--calls-out", type=Path, help="write every call's figures (JSON)")
     parser.add_argument(
-        "--planner", default="", help="TOML lines for expected-time's project, e.g. cache-mb = 60"
+        "--planner", default="", help="TOML lines for expected-time (default: from the measurement)"
     )
     args = parser.parse_args()
     work: Path = args.work.resolve()
@@ -222,17 +312,22 @@ def main() -> int:
     strategies = args.strategies.split(",")
     with holding(args.lock, fcntl.LOCK_SH):
         serve_load.fill_wheelhouse(wheelhouse)
-        layers = push_all(work, wheelhouse, strategies, args.planner)
-    cap = cache_cap(work, strategies[0])
+        push(work, wheelhouse, "single")
+    cap = cache_cap(work, "single")
+    with holding(args.lock, fcntl.LOCK_EX):
+        throughput = measure(work)
+    planner = args.planner or throughput.planner_lines(cap, args.calls)
+    with holding(args.lock, fcntl.LOCK_SH):
+        layers = {s: push(work, wheelhouse, s, planner_for(s, planner)) for s in strategies}
     functions = zipf_functions()
     trace = zipf_trace(sorted(functions), args.calls)
     with contextlib.ExitStack() as stack:
         urls = {}
         for strategy in strategies:
-            cache = work / f"zipf-cache-{strategy}"
+            cache = work / f"zipf-cache-{strategy.replace('/', '-')}"
             shutil.rmtree(cache, ignore_errors=True)
             options = ["--cache", str(cache), "--cache-max-bytes", str(cap)]
-            project = work / f"zipf-{strategy}"
+            project = work / project_name(strategy)
             service = stack.enter_context(
                 serve_load.serve(project, *options, "--max-environments", "2")
             )
@@ -251,8 +346,13 @@ def main() -> int:
         f"({CACHE_SHARE:.0%} of the distinct wheels unpacked), at most 2 environments; "
         f"{seconds:.0f} s of calls; load average (1 min) per hold: {held}.",
     ]
-    if args.planner:
-        out.append(f"expected-time planned with: {args.planner}")
+    out.append(
+        f"measured (single's store, every layer into an empty cache): fetch "
+        f"{throughput.fetch_bps / 1e6:.0f} MB/s, unpacking {throughput.extract_bps / 1e6:.1f} MB/s "
+        f"of wheels unpacked, {throughput.per_blob_s * 1000:.1f} ms per blob, layers unpack to "
+        f"{throughput.bytecode:.2f}x their wheels (bytecode)."
+    )
+    out.append(f"expected-time planned with: {'; '.join(planner.splitlines())}")
     print("\n".join(out))
     return 0
 

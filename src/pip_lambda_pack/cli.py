@@ -240,6 +240,12 @@ def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region in ARNs"
     )
+    serve.add_argument(
+        "--no-fork-server",
+        dest="fork_server",
+        action="store_false",
+        help="start every environment as a new interpreter, not forked from a warm one",
+    )
 
 
 def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -333,6 +339,15 @@ def _project_options() -> argparse.ArgumentParser:
     )
     model.add_argument("--cache-mb", type=float, help="worker cache size in MB")
     model.add_argument("--fetch", choices=["parallel", "serial"], help="how layers are fetched")
+    model.add_argument(
+        "--extract-mb-s",
+        type=float,
+        metavar="MB_S",
+        help="MB/s (unpacked) the shim unpacks a fetched layer at (default 0: not counted)",
+    )
+    model.add_argument(
+        "--worker-cold-starts", type=float, metavar="N", help="cold starts a worker cache lives for"
+    )
     model.add_argument(
         "--plan-effort",
         type=float,

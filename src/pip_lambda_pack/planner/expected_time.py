@@ -16,7 +16,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from .cost import CacheView, cache_view, fleet_expected, layer_cost
+from .cost import CacheView, cache_view, fleet_expected, layer_cost, priced
 from .local_search import merge_layers
 from .model import Fleet, Group, LayerPlan, PlanParams, plan_from_groups
 from .runtime_provided import runtime_warnings
@@ -132,7 +132,10 @@ def plan_expected_time(fleet: Fleet, params: PlanParams) -> LayerPlan:
     move onto an existing hotter layer that covers several of them (over-fetch that cannot
     shadow). Three such plans are built (see ``_candidates``) and the one the model prices
     lowest is kept. With ``params.previous``, keep the previous layers unless the fresh
-    plan is cheaper by more than ``params.stability_gain``."""
+    plan is cheaper by more than ``params.stability_gain``. Where unpacking is priced
+    (``params.extract_bps``) every step prices the ``priced`` fleet."""
+    real = fleet
+    fleet, params = priced(fleet, params)
     view = cache_view(fleet, params)
     greedy = sorted(
         (c.groups for c in _candidates(fleet, params, view)),
@@ -149,7 +152,7 @@ def plan_expected_time(fleet: Fleet, params: PlanParams) -> LayerPlan:
             groups = kept
     plan = plan_from_groups("expected-time", groups)
     extras = {"horizon": round(view.horizon, 3)}
-    return dataclasses.replace(plan, extras=extras, warnings=runtime_warnings(fleet, plan, params))
+    return dataclasses.replace(plan, extras=extras, warnings=runtime_warnings(real, plan, params))
 
 
 def _searched(

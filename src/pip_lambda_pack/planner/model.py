@@ -173,7 +173,12 @@ class PlanParams:
     cache_bytes: int = _settable(  # 0 keeps the default
         500 * MB, _number_option("cache-mb", "cache-mb = 500", lambda v: int(v * 1e6) or None)
     )
-    horizon: float = 400.0
+    horizon: float = _settable(  # cold starts a worker's cache lives for; 0 keeps the default
+        400.0, _number_option("worker-cold-starts", "worker-cold-starts = 400", lambda v: v or None)
+    )
+    extract_bps: float = _settable(  # unpacked bytes per second a miss is unpacked at; 0: free
+        0.0, _number_option("extract-mb-s", "extract-mb-s = 50", lambda v: v * 1e6)
+    )
     parallel_fetch: bool = _settable(
         True, _choice_option("fetch", ("parallel", "serial"), lambda v: v == "parallel")
     )

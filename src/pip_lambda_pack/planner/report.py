@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..units import human_size
-from .cost import cost_model, expected_fetch, expected_figures, fleet_expected, hit_rates
+from .cost import (
+    cost_model,
+    expected_fetch,
+    expected_figures,
+    fleet_expected,
+    hit_rates,
+    priced,
+)
 from .model import Fleet, LayerPlan, PlanParams, layer_size, layer_users, shares
 
 Q_NOTE = (
@@ -92,6 +99,8 @@ def _model_json(fleet: Fleet, plan: LayerPlan, params: PlanParams) -> dict[str, 
         "latency_ms": params.latency_s * 1000,
         "bandwidth_bps": params.bandwidth_bps,
         "cache_bytes": params.cache_bytes,
+        "extract_bps": params.extract_bps,
+        "worker_cold_starts": params.horizon,
         "fetch": "parallel" if params.parallel_fetch else "serial",
         "runtime_provided": params.runtime_provided,
         "expected_ms_per_cold_start": round(overall.ms, 3),
@@ -106,7 +115,8 @@ def function_figures(
     ids = plan.functions[name]
     sizes = [layer_size(fleet, plan, lid) for lid in ids]
     unpacked = sum(fleet.packages[p].unpacked_size for lid in ids for p in plan.layers[lid])
-    cold = expected_fetch(((s, 0.0) for s in sizes), cost_model(params))
+    timed, _ = priced(fleet, params)  # the unpacking counted where params price it
+    cold = expected_fetch(((layer_size(timed, plan, lid), 0.0) for lid in ids), cost_model(params))
     return {
         "layers": len(ids),
         "bytes": sum(sizes),
