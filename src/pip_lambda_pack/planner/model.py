@@ -182,7 +182,7 @@ class PlanParams:
     parallel_fetch: bool = _settable(
         True, _choice_option("fetch", ("parallel", "serial"), lambda v: v == "parallel")
     )
-    prior_weight: float = 0.01
+    prior_weight: float = 0.001
     usage: Mapping[str, float] | None = None
     target: str = "python3.12-x86_64"
     runtime_provided: str = _settable(
