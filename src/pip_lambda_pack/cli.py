@@ -240,6 +240,12 @@ def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region in ARNs"
     )
+    serve.add_argument(
+        "--no-fork-server",
+        dest="fork_server",
+        action="store_false",
+        help="start every environment as a new interpreter, not forked from a warm one",
+    )
 
 
 def _deploy_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:

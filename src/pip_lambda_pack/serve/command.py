@@ -60,6 +60,7 @@ def serve(
             catalog, envs, settings, index, args.code_storage_max_bytes
         ),
         log=settings.log,
+        zygote=args.fork_server,
     )
     return service.run(options)
 

@@ -35,6 +35,7 @@ from .model import (
     Limits,
     Outcome,
     Pool,
+    Process,
     ShuttingDown,
     Throttled,
     error_type_of,
@@ -44,6 +45,7 @@ from .model import (
     stamp,
     trace_id,
 )
+from .zygotes import Zygotes
 
 BOOTSTRAP = Path(bootstrap.__file__).resolve()
 API = f"/{bootstrap.API_VERSION}/runtime"
@@ -51,6 +53,11 @@ MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
 MEMORY_WATCH_S = 0.05  # how often working environments' memory is read
 _ACCEPTED = b'{"status": "OK"}'
 ACCOUNT = "000000000000"
+_CONSTANT_ENV = {
+    "LANG": "en_US.UTF-8",
+    "TZ": ":UTC",
+    "PYTHONUNBUFFERED": "1",  # output in the order it was written, as on Lambda
+}
 
 
 class Environments:
@@ -63,11 +70,14 @@ class Environments:
         base_env: Mapping[str, str],
         region: str,
         log: Callable[[str], None] = lambda line: None,
+        zygote: bool = True,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.limits = limits
         self.base_env = dict(base_env)
         self.region = region
         self.log = log
+        self.zygotes = Zygotes({**self.base_env, **_CONSTANT_ENV}, zygote, warn or log)
         self.pools: dict[str, Pool] = {}
         self.by_port: dict[int, Environment] = {}
         self.closing = False
@@ -179,6 +189,7 @@ class Environments:
             pool.spawning -= 1
 
     async def _start_process(self, pool: Pool, settings: FunctionSettings) -> None:
+        spawned = time.monotonic()  # Init Duration runs from here, as the baseline's from Popen
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -186,16 +197,7 @@ class Environments:
         await site.start()
         output, output_w = os.pipe()
         try:
-            process = await asyncio.create_subprocess_exec(
-                settings.python,
-                str(BOOTSTRAP),
-                env=self._environment(settings, port),
-                cwd="/",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output_w,
-                stderr=output_w,
-                start_new_session=True,  # its own process group: killed whole, no orphans
-            )
+            process = await self._launch(settings, self._environment(settings, port), output_w)
         except OSError:
             os.close(output)
             await site.stop()
@@ -209,7 +211,7 @@ class Environments:
             process=process,
             site=site,
             port=port,
-            spawned=time.monotonic(),
+            spawned=spawned,
             output=output,
         )
         with contextlib.suppress(OSError):
@@ -220,6 +222,28 @@ class Environments:
         self._keep(asyncio.create_task(self._watch(pool, env)))
         asyncio.get_running_loop().call_later(self.limits.init_timeout_s, self._init_timed_out, env)
         self.log(f"serve: {settings.name}: environment {env.id} started (pid {process.pid})")
+
+    async def _launch(
+        self, settings: FunctionSettings, env: dict[str, str], output: int
+    ) -> Process:
+        """The environment's process: forked by its interpreter's zygote where one runs and
+        the start-up would be the same, else ``python bootstrap.py``."""
+        zygote = await self.zygotes.get(settings.python) if self.zygotes.fits(env) else None
+        if zygote is not None:
+            try:
+                return await zygote.spawn(env, "/", [str(BOOTSTRAP)], output)
+            except OSError as exc:
+                self.log(f"serve: {settings.name}: fork server: {exc}; starting a new process")
+        return await asyncio.create_subprocess_exec(
+            settings.python,
+            str(BOOTSTRAP),
+            env=env,
+            cwd="/",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,  # its own process group: killed whole, no orphans
+        )
 
     def _environment(self, settings: FunctionSettings, port: int) -> dict[str, str]:
         """Lambda's variables, the function's own, then the store's (scrubbed before import)."""
@@ -239,9 +263,7 @@ class Environments:
             "_HANDLER": settings.handler,
             "AWS_DEFAULT_REGION": self.region,
             "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP.parent),
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "PYTHONUNBUFFERED": "1",  # output in the order it was written, as on Lambda
+            **_CONSTANT_ENV,
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             bootstrap.SERVE_LOG_ENV: "1",
         }
@@ -563,6 +585,7 @@ class Environments:
         for env in envs:
             _kill(env)
         await _wait_all(envs, 2.0)
+        await self.zygotes.close()
         await self.runner.cleanup()
 
 

@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -81,13 +81,26 @@ class Invocation:
     timer: asyncio.TimerHandle | None = None
 
 
+class Process(Protocol):
+    """An environment's process as the service uses it (``asyncio.subprocess.Process``, or
+    one a zygote forked): its pid, which is its process group's, and its exit status."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+
 @dataclass(eq=False, slots=True, kw_only=True)
 class Environment:
     """One process, its Runtime API site, and what it is doing."""
 
     id: str
     settings: FunctionSettings
-    process: asyncio.subprocess.Process
+    process: Process
     site: web.SockSite
     port: int
     spawned: float

@@ -22,9 +22,10 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ConfigError
+from ..manifest import parse_task
 from ..store import BlobStore, LocalStore
 from .api import Api
-from .catalog import Catalog
+from .catalog import Catalog, interpreter
 from .environments import Environments
 from .metrics import Metrics
 from .model import Limits, Outcome
@@ -68,6 +69,7 @@ class Options:
     deployer: Callable[[Catalog, Environments], Any] | None = None
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     log: Callable[[str], None] = lambda line: None
+    zygote: bool = True  # environments forked from a fork server per interpreter
 
 
 def is_loopback(host: str) -> bool:
@@ -95,6 +97,19 @@ def environment_variables(options: Options) -> dict[str, str]:
     return env
 
 
+def stored_interpreters(catalog: Catalog, most: int = 32) -> set[str]:
+    """The interpreters the store's functions run on (the first ``most`` names; what cannot
+    be read now is left out: its fork server starts on first use instead)."""
+    pythons: set[str] = set()
+    with contextlib.suppress(Exception):
+        for name in catalog.names()[:most]:
+            with contextlib.suppress(Exception):  # the cold start itself reports the error
+                digest = catalog.store.get_name(name)
+                task = parse_task(catalog.store.read_bytes(digest), f"task manifest of {name}")
+                pythons.add(interpreter(task.target))
+    return pythons
+
+
 def shim_store_url(store: BlobStore, url: str) -> str:
     return str(store.root.resolve()) if isinstance(store, LocalStore) else url
 
@@ -111,6 +126,8 @@ class Service:
             base_env=environment_variables(options),
             region=options.region,
             log=options.log,
+            zygote=options.zygote,
+            warn=options.say,
         )
         self.api = Api(self.catalog, self.environments, self.metrics, self.observe)
         if options.deployer is not None:
@@ -139,8 +156,12 @@ class Service:
         self.catalog.save(ServeRecord(functions=record.functions, usage=usage))
 
     async def start(self) -> int:
-        """Listen; the port (useful with port 0)."""
+        """Listen; the port (useful with port 0). The fork servers of the store's functions'
+        interpreters are started first, so a cold start right after does not wait for one."""
         await self.environments.start()
+        if self.options.zygote:
+            pythons = await asyncio.to_thread(stored_interpreters, self.catalog)
+            await self.environments.zygotes.warm(pythons)
         self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, shutdown_timeout=1)
