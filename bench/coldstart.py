@@ -82,8 +82,19 @@ def main() -> int:
         type=Path,
         help="with --corpus: also time the truly cold builds with the src/ of another commit",
     )
+    parser.add_argument(
+        "--unpack",
+        type=Path,
+        nargs="+",
+        help="only the shim's unpack time of these layer zips: as built (.pyc stored) and with"
+        " the .pyc deflated, by this shim and --baseline-src's, with the first target's Python",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="coldstart-"))
+    if args.unpack:
+        python = target_python(f"python{args.targets.split(',')[0]}-x86_64")
+        print_unpack(unpack_times(work, args.unpack, python, args.rounds, args.baseline_src))
+        return 0
     if args.corpus:
         print_corpus(corpus_builds(work / "corpus", args.build_rounds, args.baseline_src))
         return 0
@@ -115,7 +126,9 @@ def bench_target(work: Path, version: str, args: argparse.Namespace) -> dict[str
     figures: dict[str, object] = {"python": python, "build_s": medians(built)}
     figures["sizes"] = {mode: sizes(outs[mode]) for mode in MODES}
     figures["import_s"] = import_times(work, outs, python, args.rounds)
-    figures["coldstart_s"] = cold_starts(work, project, outs, python, args.rounds)
+    figures["coldstart_s"] = cold_starts(
+        work, project, outs, python, args.rounds, args.baseline_src
+    )
     return figures
 
 
@@ -193,6 +206,67 @@ def cold_build(project: Path, work: Path, mode: str, src: Path) -> float:
     took = time.perf_counter() - start
     shutil.rmtree(cache, ignore_errors=True)
     return took
+
+
+UNPACK_TIMER = (
+    "import sys, time, tempfile; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+    " import shim; out = Path(tempfile.mkdtemp(dir=sys.argv[3])); start = time.perf_counter();"
+    " [shim.extract(Path(z), (out / str(i)).mkdir() or out / str(i), 'x')"
+    " for i, z in enumerate(sys.argv[2].split(','))]; print(time.perf_counter() - start)"
+)
+
+
+def unpack_times(
+    work: Path, zips: list[Path], python: str, rounds: int, baseline: Path | None
+) -> dict[str, float | int]:
+    """Median seconds the shim takes to unpack ``zips`` (one process per sample, the
+    variants rotated every round), and the zips' bytes, as built and with the .pyc deflated."""
+    work.mkdir(parents=True, exist_ok=True)
+    deflated = [deflate_pycs(z, work / f"deflated-{z.name}") for z in zips]
+    shims = {"this": SRC / "pip_lambda_pack"}
+    if baseline is not None:
+        shims["baseline"] = baseline / "pip_lambda_pack"
+    variants = {
+        f"{name}/{kind}": (folder, files)
+        for name, folder in shims.items()
+        for kind, files in (("stored", zips), ("deflated", deflated))
+    }
+    samples: dict[str, list[float]] = {key: [] for key in variants}
+    for round_ in range(rounds):
+        for key in rotated(tuple(variants), round_):
+            folder, files = variants[key]
+            into = work / "unpacked"
+            into.mkdir(exist_ok=True)
+            joined = ",".join(map(str, files))
+            command = [python, "-s", "-E", "-c", UNPACK_TIMER, str(folder), joined, str(into)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            samples[key].append(float(done.stdout.strip().splitlines()[-1]))
+            shutil.rmtree(into)
+    figures: dict[str, float | int] = dict(medians(samples))
+    figures["stored_bytes"] = sum(z.stat().st_size for z in zips)
+    figures["deflated_bytes"] = sum(z.stat().st_size for z in deflated)
+    return figures
+
+
+def deflate_pycs(source: Path, target: Path) -> Path:
+    """``source`` with every stored .pyc deflated (zlib level 6), the rest as they were."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename.endswith(".pyc"):
+                info.compress_type = zipfile.ZIP_DEFLATED
+            new.writestr(info, data)
+    return target
+
+
+def print_unpack(figures: dict[str, float | int]) -> None:
+    print("| shim | .pyc in the zip | unpack (ms) |\n|---|---|---:|")
+    for key, value in figures.items():
+        if "/" in key:
+            shim, kind = key.split("/")
+            print(f"| {shim} | {kind} | {value * 1000:.0f} |")
+    stored, deflated = figures["stored_bytes"], figures["deflated_bytes"]
+    print(f"\nzips: .pyc stored {stored / 1e6:.2f} MB, deflated {deflated / 1e6:.2f} MB")
 
 
 def target_python(target: str) -> str:
@@ -314,8 +388,16 @@ def import_times(
     return {name: medians(by_mode) for name, by_mode in samples.items()}
 
 
+BASELINE_COLD_KEYS = ("none/extract@baseline", "checked-hash/extract@baseline")
+
+
 def cold_starts(
-    work: Path, project: Path, outs: dict[str, Path], python: str, rounds: int
+    work: Path,
+    project: Path,
+    outs: dict[str, Path],
+    python: str,
+    rounds: int,
+    baseline: Path | None = None,
 ) -> dict[str, dict[str, float]]:
     """Wall time of the shim process from an empty cache, per function, mode and layer way."""
     stores = {}
@@ -325,19 +407,23 @@ def cold_starts(
         push = ["push", "-q", "--bytecode", mode, "--out", str(outs[mode]), "--store", str(store)]
         cli(project, *push, cache=work / f"cache-{mode}")  # the build in place: nothing rebuilt
         stores[mode] = store
-    keys = list(COLD_KEYS)
+    keys = list(COLD_KEYS) + (list(BASELINE_COLD_KEYS) if baseline else [])
     names = [n for n in ("validate", "boto3-pydantic", "sqlalchemy") if n in manifest(outs["none"])]
     samples = {name: {key: [] for key in keys} for name in names}
     event = project / "events" / "validate.json"
     for round_ in range(rounds):
         for name in names:
             for key in rotated(tuple(keys), round_):
-                mode, way = key.split("/")
-                samples[name][key].append(shim_run(python, stores[mode], name, event, way, work))
+                mode, way = key.partition("@")[0].split("/")
+                shim = baseline / "pip_lambda_pack" / "shim.py" if "@" in key and baseline else SHIM
+                took = shim_run(python, stores[mode], name, event, way, work, shim)
+                samples[name][key].append(took)
     return {name: medians(by_key) for name, by_key in samples.items()}
 
 
-def shim_run(python: str, store: Path, name: str, event: Path, way: str, work: Path) -> float:
+def shim_run(
+    python: str, store: Path, name: str, event: Path, way: str, work: Path, shim: Path = SHIM
+) -> float:
     cache = work / "shim-cache"
     shutil.rmtree(cache, ignore_errors=True)
     env = {
@@ -346,7 +432,7 @@ def shim_run(python: str, store: Path, name: str, event: Path, way: str, work: P
         "LAMBDA_PACK_LAYERS": way,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    command = [python, str(SHIM), "--name", name, "--event", str(event), "--cache", str(cache)]
+    command = [python, str(shim), "--name", name, "--event", str(event), "--cache", str(cache)]
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -384,7 +470,7 @@ def print_imports(times: dict[str, dict[str, float]]) -> None:
 
 def print_coldstarts(times: dict[str, dict[str, float]]) -> None:
     print("\nFull cold start through the shim, empty cache (median wall ms):\n")
-    keys = list(COLD_KEYS)
+    keys = [key for key in next(iter(times.values()))] if times else list(COLD_KEYS)
     print("| function | " + " | ".join(keys) + " | best vs none/extract |")
     print("|---|" + "---:|" * (len(keys) + 1))
     for name, by_key in times.items():

@@ -17,6 +17,15 @@ to block), so a change of the machine's load falls on all of them alike. Every c
 rest (the environment's interpreter and bootstrap starting, the handler's import), with
 the layers it missed and the bytes it fetched.
 
+Every function carries its Zipf weight in its project (the mix, not the trace), so every
+strategy that uses weights is told the same. Before the calls the machine is measured:
+every layer of ``single``'s store fetched and unpacked once into an empty cache by the
+shim (fetch and unpack throughput, a blob's fixed cost, how much bytecode adds), and
+expected-time is planned with those figures (``extract-mb-s``, ``bandwidth-mb-s``,
+``latency-ms``, serial fetches, the cache cap in wheels' unpacked bytes, the calls as the
+worker's life); ``expected-time/default`` and ``expected-time/transfer`` rows plan with
+the defaults, or without the unpacking term, for comparison.
+
 With ``--lock FILE`` the script takes FILE itself: shared while it builds and pushes, and
 exclusively for the timed calls, in ``--holds`` parts (released between them, so the other
 engineers' tests run in between; the services and caches stay as they are, idle).

@@ -106,8 +106,13 @@ class PlannerOptions:
         return PlannerOptions(values={**self.values, **other.values})
 
     def digest_form(self) -> dict[str, object]:
-        """Every option (None when unset) under its field-like name, for the lock's digest."""
-        return {option.digest_name: self.values.get(option.key) for option in OPTIONS.values()}
+        """Every option (None when unset) under its field-like name, for the lock's digest;
+        one added later only when set (``Option.digested_unset``)."""
+        return {
+            option.digest_name: self.values.get(option.key)
+            for option in OPTIONS.values()
+            if option.digested_unset or option.key in self.values
+        }
 
 
 def planner_options(given: Mapping[str, object], where: str) -> PlannerOptions:

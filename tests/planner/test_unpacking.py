@@ -101,3 +101,12 @@ def test_a_shorter_worker_life_makes_each_first_fetch_count_for_more() -> None:
     long = fleet_expected(fleet(), plan, params).bytes
     short = fleet_expected(fleet(), plan, dataclasses.replace(params, horizon=20)).bytes
     assert short > long * 10
+
+
+def test_the_new_settings_leave_older_locks_digests_alone_until_set() -> None:
+    from pip_lambda_pack.config import planner_options
+
+    unset = planner_options({}, "here").digest_form()
+    assert "extract_mb_s" not in unset and "worker_cold_starts" not in unset
+    assert "cache_mb" in unset  # the older ones are digested unset, as before
+    assert planner_options({"extract-mb-s": 40}, "here").digest_form()["extract_mb_s"] == 40.0

@@ -32,7 +32,7 @@ class CostModel:
     cache_bytes: int = 500 * MB  # a worker's layer cache (Lambda's default /tmp is 512 MB)
     horizon: float = 400.0  # cold starts a worker's cache lives for
     parallel: bool = True  # fetches of one cold start overlap: one latency if anything misses
-    prior_weight: float = 0.01  # rate the most downloaded PyPI project adds (other tenants)
+    prior_weight: float = 0.001  # rate the most downloaded PyPI project adds (other tenants)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

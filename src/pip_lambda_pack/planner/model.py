@@ -89,6 +89,9 @@ class Option:
     convert: Callable[[Any], Any]  # user value -> field value; None keeps the default
     choices: tuple[str, ...] = ()  # for the CLI flag of a choice
     aliases: tuple[str, ...] = ()  # older config keys still read, oldest first
+    # in the lock's digest even when unset; False for options added later, so the digests of
+    # locks written before they existed stay what they were
+    digested_unset: bool = True
 
     @property
     def digest_name(self) -> str:
@@ -116,7 +119,11 @@ def _number(value: object) -> bool:
 
 
 def _number_option(
-    key: str, example: str, convert: Callable[[float], Any], aliases: tuple[str, ...] = ()
+    key: str,
+    example: str,
+    convert: Callable[[float], Any],
+    aliases: tuple[str, ...] = (),
+    digested_unset: bool = True,
 ) -> Option:
     return Option(
         key=key,
@@ -125,6 +132,7 @@ def _number_option(
         valid=_number,
         convert=convert,
         aliases=aliases,
+        digested_unset=digested_unset,
     )
 
 
@@ -174,15 +182,18 @@ class PlanParams:
         500 * MB, _number_option("cache-mb", "cache-mb = 500", lambda v: int(v * 1e6) or None)
     )
     horizon: float = _settable(  # cold starts a worker's cache lives for; 0 keeps the default
-        400.0, _number_option("worker-cold-starts", "worker-cold-starts = 400", lambda v: v or None)
+        400.0,
+        _number_option(
+            "worker-cold-starts", "worker-cold-starts = 400", lambda v: v or None, (), False
+        ),
     )
     extract_bps: float = _settable(  # unpacked bytes per second a miss is unpacked at; 0: free
-        0.0, _number_option("extract-mb-s", "extract-mb-s = 50", lambda v: v * 1e6)
+        0.0, _number_option("extract-mb-s", "extract-mb-s = 50", lambda v: v * 1e6, (), False)
     )
     parallel_fetch: bool = _settable(
         True, _choice_option("fetch", ("parallel", "serial"), lambda v: v == "parallel")
     )
-    prior_weight: float = 0.01
+    prior_weight: float = 0.001
     usage: Mapping[str, float] | None = None
     target: str = "python3.12-x86_64"
     runtime_provided: str = _settable(
