@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
@@ -75,9 +75,17 @@ class FakeFinder:
         raise AssertionError(f"FakeFinder cannot download {link.filename}")
 
     def download_many(
-        self, links: Sequence[FileLink], progress: Task | None = None
+        self,
+        links: Sequence[FileLink],
+        progress: Task | None = None,
+        ready: Callable[[FileLink, Path], None] | None = None,
     ) -> dict[str, Path]:
-        return {link.url: self.download(link) for link in links}
+        paths = {}
+        for link in links:
+            paths[link.url] = self.download(link)
+            if ready is not None:
+                ready(link, paths[link.url])
+        return paths
 
     def sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
         return {link.url: (link.size or 0, 2 * (link.size or 0)) for link in links}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from helpers import make_wheel
@@ -50,9 +50,17 @@ class GatedFinder:
         return self._finder.download(link)
 
     def download_many(
-        self, links: Sequence[FileLink], progress: Task | None = None
+        self,
+        links: Sequence[FileLink],
+        progress: Task | None = None,
+        ready: Callable[[FileLink, Path], None] | None = None,
     ) -> dict[str, Path]:
-        return {link.url: self.download(link) for link in links}
+        paths = {}
+        for link in links:
+            paths[link.url] = self.download(link)
+            if ready is not None:
+                ready(link, paths[link.url])
+        return paths
 
     def links(self, name: str) -> Sequence[FileLink]:
         return self._finder.links(name)

@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,19 +101,26 @@ class Downloads:
         return self._fetch_file(link)
 
     def download_many(
-        self, links: Sequence[FileLink], progress: Task | None = None
+        self,
+        links: Sequence[FileLink],
+        progress: Task | None = None,
+        ready: Callable[[FileLink, Path], None] | None = None,
     ) -> dict[str, Path]:
         """``download`` for each link in parallel threads sharing one client; keyed by URL.
-        ``progress`` advances by each file's bytes as it lands."""
-        unique = list({link.url: link for link in links}.values())
-        if all(self._hashed_already(link) for link in unique):  # nothing left to do in threads
-            return {link.url: self.download(link) for link in unique}
+        ``progress`` advances by each remote file's bytes and ``ready`` gets each file (in
+        its thread) as it lands; the largest start first, the longest to fetch and compile."""
+        unique = sorted({link.url: link for link in links}.values(), key=lambda x: -(x.size or 0))
 
         def fetch(link: FileLink) -> Path:
             path = self.download(link)
-            if progress is not None:
+            if progress is not None and not link.url.startswith("file:"):
                 progress.advance(link.size or path.stat().st_size)
+            if ready is not None:
+                ready(link, path)
             return path
+
+        if all(self._hashed_already(link) for link in unique):  # nothing left to do in threads
+            return {link.url: fetch(link) for link in unique}
 
         paths = list(self._shared.workers.pool().map(fetch, unique))
         return {link.url: path for link, path in zip(unique, paths, strict=True)}

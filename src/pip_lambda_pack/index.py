@@ -78,9 +78,13 @@ class Finder(Protocol):
         ...
 
     def download_many(
-        self, links: Sequence[FileLink], progress: Task | None = None
+        self,
+        links: Sequence[FileLink],
+        progress: Task | None = None,
+        ready: Callable[[FileLink, Path], None] | None = None,
     ) -> dict[str, Path]:
-        """``download`` of each link, keyed by URL (in parallel where it can)."""
+        """``download`` of each link, keyed by URL (in parallel where it can); ``ready``
+        gets each file as it lands."""
         ...
 
     def sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
@@ -161,9 +165,12 @@ class PackageFinder:
         return self._downloads.download(link)
 
     def download_many(
-        self, links: Sequence[FileLink], progress: Task | None = None
+        self,
+        links: Sequence[FileLink],
+        progress: Task | None = None,
+        ready: Callable[[FileLink, Path], None] | None = None,
     ) -> dict[str, Path]:
-        return self._downloads.download_many(links, progress)
+        return self._downloads.download_many(links, progress, ready)
 
     def metadata(self, link: FileLink) -> bytes:
         return self._wheels.metadata(link)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,13 +16,11 @@ from .errors import BuildError
 from .graph import Pin
 from .index import FileLink, Finder
 from .interpreters import Interpreter, for_project
-from .progress import QuietProgress
 from .resolve import ResolvedPackage, prefetch, resolve
 from .sdists import PythonLookup
 from .settings import FinderPool, Settings
 from .target import Target, get_target
 from .units import plural
-from .workers import THREADS as DOWNLOAD_THREADS
 
 if TYPE_CHECKING:  # imported when first needed: httpx and networkx take ~0.2 s to import
     from packaging.requirements import Requirement
@@ -139,46 +136,15 @@ def download(
 ) -> dict[str, Path]:
     """Verified local paths of the files, with progress when any comes from the network;
     ``ready`` is called with each file as it lands (in a download thread)."""
-    if ready is not None:
-        return _download_each(finder, links, settings, ready)
     remote = [link for link in links if not link.url.startswith("file:")]
     if not remote:
-        return finder.download_many(links)
+        return finder.download_many(links, ready=ready)
     total = sum(link.size or 0 for link in remote)
     task = settings.progress.task(f"fetching {plural(len(remote), 'wheel')}", total, "B")
     try:
-        return finder.download_many(links, progress=task)
+        return finder.download_many(links, progress=task, ready=ready)
     finally:
         task.finish()
-
-
-def _download_each(
-    finder: Finder,
-    links: Sequence[FileLink],
-    settings: Settings,
-    ready: Callable[[FileLink, Path], None],
-) -> dict[str, Path]:
-    """``download`` one file per thread, so each is handed to ``ready`` as it lands."""
-    # largest first: the longest downloads start at once, and the most to compile is first
-    unique = sorted({link.url: link for link in links}.values(), key=lambda link: -(link.size or 0))
-    remote = [link for link in unique if not link.url.startswith("file:")]
-    total = sum(link.size or 0 for link in remote)
-    progress = settings.progress if remote else QuietProgress()  # nothing to fetch, no line
-    task = progress.task(f"fetching {plural(len(remote), 'wheel')}", total, "B")
-
-    def fetch(link: FileLink) -> Path:
-        path = finder.download(link)
-        if not link.url.startswith("file:"):
-            task.advance(link.size or path.stat().st_size)
-        ready(link, path)
-        return path
-
-    try:
-        with ThreadPoolExecutor(max(1, min(len(unique), DOWNLOAD_THREADS))) as pool:
-            paths = list(pool.map(fetch, unique))
-    finally:
-        task.finish()
-    return {link.url: path for link, path in zip(unique, paths, strict=True)}
 
 
 def _pin(package: ResolvedPackage, size: int, unpacked: int) -> Pin:
