@@ -22,7 +22,6 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ConfigError
-from ..manifest import parse_task
 from ..store import BlobStore, LocalStore
 from .api import Api
 from .catalog import Catalog, interpreter
@@ -98,15 +97,16 @@ def environment_variables(options: Options) -> dict[str, str]:
 
 
 def stored_interpreters(catalog: Catalog, most: int = 32) -> set[str]:
-    """The interpreters the store's functions run on (the first ``most`` names; what cannot
-    be read now is left out: its fork server starts on first use instead)."""
+    """The interpreters the store's functions run on (the first ``most`` names, read through
+    the catalog, which keeps them for their first cold start; what cannot be read now is
+    left out: its fork server starts on first use instead)."""
     pythons: set[str] = set()
     with contextlib.suppress(Exception):
         for name in catalog.names()[:most]:
             with contextlib.suppress(Exception):  # the cold start itself reports the error
-                digest = catalog.store.get_name(name)
-                task = parse_task(catalog.store.read_bytes(digest), f"task manifest of {name}")
-                pythons.add(interpreter(task.target))
+                function = catalog.get(name)
+                if function is not None:
+                    pythons.add(interpreter(function.task.target))
     return pythons
 
 
