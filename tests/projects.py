@@ -123,3 +123,13 @@ def built_project(root: Path) -> Path:
     done = run(project, "build")
     assert done.returncode == 0, done.stderr
     return project
+
+
+def pushed_project(base: Path) -> Path:
+    """The example project under ``base``, built and pushed to its local store."""
+    (base / "wheelhouse").mkdir()
+    fill_wheelhouse(base / "wheelhouse")
+    project = write_project(base / "project", base / "wheelhouse")
+    done = run(project, "push")
+    assert done.returncode == 0, done.stderr
+    return project

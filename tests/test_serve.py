@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from projects import fill_wheelhouse, run, write_project
+from projects import pushed_project
 from serving import Served, create, serve, store_listing
 
 pytest.importorskip("aiohttp")
@@ -69,13 +69,7 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("serve")
-    (base / "wheelhouse").mkdir()
-    fill_wheelhouse(base / "wheelhouse")
-    project = write_project(base / "project", base / "wheelhouse")
-    done = run(project, "push")
-    assert done.returncode == 0, done.stderr
-    return project
+    return pushed_project(tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")

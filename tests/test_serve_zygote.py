@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from projects import fill_wheelhouse, run, write_project
+from projects import pushed_project
 from serving import create, serve
 
 pytest.importorskip("aiohttp")
@@ -62,13 +62,7 @@ VOLATILE = ("AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API", "_X_AMZN_TRA
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("zygote")
-    (base / "wheelhouse").mkdir()
-    fill_wheelhouse(base / "wheelhouse")
-    project = write_project(base / "project", base / "wheelhouse")
-    done = run(project, "push")
-    assert done.returncode == 0, done.stderr
-    return project
+    return pushed_project(tmp_path_factory.mktemp("zygote"))
 
 
 def alive(pid: int) -> bool:
