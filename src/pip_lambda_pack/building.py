@@ -19,7 +19,7 @@ from typing import Any
 
 from . import __version__
 from .atomic import write_bytes
-from .bytecode import Compiler, compile_sources, target_cache_tag
+from .bytecode import Compiler, fill_cache, target_cache_tag
 from .config import FunctionSpec, Project, function_bytecode, function_exclude, function_index
 from .direct import wheel_path
 from .errors import BuildError, PlanError
@@ -218,7 +218,7 @@ class _Overlap:
         options = self._options[lids[0]]
         assert options.compiler is not None
         with contextlib.suppress(BuildError):  # the layer's own compile reports it
-            compile_sources(options.compiler, wheel_sources(self._read(self._paths[pin]), options))
+            fill_cache(options.compiler, wheel_sources(self._read(self._paths[pin]), options))
 
     def _read(self, path: Path) -> list[ZipEntry]:
         return self._entries.make(path, lambda: wheel_entries(path))

@@ -26,16 +26,19 @@ import os
 import struct
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .atomic import remove_stale, write_bytes
 from .errors import BuildError, ConfigError
 from .interpreters import Interpreter
 from .target import Target
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 MODES = ("checked-hash", "unchecked-hash", "none")
 DEFAULT_MODE = "checked-hash"
 CHUNK = 200  # sources per compile process at most; fixed, so the output never depends on the pool
@@ -116,12 +119,31 @@ def compile_sources(compiler: Compiler, sources: Sequence[Source]) -> dict[str, 
     """The ``.pyc`` bytes of each source by its path; sources that do not compile for the
     target (a syntax error there) are left out, as pip and compileall do. Batches found in
     the compiler's cache are not compiled again."""
-    batches = source_batches(sources)
-    if not batches:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(len(batches), os.cpu_count() or 1)) as pool:
-        results = list(pool.map(lambda batch: _compiled_batch(compiler, batch), batches))
+    results = _each(lambda batch: _compiled_batch(compiler, batch), source_batches(sources))
     return {path: pyc for result in results for path, pyc in result.items()}
+
+
+def fill_cache(compiler: Compiler, sources: Sequence[Source]) -> None:
+    """Compile the batches of ``sources`` that the compiler's cache lacks into it (as a
+    wheel lands); a batch already there is not read: the layer's compile reads it."""
+    assert compiler.cache_dir is not None
+    jobs = []
+    for batch in source_batches(sources):
+        payload = b"".join(_frame(source) for source in batch)
+        key = _batch_key(compiler, payload)
+        where = _cache_path(compiler.cache_dir, key)
+        if not where.is_file():
+            jobs.append((key, payload, where))
+    _each(lambda job: _compiled_once(compiler, *job), jobs)
+
+
+def _each(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """``work`` of each item, in a pool of as many threads as CPUs (the compile processes
+    they start are limited to as many as well)."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(work, items))
 
 
 def source_batches(sources: Sequence[Source]) -> list[list[Source]]:
@@ -162,7 +184,7 @@ def _compiled_batch(compiler: Compiler, batch: Sequence[Source]) -> dict[str, by
     compiled (and cached)."""
     payload = b"".join(_frame(source) for source in batch)
     key = _batch_key(compiler, payload)
-    where = compiler.cache_dir / key[:2] / f"{key}.pycs" if compiler.cache_dir else None
+    where = _cache_path(compiler.cache_dir, key) if compiler.cache_dir else None
     output = _read_cached(where) if where else None
     if where is not None and output is not None:
         try:
@@ -197,6 +219,10 @@ def _compiled_once(compiler: Compiler, key: str, payload: bytes, where: Path | N
     finally:
         with _RUNNING_LOCK:
             del _RUNNING[key]
+
+
+def _cache_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / f"{key}.pycs"
 
 
 def _batch_key(compiler: Compiler, payload: bytes) -> str:

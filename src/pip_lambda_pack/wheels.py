@@ -160,6 +160,7 @@ def _wheel_entry(
         size=info.file_size,
         payload=payload,
         origin=wheel.name,
+        data=data if path.endswith(".py") else None,  # compiled later: inflated once
     )
 
 

@@ -11,7 +11,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Protocol
 
 from .errors import BuildError
@@ -37,6 +37,8 @@ class ZipEntry:
     size: int  # uncompressed
     payload: bytes
     origin: str  # the wheel (or directory) it came from, for error messages
+    # the uncompressed bytes, kept where a build reads them again (a module's source)
+    data: bytes | None = field(default=None, compare=False, repr=False)
 
 
 class HashingWriter:
@@ -106,6 +108,8 @@ def _same_bytes(a: ZipEntry, b: ZipEntry) -> bool:
 
 
 def inflate(entry: ZipEntry) -> bytes:
+    if entry.data is not None:
+        return entry.data
     if entry.method == zipfile.ZIP_STORED:
         return entry.payload
     return zlib.decompress(entry.payload, -15)
