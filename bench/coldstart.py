@@ -13,9 +13,10 @@ with the modes' order rotated every round and medians of ``--rounds``:
   read-only ``task`` (as Lambda has them), the handler module imported by the target
   interpreter with ``-B`` (nothing written, like PYTHONDONTWRITEBYTECODE=1) and timed
   inside the process (``perf_counter`` around the import);
-- cold start: the whole shim process (interpreter start, fetch from a local store into an
-  empty cache, unpack or zipimport, import, one invocation), wall time; for pure-Python
-  layers both ways the shim can put them on ``sys.path`` ($LAMBDA_PACK_LAYERS=extract|zip);
+- cold start: the whole shim process (interpreter start, the shim imported from deploy's
+  bootstrap layer built with the same mode, fetch from a local store into an empty cache,
+  unpack or zipimport, import, one invocation), wall time; for pure-Python layers both
+  ways the shim can put them on ``sys.path`` ($LAMBDA_PACK_LAYERS=extract|zip);
 - sizes of every function's layers (zip and unzipped);
 - build time: ``build`` from the lock with the wheels in the cache but no cached layers.
 """
@@ -37,7 +38,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SRC = ROOT / "src"
-SHIM = SRC / "pip_lambda_pack" / "shim.py"
 MODES = ("none", "checked-hash", "unchecked-hash")
 # bytecode mode / how the shim puts layers on sys.path
 COLD_KEYS = ("none/extract", "none/zip", "checked-hash/extract", "checked-hash/zip")
@@ -399,14 +399,23 @@ def cold_starts(
     rounds: int,
     baseline: Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Wall time of the shim process from an empty cache, per function, mode and layer way."""
-    stores = {}
+    """Wall time of the shim process from an empty cache, per function, mode and layer way.
+
+    The shim runs as a deployed function runs it: imported from the bootstrap layer (read
+    only, as /opt is) built with the same bytecode mode, so with ``none`` it is compiled at
+    every cold start and with the default its ``.pyc`` is used."""
+    stores, shims = {}, {}
     for mode in MODES:
         store = work / f"store-{mode}"
         shutil.rmtree(store, ignore_errors=True)
         push = ["push", "-q", "--bytecode", mode, "--out", str(outs[mode]), "--store", str(store)]
         cli(project, *push, cache=work / f"cache-{mode}")  # the build in place: nothing rebuilt
         stores[mode] = store
+        shims[mode] = bootstrap_layer(project, mode, work / f"bootstrap-{mode}", SRC)
+        if baseline is not None:
+            shims[f"{mode}@baseline"] = bootstrap_layer(
+                project, mode, work / f"bootstrap-{mode}-baseline", baseline
+            )
     keys = list(COLD_KEYS) + (list(BASELINE_COLD_KEYS) if baseline else [])
     names = [n for n in ("validate", "boto3-pydantic", "sqlalchemy") if n in manifest(outs["none"])]
     samples = {name: {key: [] for key in keys} for name in names}
@@ -415,26 +424,54 @@ def cold_starts(
         for name in names:
             for key in rotated(tuple(keys), round_):
                 mode, way = key.partition("@")[0].split("/")
-                shim = baseline / "pip_lambda_pack" / "shim.py" if "@" in key and baseline else SHIM
+                shim = shims[f"{mode}@baseline" if "@" in key else mode]
                 took = shim_run(python, stores[mode], name, event, way, work, shim)
                 samples[name][key].append(took)
     return {name: medians(by_key) for name, by_key in samples.items()}
 
 
+BOOTSTRAP = (
+    "import dataclasses, sys; from pathlib import Path;"
+    " from pip_lambda_pack.building import bootstrap_options, find_compiler;"
+    " from pip_lambda_pack.config import load_project;"
+    " from pip_lambda_pack.deploy import bootstrap_zip;"
+    " p = dataclasses.replace(load_project(Path(sys.argv[1])), bytecode=sys.argv[2]);"
+    " print(bootstrap_zip(Path(sys.argv[3]), bootstrap_options(p, find_compiler(p, print))).path)"
+)
+
+
+def bootstrap_layer(project: Path, mode: str, into: Path, src: Path) -> Path:
+    """``deploy``'s bootstrap layer (the shim) of ``src``, built with bytecode ``mode`` and
+    unpacked read-only into ``into``; its ``python`` folder, as /opt/python on Lambda."""
+    if into.exists():
+        subprocess.run(["chmod", "-R", "u+w", str(into)], check=True)
+        shutil.rmtree(into)
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = [sys.executable, "-c", BOOTSTRAP, str(project / "lambda-pack.toml"), mode]
+    done = subprocess.run([*command, str(into / "zip")], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"building the bootstrap layer of {src} failed:\n{done.stderr}")
+    with zipfile.ZipFile(done.stdout.strip().splitlines()[-1]) as archive:
+        archive.extractall(into / "opt")
+    subprocess.run(["chmod", "-R", "a-w", str(into / "opt")], check=True)
+    return into / "opt" / "python"
+
+
 def shim_run(
-    python: str, store: Path, name: str, event: Path, way: str, work: Path, shim: Path = SHIM
+    python: str, store: Path, name: str, event: Path, way: str, work: Path, shim: Path
 ) -> float:
     cache = work / "shim-cache"
     shutil.rmtree(cache, ignore_errors=True)
     env = {
         "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(shim),  # as /opt/python is on sys.path on Lambda
         "LAMBDA_PACK_STORE": str(store),
         "LAMBDA_PACK_LAYERS": way,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    command = [python, str(shim), "--name", name, "--event", str(event), "--cache", str(cache)]
+    command = [python, "-m", "pip_lambda_pack.shim", "--name", name, "--event", str(event)]
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    subprocess.run([*command, "--cache", str(cache)], env=env, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
