@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -61,3 +64,13 @@ def test_follow_ups_run_while_open_and_are_dropped_once_closed() -> None:
     late = threading.Event()
     workers.submit_if_open(late.set)
     assert not late.is_set()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity masks here")
+def test_usable_cpus_follows_the_affinity_mask_not_the_machine() -> None:
+    code = (
+        "import os; from pip_lambda_pack.workers import usable_cpus;"
+        " os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(usable_cpus())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "1"

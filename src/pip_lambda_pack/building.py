@@ -53,7 +53,7 @@ from .settings import FinderPool, Settings
 from .target import Target, get_target
 from .units import human_size, limit_size, plural
 from .wheels import wheel_entries
-from .workers import OnceMemo
+from .workers import OnceMemo, usable_cpus
 from .zipwrite import ZipEntry
 
 # Bump when layers.py would write different bytes for the same wheels: cached layers
@@ -180,7 +180,7 @@ class _Overlap:
         self._entries: OnceMemo[Path, list[ZipEntry]] = OnceMemo()
         self._built: dict[str, Future[Artifact]] = {}
         self._mutex = threading.Lock()
-        cpus = os.cpu_count() or 1
+        cpus = usable_cpus()
         self._compiling = ThreadPoolExecutor(cpus, "lambda-pack-precompile")
         # zlib and sha256 release the GIL, so threads overlap inflating, hashing and writing
         self._building = ThreadPoolExecutor(min(len(layers), cpus, 4), "lambda-pack-layer")

@@ -36,6 +36,7 @@ from .atomic import remove_stale, write_bytes
 from .errors import BuildError, ConfigError
 from .interpreters import Interpreter
 from .target import Target
+from .workers import usable_cpus
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -43,7 +44,7 @@ MODES = ("checked-hash", "unchecked-hash", "none")
 DEFAULT_MODE = "checked-hash"
 CHUNK = 200  # sources per compile process at most; fixed, so the output never depends on the pool
 BATCHING = "top-level/200"  # how sources are cut into batches: part of what the bytes depend on
-_LIMIT = threading.BoundedSemaphore(max(os.cpu_count() or 1, 1))  # compile processes at once
+_LIMIT = threading.BoundedSemaphore(usable_cpus())  # compile processes at once
 _RUNNING: dict[str, Future[bytes]] = {}  # batches being compiled, by key: asked for twice, run once
 _RUNNING_LOCK = threading.Lock()
 _WORKER = """\
@@ -142,7 +143,7 @@ def _each(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
     they start are limited to as many as well)."""
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(items), usable_cpus())) as pool:
         return list(pool.map(work, items))
 
 

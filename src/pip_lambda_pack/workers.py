@@ -4,6 +4,7 @@ threads ask for it at the same time."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,15 @@ if TYPE_CHECKING:
     from .httpfetch import IndexHttp
 
 THREADS = 8  # for prefetches and downloads: network-bound; hashing releases the GIL
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's cpuset or
+    ``taskset``), not the machine's count, as uv counts them: CPU-bound pools are sized by it."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
