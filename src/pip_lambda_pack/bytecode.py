@@ -127,15 +127,9 @@ def compile_sources(compiler: Compiler, sources: Sequence[Source]) -> dict[str, 
 def fill_cache(compiler: Compiler, sources: Sequence[Source]) -> None:
     """Compile the batches of ``sources`` that the compiler's cache lacks into it (as a
     wheel lands); a batch already there is not read: the layer's compile reads it."""
-    assert compiler.cache_dir is not None
-    jobs = []
-    for batch in source_batches(sources):
-        payload = b"".join(_frame(source) for source in batch)
-        key = _batch_key(compiler, payload)
-        where = _cache_path(compiler.cache_dir, key)
-        if not where.is_file():
-            jobs.append((key, payload, where))
-    _each(lambda job: _compiled_once(compiler, *job), jobs)
+    jobs = [_job(compiler, batch) for batch in source_batches(sources)]
+    missing = [job for job in jobs if job[2] is not None and not job[2].is_file()]
+    _each(lambda job: _compiled_once(compiler, *job), missing)
 
 
 def _each(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
@@ -183,9 +177,7 @@ def _top_level(path: str) -> str:
 def _compiled_batch(compiler: Compiler, batch: Sequence[Source]) -> dict[str, bytes]:
     """One batch's ``.pyc`` bytes: from the cache when a verified copy is there, else
     compiled (and cached)."""
-    payload = b"".join(_frame(source) for source in batch)
-    key = _batch_key(compiler, payload)
-    where = _cache_path(compiler.cache_dir, key) if compiler.cache_dir else None
+    key, payload, where = _job(compiler, batch)
     output = _read_cached(where) if where else None
     if where is not None and output is not None:
         try:
@@ -222,8 +214,12 @@ def _compiled_once(compiler: Compiler, key: str, payload: bytes, where: Path | N
             del _RUNNING[key]
 
 
-def _cache_path(cache_dir: Path, key: str) -> Path:
-    return cache_dir / key[:2] / f"{key}.pycs"
+def _job(compiler: Compiler, batch: Sequence[Source]) -> tuple[str, bytes, Path | None]:
+    """A batch's key, the worker's input and where its output is cached (None: no cache)."""
+    payload = b"".join(_frame(source) for source in batch)
+    key = _batch_key(compiler, payload)
+    cache = compiler.cache_dir
+    return key, payload, cache / key[:2] / f"{key}.pycs" if cache else None
 
 
 def _batch_key(compiler: Compiler, payload: bytes) -> str:
