@@ -91,7 +91,9 @@ class Environments:
                 web.post(f"{API}/init/error", self._init_error),
             ]
         )
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
 
     async def start(self) -> None:
         await self.runner.setup()
@@ -193,7 +195,7 @@ class Environments:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        site = web.SockSite(self.runner, sock, shutdown_timeout=0.5)
+        site = web.SockSite(self.runner, sock)
         await site.start()
         output, output_w = os.pipe()
         try:

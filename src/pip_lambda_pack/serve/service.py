@@ -162,9 +162,11 @@ class Service:
         if self.options.zygote:
             pythons = await asyncio.to_thread(stored_interpreters, self.catalog)
             await self.environments.zygotes.warm(pythons)
-        self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.api.app(), access_log=None, handle_signals=False, shutdown_timeout=1
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.options.host, self.options.port, shutdown_timeout=1)
+        site = web.TCPSite(self._runner, self.options.host, self.options.port)
         try:
             await site.start()
         except OSError as exc:
