@@ -180,6 +180,7 @@ class _Overlap:
         self._entries: OnceMemo[Path, list[ZipEntry]] = OnceMemo()
         self._built: dict[str, Future[Artifact]] = {}
         self._mutex = threading.Lock()
+        self._sources = any(option.compiler is not None for option in options.values())
         cpus = usable_cpus()
         self._compiling = ThreadPoolExecutor(cpus, "lambda-pack-precompile")
         # zlib and sha256 release the GIL, so threads overlap inflating, hashing and writing
@@ -221,7 +222,7 @@ class _Overlap:
             fill_cache(options.compiler, wheel_sources(self._read(self._paths[pin]), options))
 
     def _read(self, path: Path) -> list[ZipEntry]:
-        return self._entries.make(path, lambda: wheel_entries(path))
+        return self._entries.make(path, lambda: wheel_entries(path, sources=self._sources))
 
     def _build(self, lid: str) -> Artifact:
         members = self._layers[lid]

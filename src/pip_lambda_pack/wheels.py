@@ -21,8 +21,9 @@ from .zipwrite import ZipEntry, stored_entry
 SHEBANG = b"#!/usr/bin/env python3"
 
 
-def wheel_entries(wheel: Path) -> list[ZipEntry]:
-    """The layer entries of one wheel, with their paths mapped by the wheel install rules."""
+def wheel_entries(wheel: Path, *, sources: bool = False) -> list[ZipEntry]:
+    """The layer entries of one wheel, with their paths mapped by the wheel install rules;
+    with ``sources``, each ``.py`` keeps its inflated bytes (``data``) for the compiler."""
     try:
         with zipfile.ZipFile(wheel) as archive, open(wheel, "rb") as raw:
             dist_info = _dist_info(wheel, archive)
@@ -33,7 +34,7 @@ def wheel_entries(wheel: Path) -> list[ZipEntry]:
             scripts = console_scripts(wheel.name, _entry_points(archive, dist_info))
             entries = list(scripts.values())
             for info in archive.infolist():
-                entry = _wheel_entry(wheel, (archive, raw), info, data_dir, record)
+                entry = _wheel_entry(wheel, (archive, raw), info, data_dir, record, sources)
                 if entry is not None and entry.path not in scripts:  # as pip: entry points win
                     entries.append(entry)
             return entries
@@ -124,6 +125,7 @@ def _wheel_entry(
     info: zipfile.ZipInfo,
     data_dir: str,
     record: RecordCheck,
+    sources: bool,
 ) -> ZipEntry | None:
     """The layer entry of one wheel file (None: not installed), checked against RECORD."""
     archive, raw = files
@@ -160,7 +162,7 @@ def _wheel_entry(
         size=info.file_size,
         payload=payload,
         origin=wheel.name,
-        data=data if path.endswith(".py") else None,  # compiled later: inflated once
+        data=data if sources and path.endswith(".py") else None,  # inflated once
     )
 
 
