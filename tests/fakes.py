@@ -13,6 +13,20 @@ from pip_lambda_pack.index import FileLink, FollowUp
 from pip_lambda_pack.progress import Task
 
 
+def one_by_one(
+    download: Callable[[FileLink], Path],
+    links: Sequence[FileLink],
+    ready: Callable[[FileLink, Path], None] | None,
+) -> dict[str, Path]:
+    """``Finder.download_many`` for a fake: each link downloaded in turn, ``ready`` after each."""
+    paths = {}
+    for link in links:
+        paths[link.url] = download(link)
+        if ready is not None:
+            ready(link, paths[link.url])
+    return paths
+
+
 class FakeFinder:
     """A ``Finder`` over files declared in memory: no network, no cache, every call recorded.
 
@@ -80,12 +94,7 @@ class FakeFinder:
         progress: Task | None = None,
         ready: Callable[[FileLink, Path], None] | None = None,
     ) -> dict[str, Path]:
-        paths = {}
-        for link in links:
-            paths[link.url] = self.download(link)
-            if ready is not None:
-                ready(link, paths[link.url])
-        return paths
+        return one_by_one(self.download, links, ready)
 
     def sizes(self, links: Sequence[FileLink]) -> dict[str, tuple[int, int]]:
         return {link.url: (link.size or 0, 2 * (link.size or 0)) for link in links}

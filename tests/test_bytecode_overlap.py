@@ -7,6 +7,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from fakes import one_by_one
 from helpers import make_wheel
 from pip_lambda_pack.building import build_project, find_compiler, layer_options
 from pip_lambda_pack.bytecode import Compiler, importable, pyc_path
@@ -55,12 +56,7 @@ class GatedFinder:
         progress: Task | None = None,
         ready: Callable[[FileLink, Path], None] | None = None,
     ) -> dict[str, Path]:
-        paths = {}
-        for link in links:
-            paths[link.url] = self.download(link)
-            if ready is not None:
-                ready(link, paths[link.url])
-        return paths
+        return one_by_one(self.download, links, ready)
 
     def links(self, name: str) -> Sequence[FileLink]:
         return self._finder.links(name)
