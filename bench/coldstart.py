@@ -308,7 +308,11 @@ def make_project(root: Path, target: str, only: str | None = None) -> Path:
 
 
 def cli(project: Path, *args: str, cache: Path | None = None, src: Path = SRC) -> None:
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    """The tool on ``project``; its own modules' ``.pyc`` written once and used after, as an
+    installed tool's are (with PYTHONDONTWRITEBYTECODE inherited, every build compiled
+    ~55 of its modules again: 0.25 s of each timed build)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(src)
     if cache is not None:
         env["LAMBDA_PACK_CACHE_DIR"] = str(cache)
     subprocess.run(
