@@ -117,19 +117,19 @@ def fleet_file(tmp_path: Path) -> Path:
 
 def built_project(root: Path) -> Path:
     """The test project (tests/projects.py) over a fresh wheelhouse under root, built once."""
-    (root / "wheelhouse").mkdir()
-    fill_wheelhouse(root / "wheelhouse")
-    project = write_project(root / "project", root / "wheelhouse")
-    done = run(project, "build")
-    assert done.returncode == 0, done.stderr
-    return project
+    return _project_after(root, "build")
 
 
 def pushed_project(base: Path) -> Path:
     """The example project under ``base``, built and pushed to its local store."""
+    return _project_after(base, "push")
+
+
+def _project_after(base: Path, command: str) -> Path:
+    """The test project over a fresh wheelhouse under ``base``, after ``command`` succeeded."""
     (base / "wheelhouse").mkdir()
     fill_wheelhouse(base / "wheelhouse")
     project = write_project(base / "project", base / "wheelhouse")
-    done = run(project, "push")
+    done = run(project, command)
     assert done.returncode == 0, done.stderr
     return project
